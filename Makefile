@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make run` (the app on the built-in corpus) and `make test`.
+# Both are idempotent: the virtual environment is built once and rebuilt when pyproject changes.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PORT   ?= 8501
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch is pinned to 2.13.0 in pyproject: the CPU build (any other version pulls CUDA).
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/streamlit run streamlit_app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	for b in bench/*.py; do echo "## $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

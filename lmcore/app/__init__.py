@@ -1,0 +1,1 @@
+"""lmcore.app: the only layer that imports streamlit; what the pages share."""

@@ -1,0 +1,25 @@
+"""Shared test fixtures: the KenLM reference folder, a private LMCORE_HOME, fixed seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture
+def kenlm_dir() -> Path:
+    """The KenLM reference data; tests that need it skip with a reason when it is absent."""
+    d = FIXTURES / "kenlm"
+    if not (d / "expected.json").exists():
+        pytest.skip(f"KenLM fixtures not found at {d} (they live in ../shared/fixtures)")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path, monkeypatch) -> None:
+    """Every test gets its own LMCORE_HOME so the run store never touches ~/.lmcore."""
+    monkeypatch.setenv("LMCORE_HOME", str(tmp_path / "lmcore-home"))
