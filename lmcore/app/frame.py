@@ -1,0 +1,101 @@
+"""The frame every page starts with: page config, the shared sidebar, and error containment.
+
+Each page calls `page(...)` first. That makes a page opened directly by URL on a fresh server
+work (it needs nothing from the entrypoint), and gives every page the same sidebar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from lmcore.app.state import Lab, get_lab
+from lmcore.data.corpus import CorpusError
+from lmcore.settings import LimitError, get_settings
+
+log = logging.getLogger("lmcore.app")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_EXPECTED = (CorpusError, LimitError, ValueError, FileNotFoundError)
+
+
+def page(title: str, icon: str = "🧪", intro: str | None = None) -> Lab:
+    """Set the page config, draw the shared sidebar and the title; return this session's Lab."""
+    st.set_page_config(page_title=f"{title} · lmcore", page_icon=icon, layout="wide")
+    lab = get_lab()
+    _sidebar(lab)
+    st.title(f"{icon} {title}")
+    if intro:
+        st.markdown(intro)
+    return lab
+
+
+def _sidebar(lab: Lab) -> None:
+    """Current corpus, tokenizer, models and running jobs: what every experiment will use."""
+    with st.sidebar:
+        st.markdown("### lmcore lab")
+        c = lab.corpus
+        st.markdown(f"**Corpus:** {c.name}  \n{c.chars:,} characters · {c.lines:,} lines  \n"
+                    f"encoding `{c.encoding}` · `{c.fingerprint[:8]}`")
+        if c.entropy_rate is not None:
+            st.caption(f"True entropy rate: {c.entropy_rate:.4f} bits/char")
+        tok = lab.tokenizer
+        st.markdown(f"**Tokenizer:** {tok.kind} ({tok.vocab_size:,} tokens)" if tok
+                    else "**Tokenizer:** none yet (Corpus page)")
+        if lab.models:
+            st.markdown("**Models:** " + ", ".join(f"`{name}`" for name in lab.models))
+        else:
+            st.markdown("**Models:** none trained in this session")
+        _sidebar_jobs()
+        s = get_settings()
+        st.caption(f"Limits: upload {s.upload_mb} MB · {s.max_chars:,} chars · "
+                   f"{s.max_params:,} params · {s.max_steps:,} steps · {s.max_jobs} jobs")
+
+
+def _sidebar_jobs() -> None:
+    from lmcore.app.jobs import registry
+
+    jobs = [j for j in registry().jobs() if j.status in ("waiting", "running")]
+    if not jobs:
+        return
+    st.markdown("**Running jobs:**")
+    for job in jobs:
+        pct = f"{100 * job.progress:.0f}%" if job.progress else job.status
+        st.caption(f"{job.name}: {pct}")
+
+
+def show_error(exc: BaseException) -> None:
+    """One readable error box; the traceback goes to the server log, never to the page."""
+    if isinstance(exc, _EXPECTED):
+        st.error(str(exc), icon="⚠️")
+    else:
+        log.error("unexpected error in page:\n%s", "".join(traceback.format_exception(exc)))
+        st.error(f"Something went wrong ({type(exc).__name__}: {exc}). Your data is unchanged; "
+                 "try smaller settings or another input.", icon="⚠️")
+
+
+@contextlib.contextmanager
+def errors() -> Iterator[None]:
+    """`with errors():` turns any exception inside into an error box on the page."""
+    try:
+        yield
+    except Exception as exc:  # Streamlit's stop/rerun are BaseExceptions and pass through
+        show_error(exc)
+
+
+def guard(fn: F) -> F:
+    """Decorator form of `errors()`: the function returns None when it failed."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with errors():
+            return fn(*args, **kwargs)
+        return None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,90 @@
+"""Corpus & tokenizers: what text the lab uses, how it was decoded, how it splits into tokens."""
+
+import pandas as pd
+import streamlit as st
+from lmcore.data.tokenizers import tokenizer_stats, train_tokenizer
+
+from lmcore.app.charts import frequency_bar, grouped_bars
+from lmcore.app.corpus_picker import corpus_picker
+from lmcore.app.frame import errors, page
+from lmcore.app.highlight import token_boundaries_html
+from lmcore.data.frequency import char_frequency, token_frequency
+
+KINDS = ["char", "byte", "word", "bpe", "wordpiece", "unigram"]
+
+lab = page(
+    "Corpus & tokenizers", "📚",
+    "Everything starts from bytes. lmcore detects the encoding, repairs mojibake, and then "
+    "cuts the text into **tokens**: characters, bytes, words or learned subwords. A model's "
+    "per-token perplexity depends on this choice; **bits per character** does not, which is "
+    "why the lab reports it everywhere.",
+)
+
+corpus_picker(lab, key="corpus")
+c = lab.corpus
+split = c.split()
+
+st.subheader("The text")
+cols = st.columns(5)
+cols[0].metric("Characters", f"{c.chars:,}")
+cols[1].metric("Lines", f"{c.lines:,}")
+cols[2].metric("UTF-8 bytes", f"{c.bytes_utf8:,}")
+cols[3].metric("Encoding", c.encoding)
+cols[4].metric("Fingerprint", c.fingerprint[:10])
+st.caption(f"Deterministic split: train {len(split.train):,} · validation {len(split.valid):,} · "
+           f"test {len(split.test):,} characters.")
+if c.entropy_rate is not None:
+    st.info(f"This synthetic source has an exactly known entropy rate of "
+            f"**{c.entropy_rate:.4f} bits per character**: no model can do better on average.")
+with st.expander("Encoding and repair report", expanded=bool(c.repairs)):
+    st.write(f"Source: {c.source}; detected encoding: `{c.encoding}`.")
+    st.write("\n".join(f"- {r}" for r in c.repairs) if c.repairs else "No repairs were needed.")
+st.plotly_chart(frequency_bar(char_frequency(c.text), "Character frequency"),
+                key="char_freq")
+
+st.subheader("Tokenizers")
+st.markdown("Train tokenizers on the training split and compare them on the test split. "
+            "*chars/token* says how much text one model step sees; *unk share* says how much "
+            "text a tokenizer cannot represent.")
+left, right = st.columns([2, 1])
+kinds = left.multiselect("Kinds", KINDS, default=["char", "byte", "bpe", "unigram"])
+vocab = right.number_input("Vocabulary size (bpe, wordpiece, unigram)", 100, 50_000, 1000,
+                           step=100)
+cache = lab.results.setdefault("tokenizers", {})
+if st.button("Train tokenizers", type="primary"):
+    bar = st.progress(0.0, "training…")
+    with errors():
+        for i, kind in enumerate(kinds):
+            bar.progress(i / max(len(kinds), 1), f"training {kind}…")
+            tok = train_tokenizer(kind, split.train,
+                                  vocab_size=int(vocab) if kind in ("bpe", "wordpiece",
+                                                                   "unigram") else None)
+            cache[(c.fingerprint, kind)] = tok
+        bar.progress(1.0, "done")
+trained = {k: t for (fp, k), t in cache.items() if fp == c.fingerprint}
+if trained:
+    stats = {k: tokenizer_stats(t, split.test or split.train) for k, t in trained.items()}
+    table = pd.DataFrame([s.as_dict() for s in stats.values()])
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download table (CSV)", table.to_csv(index=False), "tokenizers.csv",
+                       "text/csv")
+    st.plotly_chart(grouped_bars(list(stats), {
+        "chars per token": [s.chars_per_token for s in stats.values()],
+        "bytes per token": [s.bytes_per_token for s in stats.values()],
+    }, "How much text one token carries", "per token"), key="tok_compare")
+    choice = st.selectbox("Current tokenizer (used by the other pages)", list(trained),
+                          index=list(trained).index(lab.tokenizer.kind)
+                          if lab.tokenizer and lab.tokenizer.kind in trained else 0)
+    lab.tokenizer = trained[choice]
+    tok = lab.tokenizer
+    sample = st.text_area("Sample text coloured by token boundaries",
+                          (split.test or c.text)[:600], height=120)
+    with errors():
+        ids, offsets = tok.encode_offsets(sample)
+        st.markdown(token_boundaries_html(sample, offsets), unsafe_allow_html=True)
+        st.caption(f"{len(ids)} tokens for {len(sample)} characters "
+                   f"({len(sample) / max(len(ids), 1):.2f} chars/token).")
+        st.plotly_chart(frequency_bar(token_frequency(tok, split.train[:200_000]),
+                                      f"Token frequency ({tok.kind})"), key="tok_freq")
+    st.download_button("Download tokenizer (JSON)", tok.to_json(), f"{tok.kind}.json",
+                       "application/json")

@@ -1,0 +1,26 @@
+"""Shared AppTest plumbing: open a page file, run it, and fail on any exception element."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def open_page(relpath: str, timeout: float = 60) -> AppTest:
+    """Run one page script the way a direct URL on a fresh server would (no entrypoint)."""
+    at = AppTest.from_file(str(ROOT / relpath), default_timeout=timeout)
+    at.run()
+    assert_no_exception(at)
+    return at
+
+
+def assert_no_exception(at: AppTest) -> None:
+    """No traceback element on the page (errors must be st.error boxes)."""
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def error_texts(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]

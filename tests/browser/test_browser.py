@@ -1,0 +1,69 @@
+"""Click through the real app in Chromium: every page by URL, an upload, a page switch."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from browserkit import ROOT, exceptions_on, screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+PAGES = sorted(p.stem for p in (ROOT / "pages").glob("*.py"))
+
+
+def _url_path(stem: str) -> str:
+    """Streamlit's URL for pages/N_Name.py is /Name (the number only orders the sidebar)."""
+    return stem.split("_", 1)[1]
+
+
+def test_home_page(page, server):
+    page.goto(server)
+    wait_idle(page)
+    assert "lmcore" in page.locator("h1").first.inner_text()
+    assert not exceptions_on(page)
+    assert screenshot(page, "00_home").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("stem", PAGES)
+def test_every_page_opens_by_url(page, server, stem):
+    page.goto(f"{server}/{_url_path(stem)}")
+    wait_idle(page)
+    assert not exceptions_on(page), exceptions_on(page)
+    assert page.locator("h1").count() >= 1
+    screenshot(page, stem)
+
+
+def test_upload_then_switch_pages(page, server, tmp_path: Path):
+    page.goto(f"{server}/Corpus_and_tokenizers")
+    wait_idle(page)
+    page.get_by_text("Upload a file").first.click()
+    wait_idle(page)
+    text = "北京是中国的首都。Beijing is the capital of China.\n" * 50
+    f = tmp_path / "mixed.txt"
+    f.write_bytes(text.encode("utf-16"))
+    page.locator('input[type="file"]').first.set_input_files(str(f))
+    page.get_by_text("Using mixed.txt").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert not exceptions_on(page)
+    screenshot(page, "upload_utf16")
+    # the corpus follows the visitor to another page (session state, via the sidebar link)
+    page.locator('[data-testid="stSidebarNav"] a').nth(2).click()
+    wait_idle(page)
+    assert "mixed.txt" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert not exceptions_on(page)
+
+
+def test_bad_upload_shows_error_box(page, server, tmp_path: Path):
+    page.goto(f"{server}/Corpus_and_tokenizers")
+    wait_idle(page)
+    page.get_by_text("Upload a file").first.click()
+    wait_idle(page)
+    f = tmp_path / "archive.gz"
+    f.write_bytes(gzip.compress(b"some text " * 200))
+    page.locator('input[type="file"]').first.set_input_files(str(f))
+    page.locator('[data-testid="stAlert"]').filter(has_text="gzip").first.wait_for(
+        timeout=60_000)
+    assert not exceptions_on(page)
+    screenshot(page, "bad_upload")
