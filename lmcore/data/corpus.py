@@ -1,0 +1,336 @@
+"""A corpus: one text with its provenance, loaded from any bytes a person might upload.
+
+`load_text` finds the encoding (BOMs, UTF-8, UTF-16/32, GB18030/GBK, Big5, Shift-JIS,
+Latin-1/Windows-1252), repairs mojibake, normalises newlines and Unicode (NFC), and rejects
+binary, compressed, empty or over-limit input with a `CorpusError` a person can act on. Every
+change made to the text is listed in `Corpus.repairs`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from lmcore.data.mojibake import repair_mojibake
+from lmcore.settings import LimitError, get_settings
+
+
+class CorpusError(ValueError):
+    """The input cannot be used as a corpus; the message says why and what to do."""
+
+
+class CorpusLimitError(CorpusError, LimitError):
+    """The input is over a configured size limit; the message names the `LMCORE_*` variable."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train / validation / test text: first 85%, next 5%, last 10% of the characters."""
+
+    train: str
+    valid: str
+    test: str
+
+    def __iter__(self):
+        return iter((self.train, self.valid, self.test))
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One text plus where it came from and what was done to it; counts are derived."""
+
+    name: str
+    text: str = field(repr=False)
+    source: str = "paste"  # 'builtin' | 'upload' | 'paste' | 'synthetic'
+    encoding: str = "utf-8"
+    repairs: tuple[str, ...] = ()
+    entropy_rate: float | None = None  # bits/char, known exactly only for synthetic sources
+    chars: int = field(init=False)
+    lines: int = field(init=False)
+    bytes_utf8: int = field(init=False)
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        data = self.text.encode("utf-8")
+        n_lines = self.text.count("\n") + (1 if self.text and not self.text.endswith("\n") else 0)
+        object.__setattr__(self, "chars", len(self.text))
+        object.__setattr__(self, "lines", n_lines)
+        object.__setattr__(self, "bytes_utf8", len(data))
+        object.__setattr__(self, "fingerprint", hashlib.sha256(data).hexdigest()[:16])
+
+    def split(self) -> Split:
+        """Deterministic 85/5/10 split by characters, cut at a nearby line boundary if any."""
+        return self._split
+
+    @cached_property
+    def _split(self) -> Split:
+        text, n = self.text, len(self.text)
+        a = _cut(text, round(0.85 * n), 1, n)
+        b = _cut(text, round(0.90 * n), a + 1 if a < n else a, n)
+        return Split(text[:a], text[a:b], text[b:])
+
+
+def _cut(text: str, target: int, lo: int, hi: int) -> int:
+    """A cut near `target` in [lo, hi): the closest line start within 2.5% of the text, if any."""
+    n = len(text)
+    target = min(max(target, lo), hi)
+    if n == 0 or "\n" not in text:
+        return target
+    slack = max(1, n // 40)
+    before = text.rfind("\n", max(lo - 1, 0), target) + 1  # start of the line holding target
+    after = text.find("\n", target, min(hi, target + slack))
+    options = [p for p in (before, after + 1 if after >= 0 else -1)
+               if lo <= p < hi and abs(p - target) <= slack]
+    return min(options, key=lambda p: abs(p - target)) if options else target
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_text_limits(text: str) -> None:
+    s = get_settings()
+    if len(text) > s.max_chars:
+        raise CorpusLimitError(
+            f"the text has {len(text):,} characters, over the limit of {s.max_chars:,} "
+            f"(set LMCORE_MAX_CHARS to raise it, or use a shorter text)"
+        )
+
+
+def _check_not_blank(text: str, what: str) -> None:
+    if not text:
+        raise CorpusError(f"{what} is empty: give a text with at least one character")
+    if not text.strip():
+        raise CorpusError(f"{what} contains only whitespace: give a text with some words in it")
+
+
+def _normalise(text: str, repairs: list[str]) -> str:
+    """Strip a BOM, turn CRLF/CR into LF, NFC-normalise; note each change in `repairs`."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        repairs.append("removed the byte-order mark at the start")
+    n_crlf = text.count("\r\n")
+    if n_crlf:
+        text = text.replace("\r\n", "\n")
+    n_cr = text.count("\r")
+    if n_cr:
+        text = text.replace("\r", "\n")
+    if n_crlf or n_cr:
+        kinds = ", ".join(k for k, c in (("CRLF", n_crlf), ("CR", n_cr)) if c)
+        repairs.append(f"converted {n_crlf + n_cr:,} line endings ({kinds}) to LF")
+    if not unicodedata.is_normalized("NFC", text):
+        nfc = unicodedata.normalize("NFC", text)
+        repairs.append(
+            f"normalised Unicode to NFC ({len(text) - len(nfc):,} characters fewer: "
+            f"combining marks joined to their letters)"
+        )
+        text = nfc
+    return text
+
+
+def _clean_surrogates(text: str, repairs: list[str]) -> str:
+    """Replace lone surrogates (not encodable as UTF-8) with U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        fixed = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        fixed = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in fixed)
+        repairs.append("replaced lone surrogate code points with \ufffd")
+        return fixed
+
+
+def from_text(text: str, name: str = "pasted text") -> Corpus:
+    """A corpus from text typed or pasted by a person, with the same checks as an upload."""
+    if not isinstance(text, str):
+        raise CorpusError(f"expected text (str), got {type(text).__name__}")
+    _check_text_limits(text)
+    repairs: list[str] = []
+    text = _clean_surrogates(text, repairs)
+    text = _normalise(text, repairs)
+    _check_not_blank(text, "the pasted text")
+    return Corpus(name=name, text=text, source="paste", encoding="utf-8", repairs=tuple(repairs))
+
+
+# --------------------------------------------------------------------------- load_text
+
+_BOMS = (  # UTF-32 before UTF-16: the UTF-32-LE BOM begins with the UTF-16-LE one
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
+)
+
+_MAGIC = (  # (prefix, what it is, what to do)
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", "upload a plain-text file (.txt) instead"),
+    (b"\xff\xd8\xff", "a JPEG image", "upload a plain-text file (.txt) instead"),
+    (b"GIF87a", "a GIF image", "upload a plain-text file (.txt) instead"),
+    (b"GIF89a", "a GIF image", "upload a plain-text file (.txt) instead"),
+    (b"%PDF-", "a PDF document", "export or copy its text into a .txt file first"),
+    (b"\x7fELF", "an ELF executable", "upload a plain-text file (.txt) instead"),
+    (b"PK\x03\x04", "a ZIP archive (.docx, .xlsx, .epub and .odt files are ZIP archives too)",
+     "extract it, or export the document as plain text (.txt) first"),
+    (b"PK\x05\x06", "an empty ZIP archive", "upload a plain-text file (.txt) instead"),
+    (b"\x1f\x8b", "a gzip archive", "decompress it first (gunzip FILE)"),
+    (b"\xfd7zXZ\x00", "an xz archive", "decompress it first (unxz FILE)"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive", "decompress it first (unzstd FILE)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it first (7z x FILE)"),
+    (b"Rar!\x1a\x07", "a RAR archive", "extract it first"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document",
+     "save it as plain text (.txt) first"),
+    (b"SQLite format 3\x00", "an SQLite database", "upload a plain-text file (.txt) instead"),
+)
+
+_BZ2 = re.compile(rb"BZh[1-9]1AY&SY")
+_CONTROL_OK = frozenset("\t\n\r\f\v\x1b")  # whitespace controls and ESC occur in real text
+
+
+def _sniff_binary(data: bytes, name: str) -> None:
+    """Reject known binary formats by their magic numbers, naming the format and the fix."""
+    for magic, what, fix in _MAGIC:
+        if data.startswith(magic):
+            raise CorpusError(f"{name}: this looks like {what}, not text; {fix}")
+    if _BZ2.match(data):
+        raise CorpusError(f"{name}: this looks like a bzip2 archive, not text; "
+                          "decompress it first (bunzip2 FILE)")
+
+
+def _decode_strict_or_replace(data: bytes, encoding: str, repairs: list[str]) -> str:
+    """Decode; if some bytes are invalid, mark them with U+FFFD and say how many."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        text = data.decode(encoding, "replace")
+        bad = text.count("\ufffd") - data.decode(encoding, "ignore").count("\ufffd")
+        repairs.append(f"{bad:,} invalid byte sequences for {encoding} are marked \ufffd")
+        return text
+
+
+def _utf16_32_without_bom(data: bytes) -> str | None:
+    """The UTF-32 or UTF-16 codec when the zero bytes make it evident, else None."""
+    n = len(data)
+    if n >= 8 and n % 4 == 0:
+        quarter = n // 4
+        for enc, hi, mid in (("utf-32-le", data[3::4], data[2::4]),
+                             ("utf-32-be", data[0::4], data[1::4])):
+            if hi.count(0) == quarter and mid.count(0) >= 0.5 * quarter:
+                try:
+                    text = data.decode(enc)
+                except UnicodeDecodeError:
+                    continue
+                if "\x00" not in text:
+                    return enc
+    if n >= 4 and n % 2 == 0:
+        half = n // 2
+        odd, even = data[1::2].count(0) / half, data[0::2].count(0) / half
+        for enc, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+            if zeros >= 0.3 and other <= 0.05:
+                try:
+                    text = data.decode(enc)
+                except UnicodeDecodeError:
+                    continue
+                if "\x00" not in text:
+                    return enc
+    return None
+
+
+_CN_NAMES = {  # charset-normalizer's names -> the codec we report and decode with
+    "gb2312": "gbk", "gbk": "gbk", "gb18030": "gb18030", "hz": "gb18030",
+    "big5": "big5", "big5hkscs": "big5hkscs", "cp950": "cp950",
+    "shift_jis": "shift_jis", "cp932": "cp932", "shift_jis_2004": "shift_jis_2004",
+    "euc_jp": "euc_jp", "iso2022_jp": "iso2022_jp", "euc_kr": "euc_kr", "cp949": "cp949",
+    "latin_1": "latin-1", "iso8859_15": "iso8859-15", "cp1252": "cp1252",
+}
+
+
+def _detect_legacy(data: bytes, name: str) -> str:
+    """The most plausible legacy encoding of `data` (not UTF-8), by charset-normalizer."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise CorpusError(
+            f"{name}: could not recognise the text encoding, and the bytes do not look like "
+            "text; if it is text, save it as UTF-8 and upload it again"
+        )
+    enc = best.encoding
+    enc = _CN_NAMES.get(enc, enc)
+    if enc in ("gbk", "gb18030"):  # report GBK when it suffices; GB18030 is its superset
+        try:
+            data.decode("gbk")
+            return "gbk"
+        except UnicodeDecodeError:
+            return "gb18030"
+    if enc == "latin-1":  # Windows-1252 is what "Latin-1" files almost always are
+        try:
+            data.decode("cp1252")
+            return "cp1252"
+        except UnicodeDecodeError:
+            return "latin-1"
+    return enc
+
+
+def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:
+    """(text, encoding) for uploaded bytes: BOM, evident UTF-16/32, UTF-8, then legacy codecs."""
+    for bom, enc, label in _BOMS:
+        if data.startswith(bom):
+            body = data[len(bom):]
+            if label == "UTF-32" and len(body) % 4:
+                continue  # a UTF-16-LE BOM followed by U+0000, not UTF-32
+            repairs.append(f"removed the {label} byte-order mark")
+            return _decode_strict_or_replace(body, enc, repairs), enc
+    _sniff_binary(data, name)
+    enc = _utf16_32_without_bom(data)
+    if enc is not None:
+        return data.decode(enc), enc
+    nul = data.count(0)
+    if nul:
+        raise CorpusError(
+            f"{name}: this looks like binary data, not text ({nul:,} NUL bytes); "
+            "upload a plain-text file (.txt)"
+        )
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    enc = _detect_legacy(data, name)
+    return _decode_strict_or_replace(data, enc, repairs), enc
+
+
+def _check_controls(text: str, name: str) -> None:
+    """Reject text with many control characters: it is binary data in disguise."""
+    n_ctrl = sum(1 for c in text if c < " " and c not in _CONTROL_OK) + text.count("\x7f")
+    if n_ctrl > max(2, 0.01 * len(text)):
+        raise CorpusError(
+            f"{name}: this looks like binary data, not text ({n_ctrl:,} control characters "
+            f"in {len(text):,}); upload a plain-text file (.txt)"
+        )
+
+
+def load_text(data: bytes, filename: str) -> Corpus:
+    """Decode uploaded bytes into a Corpus, repairing what can be repaired and saying so."""
+    name = str(filename or "uploaded text")
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CorpusError(f"{name}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    limit = get_settings().upload_bytes
+    if len(data) > limit:
+        raise CorpusLimitError(
+            f"{name} is {len(data) / 2**20:,.1f} MB, over the upload limit of "
+            f"{limit / 2**20:,.0f} MB (set LMCORE_UPLOAD_MB to raise it, or upload a shorter text)"
+        )
+    if not data:
+        raise CorpusError(f"{name} is empty (0 bytes): upload a file with some text in it")
+    repairs: list[str] = []
+    text, encoding = _decode(data, name, repairs)
+    text = repair_mojibake(text, repairs)
+    text = _normalise(text, repairs)
+    _check_controls(text, name)
+    _check_not_blank(text, name)
+    _check_text_limits(text)
+    return Corpus(name=name, text=text, source="upload", encoding=encoding,
+                  repairs=tuple(repairs))
