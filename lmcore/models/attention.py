@@ -1,0 +1,341 @@
+"""Scaled dot-product attention three ways: naive (T×T weights), torch's sdpa, and lmcore's tiled.
+
+All take (B, H, Tq, D) queries and (B, H, Tk, D) keys/values and the same masks (see `masks.py`:
+causal, prefix per sample, bidirectional, plus key padding; when Tq != Tk the queries are the
+last Tq positions, the KV-cache convention). A query row that the mask hides entirely gives a
+zero output and zero gradients in every implementation, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from lmcore.models.masks import build_mask, check_mask_args
+
+IMPLS = ("sdpa", "naive", "tiled")
+
+
+class AttentionError(ValueError):
+    """Attention inputs with inconsistent shapes or an unknown implementation."""
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, int, int, int]:
+    """Validate (B, H, T, D) shapes; return B, H, Tq, Tk."""
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise AttentionError(
+            f"q, k, v must be 4-D (B, H, T, D), got {tuple(q.shape)}, {tuple(k.shape)}, "
+            f"{tuple(v.shape)}"
+        )
+    B, H, Tq, D = q.shape
+    if k.shape[:2] != (B, H) or v.shape[:2] != (B, H):
+        raise AttentionError(
+            f"batch/head dims differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if k.shape[-1] != D:
+        raise AttentionError(f"q and k head dims differ: {D} vs {k.shape[-1]}")
+    if v.shape[2] != k.shape[2]:
+        raise AttentionError(f"k and v lengths differ: {k.shape[2]} vs {v.shape[2]}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise AttentionError(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
+    return B, H, Tq, k.shape[2]
+
+
+def naive_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    prefix_len: torch.Tensor | None = None,
+    key_padding_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q·Kᵀ·scale + mask)·V, materialising the (B, H, Tq, Tk) weights (for pictures)."""
+    B, H, Tq, Tk = _check_qkv(q, k, v)
+    check_mask_args(
+        B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
+    )
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    att = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
+    mask = build_mask(
+        Tq,
+        Tk,
+        causal=causal,
+        prefix_len=prefix_len,
+        key_padding_mask=key_padding_mask,
+        device=q.device,
+    )
+    if mask is not None:
+        row_any = mask.any(-1, keepdim=True)  # (B|1, 1, Tq, 1) rows with a visible key
+        # a fully hidden row gets finite logits (so softmax stays finite), then zero weights
+        att = att.masked_fill(~(mask | ~row_any), float("-inf"))
+        att = torch.softmax(att, dim=-1).masked_fill(~row_any, 0.0)
+    else:
+        att = torch.softmax(att, dim=-1)
+    y = att @ v  # (B, H, Tq, Dv)
+    return (y, att) if return_weights else y
+
+
+def sdpa_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    prefix_len: torch.Tensor | None = None,
+    key_padding_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """torch's fused `scaled_dot_product_attention` with lmcore's masks and zero empty rows."""
+    B, H, Tq, Tk = _check_qkv(q, k, v)
+    check_mask_args(
+        B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
+    )
+    if causal and prefix_len is None and key_padding_mask is None and Tq == Tk:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    mask = build_mask(
+        Tq,
+        Tk,
+        causal=causal,
+        prefix_len=prefix_len,
+        key_padding_mask=key_padding_mask,
+        device=q.device,
+    )
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    row_any = mask.any(-1, keepdim=True)  # (B|1, 1, Tq, 1)
+    if bool(row_any.all()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    # hidden rows would be NaN: let them see every key, then zero them (zero gradient too)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~row_any, scale=scale)
+    return y.masked_fill(~row_any, 0.0)
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    impl: str = "sdpa",
+    **kwargs,
+) -> torch.Tensor:
+    """Dispatch to one implementation by name ('sdpa' | 'naive' | 'tiled'); same arguments."""
+    if impl == "sdpa":
+        return sdpa_attention(q, k, v, **kwargs)
+    if impl == "naive":
+        return naive_attention(q, k, v, **kwargs)
+    if impl == "tiled":
+        return tiled_attention(q, k, v, **kwargs)
+    raise AttentionError(
+        f"unknown attention implementation {impl!r}; choose one of {', '.join(IMPLS)}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# lmcore's FlashAttention: tiles, online softmax, recompute in backward.
+
+BLOCK_Q = 256  # default query tile (rows); chosen by measurement in bench/attention.py
+BLOCK_K = 512  # default key tile (columns)
+
+
+class _Plan:
+    """Which (query tile, key tile) pairs the mask leaves visible, and which need a tile mask.
+
+    Computed from positions only (never a T×T tensor): a key tile is skipped when every key in
+    it is after the last key any query of the tile may see, or padded in every sample.
+    """
+
+    def __init__(self, B, Tq, Tk, causal, prefix_len, key_padding_mask, block_q, block_k, device):
+        self.causal = causal or prefix_len is not None
+        self.prefix_len = prefix_len
+        self.kpm = key_padding_mask
+        self.q_pos = torch.arange(Tk - Tq, Tk, device=device)  # absolute positions of queries
+        self.k_pos = torch.arange(Tk, device=device)
+        p_max = int(prefix_len.max()) if prefix_len is not None and B else 0
+        p_min = int(prefix_len.min()) if prefix_len is not None and B else 0
+        k_tiles = [(k0, min(k0 + block_k, Tk)) for k0 in range(0, Tk, block_k)]
+        if key_padding_mask is not None and len(k_tiles):
+            real = [key_padding_mask[:, k0:k1] for k0, k1 in k_tiles]
+            k_any = [bool(r.any()) for r in real]
+            k_all = [bool(r.all()) for r in real]
+        else:
+            k_any = k_all = [True] * len(k_tiles)
+        self.pairs = []  # (q0, q1, k0, k1, needs_mask)
+        for q0 in range(0, Tq, block_q):
+            q1 = min(q0 + block_q, Tq)
+            first, last = q0 + Tk - Tq, q1 - 1 + Tk - Tq  # absolute positions of the tile's rows
+            for (k0, k1), anyk, allk in zip(k_tiles, k_any, k_all, strict=True):
+                if not anyk:
+                    continue  # every key padded in every sample
+                if self.causal and k0 > max(last, p_max - 1):
+                    continue  # after the last visible key of every row in the tile
+                full = allk and (not self.causal or k1 - 1 <= first or k1 <= p_min)
+                self.pairs.append((q0, q1, k0, k1, not full))
+
+    def hidden(self, q0, q1, k0, k1) -> torch.Tensor:
+        """Bool (B|1, 1, n, m): True where the key is hidden from the query, built on the fly."""
+        kpm = self.kpm[:, k0:k1] if self.kpm is not None else None
+        q_pos, k_pos = self.q_pos[q0:q1], self.k_pos[k0:k1]
+        visible = None
+        if self.causal:
+            visible = (k_pos[None, :] <= q_pos[:, None])[None, None]  # (1, 1, n, m)
+            if self.prefix_len is not None:
+                visible = visible | (k_pos[None, :] < self.prefix_len[:, None])[:, None, None, :]
+        if kpm is not None:
+            kp = kpm[:, None, None, :]  # (B, 1, 1, m)
+            visible = kp if visible is None else visible & kp
+        return ~visible
+
+
+def _tiled_forward(q, k, v, scale, plan, shape):
+    """Online-softmax forward over the plan's tiles; returns O (BH, Tq, Dv) and LSE (BH, Tq)."""
+    B, H = shape
+    BH, Tq, _ = q.shape
+    Dv = v.shape[-1]
+    out = torch.zeros(BH, Tq, Dv, dtype=q.dtype, device=q.device)
+    lse = torch.full((BH, Tq), float("inf"), dtype=q.dtype, device=q.device)
+    buf = (
+        torch.empty(
+            BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs),
+            dtype=q.dtype,
+            device=q.device,
+        )
+        if plan.pairs
+        else None
+    )
+    by_q: dict[int, list] = {}
+    for p in plan.pairs:
+        by_q.setdefault(p[0], []).append(p)
+    for q0, tiles in by_q.items():
+        q1 = tiles[0][1]
+        n = q1 - q0
+        qi = q[:, q0:q1]  # (BH, n, D)
+        acc = out[:, q0:q1]  # (BH, n, Dv), accumulates in place in the output
+        m = torch.full((BH, n), float("-inf"), dtype=q.dtype, device=q.device)  # running max
+        l = torch.zeros(BH, n, dtype=q.dtype, device=q.device)  # running sum  # noqa: E741
+        for _, _, k0, k1, needs_mask in tiles:
+            s = buf[: BH * n * (k1 - k0)].view(BH, n, k1 - k0)
+            torch.baddbmm(s, qi, k[:, k0:k1].transpose(1, 2), beta=0.0, alpha=scale, out=s)
+            if needs_mask:
+                s.view(B, H, n, k1 - k0).masked_fill_(plan.hidden(q0, q1, k0, k1), float("-inf"))
+            m_new = torch.maximum(m, s.amax(-1))  # (BH, n)
+            m_use = m_new.masked_fill(m_new == float("-inf"), 0.0)  # rows with nothing seen yet
+            alpha = torch.exp(m - m_use)  # rescales what was accumulated under the old max
+            s.sub_(m_use[..., None]).exp_()  # p = exp(s - m), in place
+            l.mul_(alpha).add_(s.sum(-1))
+            acc.mul_(alpha[..., None]).baddbmm_(s, v[:, k0:k1])
+            m = m_new
+        seen = l > 0  # rows that saw at least one key
+        acc.div_(torch.where(seen, l, 1.0)[..., None])
+        lse[:, q0:q1] = torch.where(seen, m + torch.log(l), float("inf"))  # +inf: p = 0 in bwd
+    return out, lse
+
+
+def _tiled_backward(q, k, v, out, lse, dout, scale, plan, shape):
+    """FlashAttention-2 backward: recompute each tile's P from LSE; never a T×T tensor."""
+    B, H = shape
+    BH = q.shape[0]
+    dq = torch.zeros_like(q)
+    dk = torch.zeros_like(k)
+    dv = torch.zeros_like(v)
+    Tq = q.shape[1]
+    delta = torch.empty(BH, Tq, dtype=q.dtype, device=q.device)  # D = rowsum(dO ∘ O)
+    step = 1024
+    for t0 in range(0, Tq, step):
+        delta[:, t0 : t0 + step] = (dout[:, t0 : t0 + step] * out[:, t0 : t0 + step]).sum(-1)
+    if not plan.pairs:
+        return dq, dk, dv
+    size = BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs)
+    buf_p = torch.empty(size, dtype=q.dtype, device=q.device)
+    buf_d = torch.empty(size, dtype=q.dtype, device=q.device)
+    for q0, q1, k0, k1, needs_mask in sorted(plan.pairs, key=lambda p: (p[2], p[0])):
+        n, mk = q1 - q0, k1 - k0
+        qi, kj, vj, doi = q[:, q0:q1], k[:, k0:k1], v[:, k0:k1], dout[:, q0:q1]
+        p = buf_p[: BH * n * mk].view(BH, n, mk)
+        torch.baddbmm(p, qi, kj.transpose(1, 2), beta=0.0, alpha=scale, out=p)
+        if needs_mask:
+            p.view(B, H, n, mk).masked_fill_(plan.hidden(q0, q1, k0, k1), float("-inf"))
+        p.sub_(lse[:, q0:q1, None]).exp_()  # P = exp(S - LSE)
+        dv[:, k0:k1].baddbmm_(p.transpose(1, 2), doi)  # dV += Pᵀ dO
+        ds = buf_d[: BH * n * mk].view(BH, n, mk)
+        torch.bmm(doi, vj.transpose(1, 2), out=ds)  # dP = dO Vᵀ
+        ds.sub_(delta[:, q0:q1, None]).mul_(p)  # dS = P ∘ (dP − D)
+        dq[:, q0:q1].baddbmm_(ds, kj, alpha=scale)  # dQ += dS K · scale
+        dk[:, k0:k1].baddbmm_(ds.transpose(1, 2), qi, alpha=scale)  # dK += dSᵀ Q · scale
+    return dq, dk, dv
+
+
+class TiledAttentionFunction(torch.autograd.Function):
+    """Autograd wrapper: forward saves only q, k, v, O and the per-row log-sum-exp."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, prefix_len, key_padding_mask, causal, scale, block_q, block_k):
+        B, H, Tq, D = q.shape
+        Tk, Dv = k.shape[2], v.shape[-1]
+        plan = _Plan(B, Tq, Tk, causal, prefix_len, key_padding_mask, block_q, block_k, q.device)
+        q3, k3, v3 = q.reshape(B * H, Tq, D), k.reshape(B * H, Tk, D), v.reshape(B * H, Tk, Dv)
+        out, lse = _tiled_forward(q3, k3, v3, scale, plan, (B, H))
+        ctx.save_for_backward(q3, k3, v3, out, lse)
+        ctx.plan, ctx.scale, ctx.shape = plan, scale, (B, H, Tq, Tk, D, Dv)
+        return out.view(B, H, Tq, Dv)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout):
+        q3, k3, v3, out, lse = ctx.saved_tensors
+        B, H, Tq, Tk, D, Dv = ctx.shape
+        dout = dout.reshape(B * H, Tq, Dv)
+        dq, dk, dv = _tiled_backward(q3, k3, v3, out, lse, dout, ctx.scale, ctx.plan, (B, H))
+        return (
+            dq.view(B, H, Tq, D),
+            dk.view(B, H, Tk, D),
+            dv.view(B, H, Tk, Dv),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def tiled_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    prefix_len: torch.Tensor | None = None,
+    key_padding_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+    block_q: int = BLOCK_Q,
+    block_k: int = BLOCK_K,
+) -> torch.Tensor:
+    """lmcore's FlashAttention: exact attention in O(T·d) memory by query/key tiles.
+
+    Forward: online softmax (running row max m, running sum l, rescaled accumulator) over the
+    tiles the mask leaves visible; saves only O and the per-row log-sum-exp. Backward: a custom
+    autograd Function that recomputes each tile's probabilities (FlashAttention-2).
+    """
+    B, H, Tq, Tk = _check_qkv(q, k, v)
+    check_mask_args(
+        B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
+    )
+    if block_q < 1 or block_k < 1:
+        raise AttentionError(
+            f"tile sizes must be positive, got block_q={block_q}, block_k={block_k}"
+        )
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    dtype = q.dtype
+    if dtype in (torch.float16, torch.bfloat16):  # accumulate low precision in float32
+        q, k, v = q.float(), k.float(), v.float()
+    if prefix_len is not None:
+        prefix_len = prefix_len.to(q.device)
+    y = TiledAttentionFunction.apply(
+        q, k, v, prefix_len, key_padding_mask, causal, scale, block_q, block_k
+    )
+    return y.to(dtype)
