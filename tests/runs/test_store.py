@@ -1,0 +1,116 @@
+"""The run store: round trips, sessions, crash recovery, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lmcore.runs.store import RunStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs.sqlite")
+
+
+def _run(store, session="s1", **kw):
+    return store.create("tiny", {"n_layer": 2, "lr": 3e-3, "betas": (0.9, 0.99)},
+                        corpus_name="pydoc", corpus_fingerprint="abc123", tokenizer="char",
+                        session=session, **kw)
+
+
+def test_default_path_is_under_lmcore_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMCORE_HOME", str(tmp_path / "home"))
+    s = RunStore()
+    assert s.path == tmp_path / "home" / "runs.sqlite" and s.path.exists()
+
+
+def test_round_trip_config_metrics_final(store):
+    rid = _run(store)
+    store.log(rid, "train", 1, loss=3.5, lr=1e-3)
+    store.log_many(rid, [("train", 2, {"loss": 3.0, "lr": 2e-3}),
+                         ("eval", 2, {"valid_loss": 3.2, "bits_per_char": float("nan")})])
+    store.finish(rid, "done", {"valid_loss": 3.2, "bits_per_char": 4.6}, checkpoint="/ck")
+    run = store.get(rid)
+    assert run.status == "done" and run.display_status == "done"
+    assert run.config == {"n_layer": 2, "lr": 3e-3, "betas": [0.9, 0.99]}
+    assert (run.corpus_fingerprint, run.tokenizer, run.checkpoint) == ("abc123", "char", "/ck")
+    assert run.final == {"valid_loss": 3.2, "bits_per_char": 4.6}
+    m = store.metrics(rid)
+    assert m["train"] == {"step": [1, 2], "loss": [3.5, 3.0], "lr": [1e-3, 2e-3]}
+    assert m["eval"] == {"step": [2], "valid_loss": [3.2], "bits_per_char": [None]}
+    assert store.get(rid[:18]).id == rid  # a unique prefix finds it
+
+
+def test_sessions_see_only_their_runs(store):
+    a, b = _run(store, "alice"), _run(store, "bob")
+    assert [r.id for r in store.list("alice")] == [a]
+    assert {r.id for r in store.list()} == {a, b}
+    with pytest.raises(KeyError):
+        store.get(b, session="alice")
+    assert not store.delete(b, session="alice")
+    assert store.delete(b, session="bob")
+    assert [r.id for r in store.list()] == [a]
+
+
+def test_delete_removes_metrics(store):
+    rid = _run(store)
+    store.log(rid, "train", 1, loss=1.0)
+    assert store.delete(rid)
+    assert store.metrics(rid) == {}
+    with pytest.raises(KeyError, match="no run"):
+        store.get(rid)
+
+
+def test_run_of_a_killed_process_shows_failed(store, tmp_path):
+    code = ("import sys; from lmcore.runs.store import RunStore; "
+            f"s = RunStore({str(store.path)!r}); print(s.create('x', {{}}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(tmp_path), env=_env())
+    rid = out.stdout.strip()
+    run = store.get(rid)  # its process has exited without finishing the run
+    assert run.status == "failed" and run.display_status == "failed (process died)"
+    mine = _run(store)  # this process is alive: still running
+    assert store.get(mine).status == "running"
+
+
+def test_silent_run_is_marked_failed_after_stale_time(tmp_path):
+    store = RunStore(tmp_path / "r.sqlite", stale_s=0.0)
+    rid = _run(store)
+    assert store.get(rid).display_status == "failed (process died)"
+
+
+def test_exports(store):
+    rid = _run(store)
+    store.log(rid, "train", 1, loss=3.5)
+    store.log(rid, "eval", 1, valid_loss=3.6)
+    store.finish(rid, "stopped", {"valid_loss": 3.6})
+    d = json.loads(store.export_json(rid))
+    assert d["status"] == "stopped" and d["metrics"]["train"]["loss"] == [3.5]
+    rows = list(csv.DictReader(io.StringIO(store.export_csv(rid))))
+    assert [(r["series"], r["step"], r["loss"], r["valid_loss"]) for r in rows] == \
+        [("train", "1", "3.5", ""), ("eval", "1", "", "3.6")]
+    runs = list(csv.DictReader(io.StringIO(store.export_runs_csv())))
+    assert runs[0]["id"] == rid and runs[0]["valid_loss"] == "3.6"
+    cmp = store.compare([rid])
+    assert cmp[0]["config.n_layer"] == 2 and cmp[0]["valid_loss"] == 3.6
+
+
+def test_finish_rejects_unknown_status(store):
+    rid = _run(store)
+    with pytest.raises(ValueError, match="status"):
+        store.finish(rid, "running")
+
+
+def _env():
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return env
