@@ -112,7 +112,7 @@ class Tokenizer:
         return self.hf.decode(ids, skip_special_tokens=skip_special)
 
     def id_to_token(self, i: int) -> str:
-        tok = self.hf.id_to_token(int(i))
+        tok = self.hf.id_to_token(int(i)) if 0 <= int(i) < self.vocab_size else None
         if tok is None:
             raise ValueError(f"token id {i} is outside the vocabulary (0..{self.vocab_size - 1})")
         return tok
