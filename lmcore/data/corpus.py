@@ -238,40 +238,62 @@ def _utf16_32_without_bom(data: bytes) -> str | None:
     return None
 
 
-_CN_NAMES = {  # charset-normalizer's names -> the codec we report and decode with
-    "gb2312": "gbk", "gbk": "gbk", "gb18030": "gb18030", "hz": "gb18030",
-    "big5": "big5", "big5hkscs": "big5hkscs", "cp950": "cp950",
-    "shift_jis": "shift_jis", "cp932": "cp932", "shift_jis_2004": "shift_jis_2004",
-    "euc_jp": "euc_jp", "iso2022_jp": "iso2022_jp", "euc_kr": "euc_kr", "cp949": "cp949",
-    "latin_1": "latin-1", "iso8859_15": "iso8859-15", "cp1252": "cp1252",
-}
+_LEGACY = ("gb18030", "big5", "shift_jis", "cp932", "euc_jp", "euc_kr", "cp1251", "koi8_r",
+           "cp1252", "latin_1")  # the legacy codecs we consider, as charset-normalizer names
+_REPORT = {"latin_1": "latin-1", "cp932": "shift_jis"}  # cp932 is Microsoft's Shift-JIS
+
+
+def _sparse_high_bytes(data: bytes) -> bool:
+    """True when bytes >= 0x80 are a small minority among letters: Western European text."""
+    high = sum(1 for b in data if b >= 0x80)
+    letters = sum(1 for b in data if 97 <= (b | 0x20) <= 122)
+    return high < 0.5 * (high + letters)
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _detect_legacy(data: bytes, name: str) -> str:
-    """The most plausible legacy encoding of `data` (not UTF-8), by charset-normalizer."""
+    """The most plausible legacy encoding of `data` (known not to be UTF-8)."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
+    matches = list(from_bytes(data, cp_isolation=list(_LEGACY)))
+    if not matches:
         raise CorpusError(
             f"{name}: could not recognise the text encoding, and the bytes do not look like "
             "text; if it is text, save it as UTF-8 and upload it again"
         )
-    enc = best.encoding
-    enc = _CN_NAMES.get(enc, enc)
-    if enc in ("gbk", "gb18030"):  # report GBK when it suffices; GB18030 is its superset
+    best = matches[0]
+    sample = data[:65536]
+    if (best.coherence < 0.2 and best.encoding not in ("cp1252", "latin_1")
+            and _sparse_high_bytes(sample) and _decodes(data, "cp1252")):
+        enc = "cp1252"  # short Western text: accented letters scattered among ASCII ones
+    else:
+        enc = best.encoding
+    if enc == "gb18030":  # report GBK when it suffices; GB18030 is its superset
         try:
             data.decode("gbk")
             return "gbk"
         except UnicodeDecodeError:
             return "gb18030"
-    if enc == "latin-1":  # Windows-1252 is what "Latin-1" files almost always are
+    if enc == "latin_1":  # "Latin-1" files are almost always Windows-1252
         try:
             data.decode("cp1252")
             return "cp1252"
         except UnicodeDecodeError:
             return "latin-1"
-    return enc
+    if enc == "cp932":  # plain Shift-JIS when it suffices
+        try:
+            data.decode("shift_jis")
+            return "shift_jis"
+        except UnicodeDecodeError:
+            return "cp932"
+    return _REPORT.get(enc, enc)
 
 
 def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:

@@ -1,25 +1,204 @@
-"""Mojibake repair: UTF-8 that was read as Windows-1252 or Latin-1 and saved again."""
+"""Mojibake repair: UTF-8 that was read as Windows-1252 or Latin-1 and saved again.
+
+Each mis-read character stands for one byte of the original UTF-8 (`é` became `Ã©`). We map
+runs of such characters back to bytes and decode them as UTF-8. Bytes the wrong decoder could
+not represent (0x81 0x8D 0x8F 0x90 0x9D in Windows-1252) were lost on the way: dropped, turned
+into U+FFFD or '?', and a non-breaking space (0xA0) often became a plain space. Every character
+whose bytes all survived is recovered; a character that lost a byte is marked U+FFFD. Whatever
+this pass does not explain is left to ftfy's heuristics (other codecs, HTML-era quirks).
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import ftfy
+from ftfy.badness import is_bad
+
+LOST = -1  # a byte the wrong decoder replaced with U+FFFD or '?'
+_CP1252_ONLY = {bytes([b]).decode("cp1252"): b for b in range(0x80, 0xA0)
+                if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}  # €‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ
+_RUN = re.compile("[\x80-\xff\ufffd" + "".join(_CP1252_ONLY) + "]")
+
+
+def _byte(c: str) -> int | None:
+    """The byte a Windows-1252/Latin-1 reader turned into `c`, LOST for U+FFFD, else None."""
+    o = ord(c)
+    if 0x80 <= o <= 0xFF:  # Latin-1 range (0x80-0x9F: C1 controls from a Latin-1 reader)
+        return o
+    if c == "\ufffd":
+        return LOST
+    return _CP1252_ONLY.get(c)
+
+
+def _need(b: int) -> int:
+    """Continuation bytes a UTF-8 lead byte needs (0: not a lead)."""
+    if 0xC2 <= b <= 0xDF:
+        return 1
+    if 0xE0 <= b <= 0xEF:
+        return 2
+    if 0xF0 <= b <= 0xF4:
+        return 3
+    return 0
+
+
+@dataclass
+class _Stats:
+    valid: int = 0  # multi-byte characters decoded whole
+    broken: int = 0  # lead byte plus some, not all, continuation bytes (or lost ones)
+    lone: int = 0  # lead byte with no continuation at all
+    orphan: int = 0  # byte-image characters that are not part of any UTF-8 sequence
+    lost: int = 0  # characters replaced by U+FFFD because some of their bytes were lost
+    kept: int = 0  # U+FFFD found outside any sequence, left as it was
+    valid_fffd: int = 0  # whole sequences that decoded to U+FFFD itself ("ï¿½")
+    c1: bool = False  # a C1 control was read: the wrong decoder was Latin-1
+    cp1252: bool = False  # a Windows-1252-only character was read
+
+
+def _scan(text: str, mark_lone: bool, stats: _Stats) -> str:
+    """One left-to-right pass decoding byte-image runs; returns the repaired text."""
+    out: list[str] = []
+    pos, n = 0, len(text)
+    while True:
+        m = _RUN.search(text, pos)
+        if m is None:
+            out.append(text[pos:])
+            return "".join(out)
+        i = m.start()
+        out.append(text[pos:i])
+        while i < n:
+            b = _byte(text[i])
+            if b is None:
+                break
+            need = _need(b)
+            if need == 0:
+                out.append(text[i])  # orphan byte-image char or a lone U+FFFD: keep as it is
+                if b == LOST:
+                    stats.kept += 1
+                else:
+                    stats.orphan += 1
+                i += 1
+                continue
+            seq, lost, j = [b], False, i + 1
+            while j < n and len(seq) <= need:
+                c = text[j]
+                nb = _byte(c)
+                if c == "?":
+                    nb = LOST  # the wrong decoder wrote '?' for a byte it could not map
+                elif c == " " and need == 1:
+                    nb = 0xA0  # "Ã " for "à": the non-breaking space 0xA0 became a plain space
+                if nb is None or not (nb == LOST or 0x80 <= nb <= 0xBF):
+                    break
+                lost = lost or nb == LOST
+                seq.append(nb)
+                j += 1
+            got = len(seq) - 1
+            char = None
+            if got == need and not lost:
+                try:
+                    char = bytes(seq).decode("utf-8")
+                except UnicodeDecodeError:
+                    char = None
+            if char is not None:
+                stats.valid += 1
+                stats.valid_fffd += char == "\ufffd"
+                stats.c1 |= any(0x80 <= ord(c) <= 0x9F for c in text[i:j])
+                stats.cp1252 |= any(c in _CP1252_ONLY for c in text[i:j])
+                out.append(char)
+                i = j
+            elif got == 0:
+                stats.lone += 1
+                stats.lost += mark_lone
+                out.append("\ufffd" if mark_lone else text[i])
+                i += 1
+            elif got < need or lost:
+                stats.broken += 1
+                stats.lost += 1
+                out.append("\ufffd")
+                i = j
+            else:  # complete but invalid UTF-8 (overlong, surrogate): not mojibake
+                stats.orphan += 1
+                out.append(text[i])
+                i += 1
+        pos = i
+
+
+def _looks_mojibake(s: _Stats) -> bool:
+    """Enough whole UTF-8 sequences, few unexplained characters: the text was mis-decoded."""
+    return s.valid > 0 and s.valid >= 3 * (s.orphan + s.lone)
+
+
+def _codec_name(s: _Stats) -> str:
+    if s.cp1252 and s.c1:
+        return "Windows-1252, with Latin-1 for undefined bytes"
+    if s.c1:
+        return "Latin-1"
+    return "Windows-1252" if s.cp1252 else "Windows-1252 or Latin-1"
+
+
+def _repair_lines(text: str) -> tuple[str, _Stats]:
+    """Repair each line that looks mis-decoded; lone lead bytes are marked only there."""
+    total = _Stats()
+    out = []
+    for line in text.splitlines(keepends=True):
+        if line.isascii():
+            out.append(line)
+            continue
+        probe = _Stats()
+        _scan(line, mark_lone=False, stats=probe)
+        if not _looks_mojibake(probe):
+            out.append(line)
+            continue
+        stats = _Stats()
+        out.append(_scan(line, mark_lone=probe.orphan == 0, stats=stats))
+        for k in ("valid", "broken", "lone", "orphan", "lost", "kept", "valid_fffd"):
+            setattr(total, k, getattr(total, k) + getattr(stats, k))
+        total.c1 |= stats.c1
+        total.cp1252 |= stats.cp1252
+    return "".join(out), total
+
+
+def _ftfy_pass(text: str) -> tuple[str, int]:
+    """Let ftfy fix lines it judges bad that our pass left alone; returns (text, lines fixed)."""
+    out, fixed = [], 0
+    for line in text.splitlines(keepends=True):
+        if not line.isascii() and is_bad(line):
+            new = ftfy.fix_encoding(line)
+            if new != line:
+                fixed += 1
+                line = new
+        out.append(line)
+    return "".join(out), fixed
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def repair_mojibake(text: str, repairs: list[str]) -> str:
-    """Undo UTF-8-read-as-Windows-1252/Latin-1 line by line; note what was fixed in `repairs`."""
+    """Undo UTF-8-read-as-Windows-1252/Latin-1 (up to 3 layers); note what was done in `repairs`."""
     if text.isascii():
         return text
-    config = ftfy.TextFixerConfig(unescape_html=False, fix_latin_ligatures=False,
-                                  fix_character_width=False, uncurl_quotes=False,
-                                  fix_line_breaks=False, normalization=None)
-    out, n_fixed = [], 0
-    for line in text.splitlines(keepends=True):
-        if not line.isascii():
-            fixed = ftfy.fix_encoding(line, config)
-            if fixed != line:
-                n_fixed += 1
-                line = fixed
-        out.append(line)
-    if n_fixed:
-        repairs.append(f"fixed mojibake (UTF-8 read as Windows-1252) on {n_fixed:,} lines")
-    return "".join(out)
+    layers: list[_Stats] = []
+    for _ in range(3):
+        new, stats = _repair_lines(text)
+        if new == text:
+            break
+        layers.append(stats)
+        text = new
+    if layers:
+        valid = layers[-1].valid
+        codec = _codec_name(layers[0])
+        times = "" if len(layers) == 1 else f", {len(layers)} times over"
+        repairs.append(f"fixed mojibake (UTF-8 read as {codec}{times}) in {valid:,} places")
+        # markers an outer layer wrote and an inner one kept count once, legit U+FFFD never
+        carried = layers[-1].kept - layers[0].kept - sum(s.valid_fffd for s in layers[:-1])
+        lost = layers[-1].lost + max(0, carried)
+        if lost:
+            repairs.append(f"{_count(lost, 'character')} could not be recovered (their bytes were lost "
+                           f"when the text was mis-decoded) and are marked \ufffd")
+    text, n_ftfy = _ftfy_pass(text)
+    if n_ftfy:
+        repairs.append(f"fixed other encoding damage on {_count(n_ftfy, 'line')} (ftfy)")
+    return text
