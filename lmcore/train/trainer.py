@@ -409,12 +409,13 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
                     f"({lr:.3g}) is probably too high; lower it or turn on gradient clipping")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            norms = {name: _norm(ps) for name, ps in groups.items()}
-            total = math.sqrt(sum(v * v for v in norms.values()))
-            clipped = False
+            group_norms = {name: _norm(ps) for name, ps in groups.items()}  # tensors
+            total_t = torch.linalg.vector_norm(torch.stack(list(group_norms.values())))
+            total = float(total_t)
+            norms = {name: float(v) for name, v in group_norms.items()}
+            clipped = clip is not None and total > clip
             if clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-                clipped = total > clip
+                torch.nn.utils.clip_grads_with_norm_(params, clip, total_t)
             optimizer.step()
             dt = time.perf_counter() - t0
             result.losses.append(loss_v)
@@ -463,12 +464,12 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
     return result
 
 
-def _norm(params: list[torch.nn.Parameter]) -> float:
+def _norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """The L2 norm of the gradients of `params` (0 when none has a gradient)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
-                                                       for g in grads])))
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads)
 
 
 def _readable(exc: BaseException) -> str:

@@ -1,0 +1,107 @@
+"""`lmcore runs list|show|export|delete`: the run history recorded under LMCORE_HOME."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from lmcore.cli import CLIError
+from lmcore.runs.store import RunStore
+
+_LIST_COLUMNS = ("id", "name", "status", "created", "corpus", "tokenizer", "steps",
+                 "train_loss", "valid_loss", "bits_per_char")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("runs", help="list, show, export or delete recorded runs",
+                              description="Runs recorded by `lmcore train` and the app, "
+                                          "stored in $LMCORE_HOME/runs.sqlite.")
+    sub = p.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="one line per run, newest first")
+    ls.add_argument("-n", "--limit", type=int, default=None, help="show at most N runs")
+    ls.set_defaults(func=_list)
+    show = sub.add_parser("show", help="a run's config, final numbers and last metrics")
+    show.add_argument("run_id", help="run id (a unique prefix is enough)")
+    show.set_defaults(func=_show)
+    ex = sub.add_parser("export", help="a run (or all runs) as JSON or CSV")
+    ex.add_argument("run_id", nargs="?", help="run id; omit with --all")
+    ex.add_argument("--all", action="store_true", help="the run list as CSV")
+    ex.add_argument("--format", choices=("json", "csv"), default="json",
+                    help="json: everything; csv: the metric history (default json)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    ex.set_defaults(func=_export)
+    rm = sub.add_parser("delete", help="delete a run and its metrics (not its checkpoint)")
+    rm.add_argument("run_id")
+    rm.set_defaults(func=_delete)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4f}"
+    return "" if v is None else str(v)
+
+
+def _get(store: RunStore, run_id: str):
+    try:
+        return store.get(run_id)
+    except KeyError as exc:
+        raise CLIError(exc.args[0]) from None
+
+
+def _list(args: argparse.Namespace) -> int:
+    runs = RunStore().list(limit=args.limit)
+    if not runs:
+        print("no runs recorded yet (train one with `lmcore train`)")
+        return 0
+    rows = [[_fmt(r.row().get(c)) for c in _LIST_COLUMNS] for r in runs]
+    print("| " + " | ".join(_LIST_COLUMNS) + " |")
+    print("|" + "---|" * len(_LIST_COLUMNS))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = RunStore()
+    run = _get(store, args.run_id)
+    print(f"run {run.id}: {run.name} [{run.display_status}]")
+    if run.error:
+        print(f"error: {run.error}")
+    print(f"corpus: {run.corpus_name} ({run.corpus_fingerprint}) · tokenizer: {run.tokenizer}")
+    print(f"checkpoint: {run.checkpoint or '-'}")
+    print("config: " + json.dumps(run.config, sort_keys=True))
+    print("final: " + json.dumps(run.final, sort_keys=True))
+    metrics = store.metrics(run.id)
+    for series, cols in metrics.items():
+        n = len(cols["step"])
+        last = {k: v[-1] for k, v in cols.items() if v}
+        print(f"{series}: {n} points, last " + ", ".join(f"{k}={_fmt(v)}"
+                                                        for k, v in last.items()))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    store = RunStore()
+    if args.all:
+        text = store.export_runs_csv()
+    elif not args.run_id:
+        raise CLIError("give a run id, or --all for the run list")
+    else:
+        run = _get(store, args.run_id)
+        text = store.export_json(run.id) if args.format == "json" else store.export_csv(run.id)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    store = RunStore()
+    run = _get(store, args.run_id)
+    store.delete(run.id)
+    print(f"deleted run {run.id}")
+    return 0
