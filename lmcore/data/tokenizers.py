@@ -243,10 +243,10 @@ def _trained(kind: str, text: str, vocab_size: int, min_frequency: int) -> HFTok
         hf = HFTokenizer(models.Unigram())
         # "[" always stands alone, so no piece can spell a special token such as "[MASK]".
         hf.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Metaspace(),
+            pre_tokenizers.Metaspace(prepend_scheme="never"),  # "always" eats a leading space
             pre_tokenizers.Split("[", behavior="isolated"),
         ])
-        hf.decoder = decoders.Metaspace()
+        hf.decoder = decoders.Metaspace(prepend_scheme="never")
         trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials,
                                           unk_token="[UNK]", show_progress=False)
     try:

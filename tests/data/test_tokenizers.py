@@ -69,6 +69,12 @@ def test_unigram_round_trips_text_of_seen_characters(toks, text):
     assert tok.decode(tok.encode(text)) == text
 
 
+@pytest.mark.parametrize("text", [" x ", "  the model", "model  ", "\n the\n", "语言 模型 "])
+def test_unigram_keeps_leading_and_trailing_spaces(toks, text):
+    tok = toks["unigram"]
+    assert tok.decode(tok.encode(text)) == text
+
+
 @pytest.mark.parametrize("line", TRAIN.splitlines()[:5])
 def test_word_round_trips_known_words_with_their_spacing(toks, line):
     tok = toks["word"]
