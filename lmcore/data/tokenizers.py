@@ -13,7 +13,7 @@ Kinds and what decode(encode(x)) gives back:
 - ``wordpiece``: BERT-style (case kept, punctuation and CJK characters split off, ``##``
   continuations); decode joins words with single spaces, so whitespace is not kept and
   unseen characters become ``[UNK]``.
-- ``unigram``: SentencePiece-style unigram LM over ``▁``-marked words; exact when every
+- ``unigram``: unigram LM pieces (Kudo 2018) within GPT-2-style words; exact when every
   character was seen in training, unseen ones become ``[UNK]``.
 
 Every kind has SPECIAL_TOKENS at ids 0..6. They are never produced by encoding text: the
@@ -42,6 +42,9 @@ DEFAULT_VOCAB = {"bpe": 1000, "wordpiece": 1000, "unigram": 1000, "word": 5000}
 DEFAULT_MIN_FREQUENCY = {"char": 1, "byte": 1, "word": 1, "bpe": 2, "wordpiece": 2,
                          "unigram": 1}
 WORD_PATTERN = r"\w+|[^\w\s]|\n+|[^\S\n]+"
+# GPT-2's word split, except that "[" always stands alone: then no unigram piece can spell a
+# special token such as "[MASK]". Spaces stay literal (no "▁"), so decoding is concatenation.
+UNIGRAM_PATTERN = r" ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}\[]+|\[|\s+(?!\S)|\s+"
 N_SPECIAL = len(SPECIAL_TOKENS)
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 
@@ -134,8 +137,6 @@ class Tokenizer:
                 return _visible(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 return "".join(f"<0x{b:02X}>" for b in raw)
-        if self.kind == "unigram":
-            return _visible(tok.replace("▁", " "))
         return _visible(tok)
 
     def to_json(self) -> str:
@@ -241,12 +242,8 @@ def _trained(kind: str, text: str, vocab_size: int, min_frequency: int) -> HFTok
                                             special_tokens=specials, show_progress=False)
     else:  # unigram
         hf = HFTokenizer(models.Unigram())
-        # "[" always stands alone, so no piece can spell a special token such as "[MASK]".
-        hf.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Metaspace(prepend_scheme="never"),  # "always" eats a leading space
-            pre_tokenizers.Split("[", behavior="isolated"),
-        ])
-        hf.decoder = decoders.Metaspace(prepend_scheme="never")
+        hf.pre_tokenizer = pre_tokenizers.Split(Regex(UNIGRAM_PATTERN), behavior="isolated")
+        hf.decoder = decoders.Fuse()
         trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials,
                                           unk_token="[UNK]", show_progress=False)
     try:

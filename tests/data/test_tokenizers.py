@@ -75,6 +75,12 @@ def test_unigram_keeps_leading_and_trailing_spaces(toks, text):
     assert tok.decode(tok.encode(text)) == text
 
 
+def test_unigram_keeps_a_literal_metaspace_character():
+    tok = train_tokenizer("unigram", "a ▁ b ▁▁ c\n" * 30)
+    assert tok.decode(tok.encode(" ▁a▁ b")) == " ▁a▁ b"
+    assert tok.token_strings(tok.encode(" b")) == ["␣b"]
+
+
 @pytest.mark.parametrize("line", TRAIN.splitlines()[:5])
 def test_word_round_trips_known_words_with_their_spacing(toks, line):
     tok = toks["word"]
