@@ -333,18 +333,23 @@ def _check_controls(text: str, name: str) -> None:
         )
 
 
+def check_upload_size(n_bytes: int, name: str) -> None:
+    """Raise CorpusLimitError when `n_bytes` is over the upload limit (LMCORE_UPLOAD_MB)."""
+    limit = get_settings().upload_bytes
+    if n_bytes > limit:
+        raise CorpusLimitError(
+            f"{name} is {n_bytes / 2**20:,.1f} MB, over the upload limit of "
+            f"{limit / 2**20:,.0f} MB (set LMCORE_UPLOAD_MB to raise it, or upload a shorter text)"
+        )
+
+
 def load_text(data: bytes, filename: str) -> Corpus:
     """Decode uploaded bytes into a Corpus, repairing what can be repaired and saying so."""
     name = str(filename or "uploaded text")
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CorpusError(f"{name}: expected bytes, got {type(data).__name__}")
     data = bytes(data)
-    limit = get_settings().upload_bytes
-    if len(data) > limit:
-        raise CorpusLimitError(
-            f"{name} is {len(data) / 2**20:,.1f} MB, over the upload limit of "
-            f"{limit / 2**20:,.0f} MB (set LMCORE_UPLOAD_MB to raise it, or upload a shorter text)"
-        )
+    check_upload_size(len(data), name)
     if not data:
         raise CorpusError(f"{name} is empty (0 bytes): upload a file with some text in it")
     repairs: list[str] = []

@@ -50,9 +50,9 @@ class MarkovSource:
         """The (S, S) transition matrix of the chain on k-symbol states."""
         a, s = len(self.alphabet), self.n_states
         t = np.zeros((s, s))
-        for state in range(s):
-            for sym in range(a):
-                t[state, (state * a + sym) % s] += self.probs[state, sym]
+        states = np.arange(s)[:, None]  # (S, 1)
+        nxt = (states * a + np.arange(a)[None, :]) % s  # (S, A): state after each symbol
+        np.add.at(t, (np.broadcast_to(states, nxt.shape), nxt), self.probs)
         return t
 
     def stationary(self) -> np.ndarray:
@@ -60,14 +60,34 @@ class MarkovSource:
         s = self.n_states
         if s == 1:
             return np.ones(1)
-        t = self.state_transitions()
-        m = t.T - np.eye(s)  # (S, S)
+        if s > 128:  # big chains: sparse power iteration, O(S*A) a step instead of O(S^3)
+            pi = self._stationary_power()
+            if pi is not None:
+                return pi
+        m = self.state_transitions().T - np.eye(s)  # (S, S)
         m[-1, :] = 1.0  # replace one (redundant) balance equation by normalisation
         rhs = np.zeros(s)
         rhs[-1] = 1.0
-        pi = np.linalg.solve(m, rhs)
+        try:
+            pi = np.linalg.solve(m, rhs)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError("the chain has no unique stationary distribution "
+                             "(some states cannot reach others)") from exc
         pi = np.clip(pi, 0.0, None)
         return pi / pi.sum()
+
+    def _stationary_power(self, tol: float = 1e-16, max_steps: int = 50_000) -> np.ndarray | None:
+        """pi by power iteration on the sparse state chain; None if it has not converged."""
+        a, s = len(self.alphabet), self.n_states
+        nxt = ((np.arange(s)[:, None] * a + np.arange(a)[None, :]) % s).ravel()  # (S*A,)
+        pi = np.full(s, 1.0 / s)
+        for step in range(max_steps):
+            new = np.bincount(nxt, weights=(pi[:, None] * self.probs).ravel(), minlength=s)
+            new /= new.sum()
+            if step % 8 == 0 and np.abs(new - pi).max() <= tol:
+                return new
+            pi = new
+        return None
 
     def entropy_rate(self) -> float:
         """Exact entropy rate in bits per symbol: sum_s pi(s) H(P(.|s))."""
@@ -93,24 +113,50 @@ class MarkovSource:
             p = np.exp(z)
             return cls(order, alphabet, p / p.sum(axis=1, keepdims=True))
 
-        lo, hi = math.log(1e-3), math.log(1e4)
-        h_lo, h_hi = build(lo).entropy_rate(), build(hi).entropy_rate()
-        if not h_lo < target_bits < h_hi:
-            raise ValueError(
-                f"cannot reach {target_bits} bits with this seed (range {h_lo:.4f}..{h_hi:.4f})"
-            )
-        src = build(hi)
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            src = build(mid)
-            h = src.entropy_rate()
-            if abs(h - target_bits) <= 1e-12:
+        hi = math.log(1e4)
+        if build(hi).entropy_rate() <= target_bits:
+            raise ValueError(f"{target_bits} bits is too close to the maximum {hmax:.4f}")
+        lo = 0.0  # cool down until the rate falls below the target (rows sharpen towards one-hot)
+        while True:
+            try:
+                h_lo = build(lo).entropy_rate()
+            except ValueError:
+                h_lo = math.inf
+            if h_lo < target_bits:
                 break
-            if h < target_bits:
-                lo = mid
+            lo -= 0.5
+            if lo < math.log(1e-3) or h_lo == math.inf:
+                raise ValueError(
+                    f"{target_bits} bits is too low for an order-{order} source over {a} "
+                    f"symbols with seed {seed}; choose a larger target"
+                )
+        # Illinois (regula falsi) on log-temperature: the rate is continuous in it, and the
+        # bracket [lo, hi] always holds a root, so this converges like bisection at worst
+        f_lo, f_hi = h_lo - target_bits, math.inf
+        best, best_err = build(hi), math.inf
+        f_hi = best.entropy_rate() - target_bits
+        side = 0
+        for _ in range(200):
+            mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+            if not lo < mid < hi:
+                mid = 0.5 * (lo + hi)
+            src = build(mid)
+            f_mid = src.entropy_rate() - target_bits
+            if abs(f_mid) < best_err:
+                best, best_err = src, abs(f_mid)
+            if best_err <= 1e-12 or hi - lo < 1e-15:
+                break
+            if f_mid > 0:
+                hi, f_hi = mid, f_mid
+                if side == -1:
+                    f_lo /= 2
+                side = -1
             else:
-                hi = mid
-        return src
+                lo, f_lo = mid, f_mid
+                if side == 1:
+                    f_hi /= 2
+                side = 1
+        return best
 
     def sample(self, n: int, seed: int = 0) -> str:
         """n symbols from the stationary chain (first state drawn from pi), reproducible by seed."""
