@@ -271,14 +271,19 @@ def _chunks(text: str, size: int = 1 << 16) -> list[str]:
     return out
 
 
-def _min_vocab(kind: str) -> int:
-    return {"char": N_SPECIAL + 256, "byte": N_SPECIAL + 256, "bpe": N_SPECIAL + 256,
-            "word": N_SPECIAL + 1, "wordpiece": N_SPECIAL + 1, "unigram": N_SPECIAL + 1}[kind]
+_BYTES_NEEDED = (N_SPECIAL + 256, f"{N_SPECIAL} special tokens + 256 bytes")
+_ONE_NEEDED = (N_SPECIAL + 1, f"{N_SPECIAL} special tokens + 1")
+MIN_VOCAB = {"char": _BYTES_NEEDED, "byte": _BYTES_NEEDED, "bpe": _BYTES_NEEDED,
+             "word": _ONE_NEEDED, "wordpiece": _ONE_NEEDED, "unigram": _ONE_NEEDED}
 
 
 def train_tokenizer(kind: str, text: str, vocab_size: int | None = None,
                     min_frequency: int | None = None) -> Tokenizer:
-    """Train a tokenizer of `kind` on `text`; vocab_size defaults per kind (DEFAULT_VOCAB)."""
+    """Train a tokenizer of `kind` on `text`; vocab_size defaults per kind (DEFAULT_VOCAB).
+
+    char keeps the `vocab_size - 263` most frequent characters (all when None); byte has exactly
+    263 tokens; min_frequency (units seen fewer times are dropped) does not apply to unigram.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(KINDS)}")
     if not text:
@@ -290,11 +295,10 @@ def train_tokenizer(kind: str, text: str, vocab_size: int | None = None,
     elif kind == "byte" and vocab_size != N_SPECIAL + 256:
         raise ValueError(f"a byte tokenizer has exactly {N_SPECIAL + 256} tokens "
                          f"({N_SPECIAL} special + 256 bytes), not vocab_size={vocab_size}")
-    if vocab_size is not None and vocab_size < _min_vocab(kind):
+    least, why = MIN_VOCAB[kind]
+    if vocab_size is not None and vocab_size < least:
         raise ValueError(f"vocab_size={vocab_size} is too small for a {kind} tokenizer: "
-                         f"it needs at least {_min_vocab(kind)} "
-                         + ("(7 special tokens + 256 bytes)" if _min_vocab(kind) > N_SPECIAL + 1
-                            else "(7 special tokens + 1)"))
+                         f"it needs at least {least} ({why})")
     min_frequency = DEFAULT_MIN_FREQUENCY[kind] if min_frequency is None else min_frequency
     if min_frequency < 1:
         raise ValueError(f"min_frequency must be at least 1, got {min_frequency}")
