@@ -72,6 +72,20 @@ def _visible(s: str) -> str:
     return "".join(_VISIBLE.get(ch, ch) for ch in s)
 
 
+def _show_bytes(raw: bytes) -> str:
+    """UTF-8 text where it decodes, <0xE4> for each byte of a cut-off character."""
+    out = []
+    while raw:
+        try:
+            out.append(_visible(raw.decode("utf-8")))
+            break
+        except UnicodeDecodeError as exc:
+            out.append(_visible(raw[: exc.start].decode("utf-8")))
+            out.append("".join(f"<0x{b:02X}>" for b in raw[exc.start: exc.end]))
+            raw = raw[exc.end:]
+    return "".join(out)
+
+
 class Tokenizer:
     """A trained tokenizer of one `kind`; ids 0..6 are SPECIAL_TOKENS in every kind."""
 
@@ -111,13 +125,15 @@ class Tokenizer:
         ids = [int(i) for i in ids]
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
-            raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
+            raise ValueError(f"token id {bad[0]} is outside the vocabulary "
+                             f"(0..{self.vocab_size - 1})")
         return self.hf.decode(ids, skip_special_tokens=skip_special)
 
     def id_to_token(self, i: int) -> str:
         tok = self.hf.id_to_token(int(i)) if 0 <= int(i) < self.vocab_size else None
         if tok is None:
-            raise ValueError(f"token id {i} is outside the vocabulary (0..{self.vocab_size - 1})")
+            raise ValueError(f"token id {i} is outside the vocabulary "
+                             f"(0..{self.vocab_size - 1})")
         return tok
 
     def token_to_id(self, s: str) -> int | None:
@@ -132,11 +148,7 @@ class Tokenizer:
         if i < N_SPECIAL:
             return tok
         if self.kind in ("byte", "bpe"):
-            raw = bytes(_CHAR_BYTES[c] for c in tok)
-            try:
-                return _visible(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                return "".join(f"<0x{b:02X}>" for b in raw)
+            return _show_bytes(bytes(_CHAR_BYTES[c] for c in tok))
         return _visible(tok)
 
     def to_json(self) -> str:

@@ -14,6 +14,7 @@ from lmcore.data.tokenizers import (
     KINDS,
     SPECIAL_TOKENS,
     Tokenizer,
+    _show_bytes,
     tokenizer_stats,
     train_tokenizer,
 )
@@ -185,6 +186,10 @@ def test_token_strings_are_readable(toks):
     assert byte.token_strings(byte.encode("语")) == ["<0xE8>", "<0xAF>", "<0xAD>"]
     assert byte.token_strings([byte.mask_id]) == ["[MASK]"]
     assert "".join(bpe.token_strings(bpe.encode("the model"))) == "the␣model"
+    # a byte-level token can end inside a character: the whole part shows, the rest as bytes
+    assert _show_bytes("a 语".encode()[:4]) == "a␣<0xE8><0xAF>"
+    assert _show_bytes("语".encode()[2:] + "言".encode()) == "<0xAD>言"
+    assert _show_bytes(" 语".encode()) == "␣语"
 
 
 @pytest.mark.parametrize("kind", KINDS)
