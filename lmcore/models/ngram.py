@@ -1,0 +1,661 @@
+"""N-gram language models of order 1..6: MLE, add-k, KenLM's Kneser-Ney, stupid backoff.
+
+Counting is vectorised numpy: every sentence is padded `<s> w1 .. wk </s>` and laid end to end;
+the n-gram ending at each position gets an integer key `id(context) * V + word`, where
+`id(context)` is the row of its (n-1)-gram in the sorted table of the order below, so one
+`np.unique` per order gives the sorted table, the counts and each n-gram's suffix row.
+
+Interpolated modified Kneser-Ney is built exactly as KenLM's `lmplz`:
+- adjusted counts: the raw count at the highest order and for n-grams starting with `<s>`,
+  the number of distinct left extensions (continuation count) otherwise;
+- three discounts per order from the counts-of-counts t1..t4 of the adjusted counts,
+  Y = t1 / (t1 + 2 t2), D_k = k - (k + 1) Y t_{k+1} / t_k (Chen & Goodman eq. 26);
+- p(w|c) = (a(cw) - D(a(cw))) / sum_x a(cx) + gamma(c) p(w|c'), with
+  gamma(c) = (D1 N1(c.) + D2 N2(c.) + D3 N3+(c.)) / sum_x a(cx); at the unigram level gamma
+  is spread uniformly over every predictable type (the vocabulary less `<s>`), which is where
+  `<unk>` gets its probability.
+
+Every smoothing is stored in backoff (ARPA) form: per order a log-probability for each seen
+n-gram and a backoff weight for each n-gram used as a context, and scored by one routine:
+p(w|h) = p(w|h_k) * b(h_{k+1}) ... b(h), h_k the longest suffix of h with (h_k w) seen.
+A context of unseen or unknown words therefore falls back to its longest known suffix (down
+to the unigram level); MLE gives probability 0 (log -inf) to a word unseen after a context it
+has seen, which `Evaluation` reports as perplexity inf with the count of such tokens.
+Stupid backoff (Brants et al. 2007) is normalised per context so its perplexity is a real one;
+its unigram level is add-k so unseen words keep a non-zero probability.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lmcore.models.lm import LN2, LanguageModel, Score, generate_ids
+
+SMOOTHINGS = ("mle", "addk", "kn", "stupid")
+MAX_ORDER = 6
+LN10 = math.log(10.0)
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback defaults
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+LOADED = "arpa"  # smoothing of a model read from an ARPA file (unknown, already applied)
+
+
+@dataclass(frozen=True)
+class NGramConfig:
+    """What model to fit: order 1..6 and smoothing ('mle', 'addk', 'kn', 'stupid')."""
+
+    order: int = 3
+    smoothing: str = "kn"
+    k: float = 1.0  # add-k pseudo-count (Laplace when 1); also stupid backoff's unigram level
+    alpha: float = 0.4  # stupid backoff factor
+
+    def __post_init__(self) -> None:
+        if isinstance(self.order, bool) or not isinstance(self.order, int | np.integer):
+            raise ValueError(f"order must be an integer from 1 to {MAX_ORDER}, got {self.order!r}")
+        if not 1 <= self.order <= MAX_ORDER:
+            raise ValueError(f"order must be from 1 to {MAX_ORDER}, got {self.order} "
+                             "(an order-0 model predicts nothing; above 6 almost every n-gram "
+                             "is unseen)")
+        if self.smoothing not in (*SMOOTHINGS, LOADED):
+            raise ValueError(f"unknown smoothing {self.smoothing!r}; choose one of "
+                             f"{', '.join(SMOOTHINGS)}")
+        if not (math.isfinite(self.k) and self.k > 0):
+            raise ValueError(f"add-k needs k > 0 (k = 1 is Laplace), got k={self.k}")
+        if not (math.isfinite(self.alpha) and 0 < self.alpha <= 1):
+            raise ValueError(f"stupid backoff needs 0 < alpha <= 1, got alpha={self.alpha}")
+
+
+@dataclass
+class Vocab:
+    """The ids a model predicts over: their ARPA names and the roles of `<s>`, `</s>`, `<unk>`."""
+
+    words: list[str]
+    bos: int
+    eos: int
+    unk: int
+    reserved: frozenset[int] = frozenset()  # ids never predicted unless seen in training
+    index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.index:
+            self.index = {w: i for i, w in enumerate(self.words)}
+
+    @property
+    def size(self) -> int:
+        return len(self.words)
+
+    @classmethod
+    def empty(cls) -> Vocab:
+        """KenLM's start: `<unk>`, `<s>`, `</s>` at ids 0, 1, 2; words follow in first-seen order."""
+        return cls(words=[UNK, BOS, EOS], bos=1, eos=2, unk=0)
+
+    def add_sentences(self, lines: Iterable[str]) -> list[np.ndarray]:
+        """Ids of each whitespace-tokenised line, adding new words to the vocabulary."""
+        index, words, out = self.index, self.words, []
+        for line in lines:
+            toks = line.split()
+            if BOS in toks or EOS in toks:
+                raise ValueError(f"the training text contains {BOS} or {EOS}; they are reserved "
+                                 "for sentence boundaries (one sentence per line)")
+            ids = [index.setdefault(w, len(index)) for w in toks]
+            out.append(np.asarray(ids, dtype=np.int64))
+        words.extend(list(index)[len(words):])
+        return out
+
+    def encode_sentences(self, lines: Iterable[str]) -> list[np.ndarray]:
+        """Ids of each whitespace-tokenised line; unknown words map to `<unk>`."""
+        get, unk = self.index.get, self.unk
+        return [np.asarray([get(w, unk) for w in line.split()], dtype=np.int64)
+                for line in lines]
+
+
+def tokenizer_vocab(tokenizer) -> Vocab:
+    """A vocabulary over a lmcore tokenizer's ids; its BOS/EOS/UNK play `<s>`/`</s>`/`<unk>`."""
+    from lmcore.models.arpa import escape_word
+
+    special = {tokenizer.bos_id: BOS, tokenizer.eos_id: EOS, tokenizer.unk_id: UNK}
+    words = [special.get(i) or escape_word(tokenizer.id_to_token(i))
+             for i in range(tokenizer.vocab_size)]
+    reserved = frozenset({tokenizer.pad_id, tokenizer.mask_id, tokenizer.cls_id,
+                          tokenizer.sep_id})
+    return Vocab(words=words, bos=tokenizer.bos_id, eos=tokenizer.eos_id, unk=tokenizer.unk_id,
+                 reserved=reserved)
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+@dataclass
+class _Stream:
+    """Sentences laid end to end as `<s> ids .. </s>`, with each token's place in its sentence."""
+
+    tok: np.ndarray  # (P,) token ids
+    pos: np.ndarray  # (P,) 0 at each <s>
+    sent: np.ndarray  # (P,) sentence index
+
+
+def _stream(seqs: Sequence[Sequence[int]], vocab: Vocab, add_eos: bool) -> _Stream:
+    arrays = [np.asarray(s, dtype=np.int64).reshape(-1) for s in seqs]
+    lens = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    body = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+    if body.size and (body.min() < 0 or body.max() >= vocab.size):
+        bad = body[(body < 0) | (body >= vocab.size)][0]
+        raise ValueError(f"token id {bad} is outside the vocabulary (0..{vocab.size - 1})")
+    if body.size and np.any(body == vocab.bos):
+        raise ValueError("a sequence contains the beginning-of-sentence id; it is added "
+                         "automatically and may not appear inside a text")
+    full = lens + 1 + int(add_eos)
+    starts = np.concatenate([[0], np.cumsum(full)[:-1]]).astype(np.int64)
+    total = int(full.sum())
+    tok = np.empty(total, dtype=np.int64)
+    is_body = np.ones(total, dtype=bool)
+    tok[starts] = vocab.bos
+    is_body[starts] = False
+    if add_eos:
+        ends = starts + full - 1
+        tok[ends] = vocab.eos
+        is_body[ends] = False
+    tok[is_body] = body
+    sent = np.repeat(np.arange(len(arrays), dtype=np.int64), full)
+    pos = np.arange(total, dtype=np.int64) - starts[sent]
+    return _Stream(tok, pos, sent)
+
+
+@dataclass
+class _Table:
+    """One order's n-grams: sorted keys `row(context) * V + word`, counts, suffix rows."""
+
+    keys: np.ndarray  # (K,) int64, sorted
+    counts: np.ndarray  # (K,) raw occurrences in the training stream
+    suffix: np.ndarray  # (K,) row of the (n-1)-gram suffix in the order below (order >= 2)
+    bos_start: np.ndarray  # (K,) bool: the n-gram starts with <s>
+
+
+def _count(stream: _Stream, order: int, V: int) -> list[_Table]:
+    """Tables for orders 1..order; order 1 is dense over the vocabulary."""
+    tok, pos = stream.tok, stream.pos
+    uni = np.bincount(tok[pos > 0], minlength=V).astype(np.int64)
+    tables = [_Table(np.arange(V, dtype=np.int64), uni, np.zeros(V, dtype=np.int64),
+                     np.arange(V) < 0)]
+    prev = tok  # row of the (n-1)-gram ending at each position (-1: none)
+    for n in range(2, order + 1):
+        p = np.flatnonzero(pos >= n - 1)
+        key = prev[p - 1] * V + tok[p]
+        keys, first, inv, counts = np.unique(key, return_index=True, return_inverse=True,
+                                             return_counts=True)
+        at = p[first]
+        tables.append(_Table(keys, counts.astype(np.int64), prev[at], pos[at] == n - 1))
+        cur = np.full(len(tok), -1, dtype=np.int64)
+        cur[p] = inv.reshape(-1)
+        prev = cur
+    return tables
+
+
+# ----------------------------------------------------------------------------- smoothing
+
+
+def _context(table: _Table, V: int, n: int) -> np.ndarray:
+    return table.keys // V if n > 1 else np.zeros(len(table.keys), dtype=np.int64)
+
+
+def kn_discounts(adjusted: np.ndarray) -> tuple[float, float, float] | None:
+    """(D1, D2, D3+) from counts-of-counts of adjusted counts; None when they are undefined."""
+    t = np.bincount(np.clip(adjusted, 0, 5), minlength=6)[:5].astype(np.float64)
+    if np.any(t[1:4] == 0):
+        return None
+    y = t[1] / (t[1] + 2.0 * t[2])
+    d = tuple(float(j - (j + 1) * y * t[j + 1] / t[j]) for j in (1, 2, 3))
+    if any(not 0.0 <= dj <= j for j, dj in zip((1, 2, 3), d, strict=True)):
+        return None
+    return d  # type: ignore[return-value]
+
+
+def _adjusted_counts(tables: list[_Table], vocab: Vocab) -> list[np.ndarray]:
+    """KenLM's adjusted counts: raw at the top order and after <s>, continuation otherwise."""
+    N = len(tables)
+    adj = []
+    for n in range(1, N + 1):
+        t = tables[n - 1]
+        if n == N:
+            a = t.counts.copy()
+        else:
+            a = np.bincount(tables[n].suffix, minlength=len(t.keys)).astype(np.int64)
+            a = np.where(t.bos_start, t.counts, a)
+            if n == 1:
+                a[vocab.bos] = 0
+        adj.append(a)
+    return adj
+
+
+@dataclass
+class _Fitted:
+    lp: list[np.ndarray]  # natural-log probability of each n-gram, per order
+    bo: list[np.ndarray]  # natural-log backoff of each n-gram as a context, orders 1..N-1
+    discounts: dict[int, tuple[float, float, float]]
+    fallback_orders: list[int]
+
+
+def _predictable(vocab: Vocab, uni_counts: np.ndarray) -> np.ndarray:
+    """(V,) bool: ids the model may emit (everything but <s> and unused reserved ids)."""
+    mask = np.ones(vocab.size, dtype=bool)
+    mask[vocab.bos] = False
+    for i in vocab.reserved:
+        if uni_counts[i] == 0:
+            mask[i] = False
+    return mask
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+def _fit_kn(tables: list[_Table], vocab: Vocab, emit: np.ndarray) -> _Fitted:
+    V, N = vocab.size, len(tables)
+    adj = _adjusted_counts(tables, vocab)
+    lp, bo, discounts, fallback = [], [], {}, []
+    prob_below = None
+    for n in range(1, N + 1):
+        a, t = adj[n - 1], tables[n - 1]
+        d = kn_discounts(a)
+        if d is None:
+            d = FALLBACK_DISCOUNTS
+            fallback.append(n)
+        discounts[n] = d
+        dvec = np.array([0.0, *d])
+        ctx = _context(t, V, n)
+        n_ctx = len(tables[n - 2].keys) if n > 1 else 1
+        denom = np.bincount(ctx, weights=a, minlength=n_ctx)
+        mass = sum(d[j - 1] * np.bincount(ctx, weights=(np.minimum(a, 3) == j),
+                                          minlength=n_ctx) for j in (1, 2, 3))
+        has = denom > 0
+        gamma = np.where(has, mass / np.where(has, denom, 1.0), 0.0)
+        u = (a - dvec[np.minimum(a, 3)]) / np.where(has, denom, 1.0)[ctx]
+        if n == 1:
+            p = np.where(emit, u + gamma[0] / emit.sum(), 0.0)
+        else:
+            p = u + gamma[ctx] * prob_below[t.suffix]
+            bo.append(np.where(has, _log(np.where(has, gamma, 1.0)), 0.0))
+        lp.append(_log(p))
+        prob_below = p
+    return _Fitted(lp, bo, discounts, fallback)
+
+
+def _fit_mle(tables: list[_Table], vocab: Vocab) -> _Fitted:
+    V, N = vocab.size, len(tables)
+    lp, bo = [], []
+    for n in range(1, N + 1):
+        t = tables[n - 1]
+        ctx = _context(t, V, n)
+        n_ctx = len(tables[n - 2].keys) if n > 1 else 1
+        denom = np.bincount(ctx, weights=t.counts, minlength=n_ctx)
+        has = denom > 0
+        lp.append(_log(t.counts / np.where(has, denom, 1.0)[ctx]))
+        if n > 1:
+            bo.append(np.where(has, -np.inf, 0.0))
+    return _Fitted(lp, bo, {}, [])
+
+
+def _fit_addk(tables: list[_Table], vocab: Vocab, emit: np.ndarray, k: float) -> _Fitted:
+    V, N = vocab.size, len(tables)
+    F = float(emit.sum())
+    uniform = np.where(emit, -math.log(F), -np.inf)
+    t = tables[-1]
+    ctx = _context(t, V, N)
+    n_ctx = len(tables[-2].keys) if N > 1 else 1
+    denom = np.bincount(ctx, weights=t.counts, minlength=n_ctx)
+    top = np.log(t.counts + k) - np.log(denom + k * F)[ctx]
+    if N == 1:
+        return _Fitted([np.where(emit, top, -np.inf)], [], {}, [])
+    lp = [uniform] + [np.full(len(tables[n - 1].keys), -math.log(F)) for n in range(2, N)]
+    lp.append(top)
+    bo = [np.zeros(len(tables[n - 1].keys)) for n in range(1, N - 1)]
+    bo.append(np.where(denom > 0, np.log(k * F) - np.log(denom + k * F), 0.0))
+    return _Fitted(lp, bo, {}, [])
+
+
+def _fit_stupid(tables: list[_Table], vocab: Vocab, emit: np.ndarray, k: float,
+                alpha: float) -> _Fitted:
+    V, N = vocab.size, len(tables)
+    uni = tables[0].counts
+    p1 = np.where(emit, (uni + k) / (uni[emit].sum() + k * emit.sum()), 0.0)
+    lp, bo = [_log(p1)], []
+    score_below = p1  # unnormalised S of each n-gram of the order below (its relative frequency)
+    z_below = np.ones(1)  # normaliser Z of each context two orders below (order 0: empty)
+    for n in range(2, N + 1):
+        t, c = tables[n - 1], tables[n - 2]
+        ctx = t.keys // V
+        denom = np.bincount(ctx, weights=t.counts, minlength=len(c.keys))
+        has = denom > 0
+        r = t.counts / np.where(has, denom, 1.0)[ctx]
+        seen_below = np.bincount(ctx, weights=score_below[t.suffix], minlength=len(c.keys))
+        ctx_suffix = c.suffix if n > 2 else np.zeros(len(c.keys), dtype=np.int64)
+        z_sfx = z_below[ctx_suffix]
+        z = 1.0 + alpha * np.maximum(z_sfx - seen_below, 0.0)
+        lp.append(np.log(r) - np.log(z)[ctx])
+        bo.append(np.where(has, math.log(alpha) + np.log(z_sfx) - np.log(z), 0.0))
+        score_below, z_below = r, z
+    return _Fitted(lp, bo, {}, [])
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Held-out numbers, KenLM's way: totals over the whole text, never averages of averages."""
+
+    log10_prob: float  # sum of log10 p over every scored token (-inf if any p = 0)
+    log10_prob_known: float  # the same without the out-of-vocabulary tokens
+    tokens: int  # scored tokens (words and </s> for sentences)
+    oov: int  # tokens never seen in training (KenLM: mapped to <unk>)
+    zero_prob: int  # tokens with probability 0 (MLE on unseen n-grams)
+    chars: int = 0
+    bytes: int = 0
+    sentence_log10: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def perplexity(self) -> float:
+        return _ppl(self.log10_prob, self.tokens)
+
+    @property
+    def perplexity_no_oov(self) -> float:
+        return _ppl(self.log10_prob_known, self.tokens - self.oov)
+
+    @property
+    def bits(self) -> float:
+        return -self.log10_prob * LN10 / LN2
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.bits / self.tokens if self.tokens else float("nan")
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.bits / self.chars if self.chars else float("nan")
+
+    def to_score(self) -> Score:
+        """The lab-wide `Score` (bits, tokens, chars, bytes, zero-probability tokens)."""
+        return Score(bits=self.bits, tokens=self.tokens, chars=self.chars, bytes=self.bytes,
+                     zero_prob_tokens=self.zero_prob)
+
+
+def _ppl(log10_sum: float, n: int) -> float:
+    if n <= 0:
+        return float("nan")
+    if log10_sum == -math.inf:
+        return math.inf
+    return float(10.0 ** (-log10_sum / n))
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class NGramLM(LanguageModel):
+    """An n-gram LM in backoff form; fit it with `fit`, `from_sentences` or `from_tokenizer`."""
+
+    def __init__(self, config: NGramConfig, vocab: Vocab, keys: list[np.ndarray],
+                 lp: list[np.ndarray], bo: list[np.ndarray], known: np.ndarray,
+                 counts: list[np.ndarray] | None = None,
+                 discounts: dict[int, tuple[float, float, float]] | None = None,
+                 fallback_orders: Sequence[int] = (), tokenizer=None) -> None:
+        if len(keys) != config.order or len(lp) != config.order or len(bo) != config.order - 1:
+            raise ValueError("tables do not match the model order")
+        self.config = config
+        self.vocab = vocab
+        self.vocab_size = vocab.size
+        self.keys, self.lp, self.bo = keys, lp, bo
+        self.known = known  # (V,) bool: seen in training (others count as OOV)
+        self.counts = counts
+        self.discounts = discounts or {}
+        self.fallback_orders = list(fallback_orders)
+        self.tokenizer = tokenizer
+
+    # -- fitting
+
+    @classmethod
+    def fit(cls, sequences: Sequence[Sequence[int]], vocab: Vocab,
+            config: NGramConfig | None = None, tokenizer=None, **kwargs) -> NGramLM:
+        """Fit on id sequences (each padded `<s> .. </s>`); kwargs build the config."""
+        config = config or NGramConfig(**kwargs)
+        if config.smoothing == LOADED:
+            raise ValueError(f"choose a smoothing to fit: {', '.join(SMOOTHINGS)}")
+        stream = _stream(sequences, vocab, add_eos=True)
+        n_tokens = int((stream.pos > 0).sum())
+        if n_tokens == 0:
+            raise ValueError("the training text is empty: there is nothing to count")
+        tables = _count(stream, config.order, vocab.size)
+        if len(tables[-1].keys) == 0:
+            longest = int(stream.pos.max()) - 1 if stream.pos.size else 0
+            raise ValueError(f"the corpus is too small for order {config.order}: its longest "
+                             f"sentence has {longest} tokens, so no {config.order}-gram fits "
+                             "(choose a lower order or a longer text)")
+        emit = _predictable(vocab, tables[0].counts)
+        s = config.smoothing
+        if s == "kn":
+            fitted = _fit_kn(tables, vocab, emit)
+        elif s == "mle":
+            fitted = _fit_mle(tables, vocab)
+        elif s == "addk":
+            fitted = _fit_addk(tables, vocab, emit, config.k)
+        else:
+            fitted = _fit_stupid(tables, vocab, emit, config.k, config.alpha)
+        return cls(config, vocab, [t.keys for t in tables], fitted.lp, fitted.bo,
+                   known=tables[0].counts > 0, counts=[t.counts for t in tables],
+                   discounts=fitted.discounts, fallback_orders=fitted.fallback_orders,
+                   tokenizer=tokenizer)
+
+    @classmethod
+    def from_sentences(cls, lines: Iterable[str], config: NGramConfig | None = None,
+                       **kwargs) -> NGramLM:
+        """KenLM's convention: one sentence per line, tokens separated by whitespace."""
+        vocab = Vocab.empty()
+        seqs = vocab.add_sentences(lines)
+        return cls.fit(seqs, vocab, config, **kwargs)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, texts: str | Sequence[str],
+                       config: NGramConfig | None = None, **kwargs) -> NGramLM:
+        """Fit over a lmcore tokenizer's ids; each text is one sequence `<s> ids .. </s>`."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        seqs = [tokenizer.encode(t) for t in texts]
+        return cls.fit(seqs, tokenizer_vocab(tokenizer), config, tokenizer=tokenizer, **kwargs)
+
+    # -- properties
+
+    @property
+    def order(self) -> int:
+        return self.config.order
+
+    def ngram_counts(self) -> list[int]:
+        """Distinct n-grams stored per order (the `ngram n=` lines of the ARPA file)."""
+        return [len(k) for k in self.keys]
+
+    def num_parameters(self) -> int:
+        return int(sum(len(x) for x in self.lp) + sum(len(x) for x in self.bo))
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(repr((self.config, self.vocab.words)).encode())
+        for arr in [*self.keys, *self.lp, *self.bo]:
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:16]
+
+    # -- lookups
+
+    def _rows(self, stream: _Stream) -> list[np.ndarray]:
+        """Row of the n-gram ending at each position in each order's table (-1: not stored)."""
+        tok, pos, V = stream.tok, stream.pos, self.vocab_size
+        rows = [tok.copy()]
+        for n in range(2, self.order + 1):
+            cur = np.full(len(tok), -1, dtype=np.int64)
+            p = np.flatnonzero(pos >= n - 1)
+            ctx = rows[-1][p - 1]
+            p = p[ctx >= 0]
+            key = rows[-1][p - 1] * V + tok[p]
+            keys = self.keys[n - 1]
+            j = np.searchsorted(keys, key)
+            j = np.minimum(j, len(keys) - 1) if len(keys) else j
+            hit = (keys[j] == key) if len(keys) else np.zeros(len(key), dtype=bool)
+            cur[p[hit]] = j[hit]
+            rows.append(cur)
+        return rows
+
+    def _logprobs(self, stream: _Stream) -> np.ndarray:
+        """(P,) natural-log p of each token given its context; NaN at the <s> positions."""
+        rows, pos, N = self._rows(stream), stream.pos, self.order
+        P = len(pos)
+        longest = np.minimum(N, pos + 1)  # longest n-gram that fits at each position
+        matched = np.zeros(P, dtype=np.int64)
+        lp_at = np.full((P, N + 1), np.nan)
+        for n in range(1, N + 1):
+            r = rows[n - 1]
+            ok = r >= 0
+            lp_at[ok, n] = self.lp[n - 1][r[ok]]
+            matched = np.where(ok & (n <= longest), n, matched)
+        # backoff of the j-gram context ending just before each position, 0 if not stored
+        bo = np.zeros((P, N + 1))
+        for j in range(1, N):
+            ctx = np.full(P, -1, dtype=np.int64)
+            ctx[1:] = rows[j - 1][:-1]
+            use = (ctx >= 0) & (j < longest)
+            bo[use, j] = self.bo[j - 1][ctx[use]]
+        with np.errstate(invalid="ignore"):
+            tail = np.cumsum(bo[:, ::-1], axis=1)[:, ::-1]  # tail[:, j] = sum_{j' >= j} bo
+        idx = np.arange(P)
+        out = lp_at[idx, matched] + tail[idx, matched]
+        out[pos == 0] = np.nan
+        return out
+
+    def context_rows(self, context: Sequence[int]) -> list[int]:
+        """Rows of the context's suffixes of length 1, 2, .. (stops at the first unstored one)."""
+        V = self.vocab_size
+        h = [self.vocab.bos, *[int(i) for i in context]][-(self.order - 1):] if self.order > 1 \
+            else []
+        rows = []
+        for j in range(1, len(h) + 1):
+            words = h[-j:]
+            r = words[0]
+            for n in range(2, j + 1):
+                keys = self.keys[n - 1]
+                key = r * V + words[n - 1]
+                i = int(np.searchsorted(keys, key))
+                if i >= len(keys) or keys[i] != key:
+                    return rows
+                r = i
+            rows.append(r)
+        return rows
+
+    def _check_ids(self, ids: Sequence[int]) -> np.ndarray:
+        arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+            bad = arr[(arr < 0) | (arr >= self.vocab_size)][0]
+            raise ValueError(f"token id {bad} is outside the vocabulary (0..{self.vocab_size - 1})")
+        if arr.size and np.any(arr == self.vocab.bos):
+            raise ValueError("the beginning-of-sentence id may not appear inside a text")
+        return arr
+
+    # -- the LanguageModel contract
+
+    def next_logprobs(self, context: Sequence[int]) -> np.ndarray:
+        """(V,) natural-log p(next | context); a context of unknown words backs off."""
+        self._check_ids(context)
+        V = self.vocab_size
+        dist = self.lp[0].copy()
+        for j, r in enumerate(self.context_rows(context), start=1):
+            dist = dist + self.bo[j - 1][r]
+            keys = self.keys[j]
+            lo, hi = np.searchsorted(keys, [r * V, (r + 1) * V])
+            dist[keys[lo:hi] - r * V] = self.lp[j][lo:hi]
+        return dist
+
+    def token_logprobs(self, ids: Sequence[int]) -> np.ndarray:
+        """(T,) natural-log p(ids[t] | ids[:t]), batched; the start is `<s>`, no `</s>` added."""
+        arr = self._check_ids(ids)
+        stream = _stream([arr], self.vocab, add_eos=False)
+        return self._logprobs(stream)[1:]
+
+    # -- scoring text
+
+    def score_sequences(self, sequences: Sequence[Sequence[int]], add_eos: bool = True,
+                        chars: int = 0, nbytes: int = 0) -> Evaluation:
+        """KenLM-style totals over `<s> ids .. </s>` sequences (batched, one pass)."""
+        seqs = [self._check_ids(s) for s in sequences]
+        stream = _stream(seqs, self.vocab, add_eos=add_eos)
+        lp = self._logprobs(stream)
+        scored = stream.pos > 0
+        lp10 = lp[scored] / LN10
+        oov = ~self.known[stream.tok[scored]]
+        per_sent = np.bincount(stream.sent[scored], weights=np.where(np.isneginf(lp10), 0, lp10),
+                               minlength=len(seqs))
+        zero_by_sent = np.bincount(stream.sent[scored], weights=np.isneginf(lp10),
+                                   minlength=len(seqs))
+        per_sent = np.where(zero_by_sent > 0, -np.inf, per_sent)
+        return Evaluation(log10_prob=float(lp10.sum()), log10_prob_known=float(lp10[~oov].sum()),
+                          tokens=int(scored.sum()), oov=int(oov.sum()),
+                          zero_prob=int(np.isneginf(lp10).sum()), chars=chars, bytes=nbytes,
+                          sentence_log10=per_sent)
+
+    def score_lines(self, lines: Sequence[str]) -> Evaluation:
+        """Score whitespace-tokenised lines as KenLM does (each line + its newline as chars)."""
+        lines = list(lines)
+        text_chars = sum(len(s) + 1 for s in lines)
+        text_bytes = sum(len(s.encode("utf-8")) + 1 for s in lines)
+        return self.score_sequences(self.vocab.encode_sentences(lines), chars=text_chars,
+                                    nbytes=text_bytes)
+
+    def score_text(self, text: str) -> Evaluation:
+        """Score a text through the tokenizer as one sequence (bits per char comparable)."""
+        if self.tokenizer is None:
+            return self.score_lines(text.splitlines())
+        ids = self.tokenizer.encode(text)
+        return self.score_sequences([ids], add_eos=False, chars=len(text),
+                                    nbytes=len(text.encode("utf-8")))
+
+    def unseen_fraction(self, sequences: Sequence[Sequence[int]]) -> dict[int, float]:
+        """Per order n: share of held-out n-grams (incl. <s>, </s>) never seen in training."""
+        stream = _stream([self._check_ids(s) for s in sequences], self.vocab, add_eos=True)
+        rows, pos = self._rows(stream), stream.pos
+        out = {}
+        for n in range(1, self.order + 1):
+            at = pos >= max(n - 1, 1)
+            if n == 1:
+                seen = self.known[stream.tok[at]]
+            else:
+                seen = rows[n - 1][at] >= 0
+            out[n] = float(1.0 - seen.mean()) if at.any() else float("nan")
+        return out
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text` in this model's vocabulary (tokenizer, or whitespace words)."""
+        if self.tokenizer is not None:
+            return self.tokenizer.encode(text)
+        get, unk = self.vocab.index.get, self.vocab.unk
+        return [get(w, unk) for w in text.split()]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of `ids` (tokenizer decode, or words joined by spaces)."""
+        if self.tokenizer is not None:
+            return self.tokenizer.decode([int(i) for i in ids])
+        return " ".join(self.vocab.words[int(i)] for i in ids)
+
+    def top_next(self, context: Sequence[int], k: int = 10) -> list[tuple[int, float]]:
+        """The k most likely next ids after `context` with their probabilities."""
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        lp = self.next_logprobs(context)
+        k = min(k, self.vocab_size)
+        top = np.argpartition(-lp, k - 1)[:k]
+        top = top[np.lexsort((top, -lp[top]))]
+        return [(int(i), float(np.exp(lp[i]))) for i in top if lp[i] > -np.inf]
+
+    def generate(self, context: Sequence[int] = (), n: int = 50, *, seed: int = 0,
+                 temperature: float = 1.0, top_k: int | None = None,
+                 stop_at_eos: bool = True) -> list[int]:
+        """Sample up to `n` ids after `context` (stops at `</s>` unless told otherwise)."""
+        return generate_ids(self, list(context), n, seed=seed, temperature=temperature,
+                            top_k=top_k, stop_id=self.vocab.eos if stop_at_eos else None)
+
