@@ -1,0 +1,324 @@
+"""What attention costs: median time, exact peak memory and bytes saved for backward, per impl.
+
+Peak memory follows DESIGN.md: with glibc's mmap threshold at 64 KiB (so freed tensors go back to
+the OS), warm up, write 5 to /proc/self/clear_refs to reset the high-water mark, run the call, and
+take VmHWM minus the VmRSS read just before it. `measure_cell_subprocess` does this in a fresh
+process started with MALLOC_MMAP_THRESHOLD_=65536 (exact); `peak_bytes` does it in the current
+process through mallopt/malloc_trim (good enough for a live plot; other threads add noise).
+Run as `python -m lmcore.models.attention_profile --impl tiled --T 4096` to measure one cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from lmcore.models.attention import attention
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+SMALL_MMAP = 65536  # the DESIGN.md setting: anything over 64 KiB is mmapped and unmapped on free
+BIG_MMAP = 32 * 2**20  # glibc's largest dynamic threshold: heap reuse, for timing
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One (implementation, T) measurement: medians in ms, peaks in bytes."""
+
+    impl: str
+    T: int
+    fwd_ms: float
+    fwdbwd_ms: float
+    fwd_peak: int
+    fwdbwd_peak: int
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def set_mmap_threshold(nbytes: int) -> bool:
+    """Set glibc's mmap threshold in this process (and trim the heap); False if not glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    ok = libc.mallopt(M_MMAP_THRESHOLD, nbytes) == 1
+    libc.mallopt(M_TRIM_THRESHOLD, max(nbytes, 128 * 1024))
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+    return ok
+
+
+def peak_bytes(
+    fn: Callable[[], object],
+    *,
+    warmup: bool = True,
+    setup: Callable[[], object] | None = None,
+) -> int:
+    """Peak RSS growth of one call of `fn`, in bytes (VmHWM − VmRSS before, high-water reset).
+
+    Run it in a process started with MALLOC_MMAP_THRESHOLD_=65536 for an exact figure; here the
+    threshold is also set through mallopt so heap kept from earlier calls cannot hide the peak.
+    """
+    if warmup:
+        fn()
+    if setup is not None:
+        setup()  # e.g. drop gradients kept from the warm-up, outside the measured window
+    set_mmap_threshold(SMALL_MMAP)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_kib("VmRSS")
+    fn()
+    return max(0, _status_kib("VmHWM") - before) * 1024
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, *, warmup: int = 1) -> float:
+    """Median wall time of `repeats` calls after `warmup` calls (timings here are noisy)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def make_inputs(
+    T: int, *, B: int = 1, H: int = 4, D: int = 64, dtype=torch.float32, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random q, k, v shaped (B, H, T, D), reproducible by seed."""
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(B, H, T, D, generator=g, dtype=dtype) for _ in range(3))
+
+
+def _calls(impl: str, T: int, *, B: int, H: int, D: int, causal: bool, **kwargs):
+    """(forward, forward+backward, clear_grads) closures on fresh random inputs."""
+    if impl != "tiled":  # tile sizes only mean something to the tiled implementation
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("block_q", "block_k")}
+    q, k, v = make_inputs(T, B=B, H=H, D=D)
+    qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
+    dout = torch.randn(B, H, T, D, generator=torch.Generator().manual_seed(1))
+
+    def fwd():
+        with torch.no_grad():
+            return attention(q, k, v, impl=impl, causal=causal, **kwargs)
+
+    def clear_grads():
+        for t in (qg, kg, vg):
+            t.grad = None
+
+    def fwdbwd():
+        clear_grads()
+        attention(qg, kg, vg, impl=impl, causal=causal, **kwargs).backward(dout)
+
+    return fwd, fwdbwd, clear_grads
+
+
+def measure_peaks(
+    impl: str,
+    T: int,
+    *,
+    B: int = 1,
+    H: int = 4,
+    D: int = 64,
+    causal: bool = True,
+    backward: bool = True,
+    **kwargs,
+) -> tuple[int, int]:
+    """Peak bytes of one forward and of one forward+backward (0 when backward is False)."""
+    fwd, fwdbwd, clear = _calls(impl, T, B=B, H=H, D=D, causal=causal, **kwargs)
+    fwd_peak = peak_bytes(fwd)
+    return fwd_peak, (peak_bytes(fwdbwd, setup=clear) if backward else 0)
+
+
+def measure_times(
+    impls: list[str],
+    T: int,
+    *,
+    B: int = 1,
+    H: int = 4,
+    D: int = 64,
+    causal: bool = True,
+    repeats: int = 5,
+    backward: bool = True,
+    **kwargs,
+) -> dict[str, tuple[float, float]]:
+    """Median ms of forward and forward+backward per impl, interleaved so load hits all alike."""
+    calls = {i: _calls(i, T, B=B, H=H, D=D, causal=causal, **kwargs) for i in impls}
+    times: dict[str, tuple[list[float], list[float]]] = {i: ([], []) for i in impls}
+    for r in range(max(1, repeats) + 1):  # round 0 warms up
+        for i, (fwd, fwdbwd, _) in calls.items():
+            for j, fn in enumerate((fwd, fwdbwd) if backward else (fwd,)):
+                t0 = time.perf_counter()
+                fn()
+                if r:
+                    times[i][j].append(time.perf_counter() - t0)
+    return {
+        i: (statistics.median(f) * 1e3, statistics.median(b) * 1e3 if b else float("nan"))
+        for i, (f, b) in times.items()
+    }
+
+
+def measure_cell(
+    impl: str, T: int, *, repeats: int = 5, backward: bool = True, **kwargs
+) -> CellResult:
+    """Peak memory, then median time, of forward and forward+backward for one impl and T."""
+    fwd_peak, fwdbwd_peak = measure_peaks(impl, T, backward=backward, **kwargs)
+    set_mmap_threshold(BIG_MMAP)  # time with ordinary heap reuse, not page faults per call
+    (fwd_ms, fwdbwd_ms) = measure_times([impl], T, repeats=repeats, backward=backward, **kwargs)[
+        impl
+    ]
+    return CellResult(impl, T, fwd_ms, fwdbwd_ms, fwd_peak, fwdbwd_peak)
+
+
+def _run_json(args: list[str], *, small_mmap: bool, timeout: float) -> list[dict]:
+    """Run this module in a fresh interpreter; return its JSON lines."""
+    cmd = [sys.executable, "-m", "lmcore.models.attention_profile", *args]
+    env = dict(os.environ)
+    env.pop("MALLOC_MMAP_THRESHOLD_", None)
+    if small_mmap:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(SMALL_MMAP)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measuring {args} failed: {proc.stderr.strip()[-2000:]}")
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def _opts(kwargs: dict) -> list[str]:
+    return [a for key, value in kwargs.items() for a in (f"--{key}", str(int(value)))]
+
+
+def measure_cell_subprocess(impl: str, T: int, *, timeout: float = 600.0, **kwargs) -> CellResult:
+    """`measure_cell` in a fresh Python process started with MALLOC_MMAP_THRESHOLD_=65536."""
+    args = ["--mode", "cell", "--impl", impl, "--T", str(T), *_opts(kwargs)]
+    return CellResult(**_run_json(args, small_mmap=True, timeout=timeout)[0])
+
+
+def measure_peaks_subprocess(
+    impl: str, T: int, *, timeout: float = 600.0, **kwargs
+) -> tuple[int, int]:
+    """`measure_peaks` in a fresh process with MALLOC_MMAP_THRESHOLD_=65536 (exact peaks)."""
+    args = ["--mode", "peaks", "--impl", impl, "--T", str(T), *_opts(kwargs)]
+    row = _run_json(args, small_mmap=True, timeout=timeout)[0]
+    return row["fwd_peak"], row["fwdbwd_peak"]
+
+
+def measure_times_subprocess(
+    impls: list[str], T: int, *, timeout: float = 600.0, **kwargs
+) -> dict[str, tuple[float, float]]:
+    """`measure_times` in a fresh process with glibc's default heap behaviour."""
+    args = ["--mode", "times", "--impl", ",".join(impls), "--T", str(T), *_opts(kwargs)]
+    rows = _run_json(args, small_mmap=False, timeout=timeout)
+    return {r["impl"]: (r["fwd_ms"], r["fwdbwd_ms"]) for r in rows}
+
+
+def predict_naive_peak(
+    T: int,
+    *,
+    B: int = 1,
+    H: int = 4,
+    elem: int = 4,
+    backward: bool = True,
+    measured: list[tuple[int, int]] | None = None,
+) -> int:
+    """Predict naive attention's peak bytes at T from its T² term.
+
+    With two or more measured (T, peak) points, fit peak ≈ a·T² + b·T by least squares;
+    otherwise assume 3 (forward) or 5 (forward+backward) live T×T tensors per head.
+    """
+    pts = [(t, p) for t, p in (measured or []) if t > 0]
+    if len(pts) >= 2:
+        s44 = sum(t**4 for t, _ in pts)
+        s33 = sum(t**3 for t, _ in pts)
+        s22 = sum(t**2 for t, _ in pts)
+        y2 = sum(p * t**2 for t, p in pts)
+        y1 = sum(p * t for t, p in pts)
+        det = s44 * s22 - s33 * s33
+        if det > 0:
+            a = (y2 * s22 - y1 * s33) / det
+            b = (s44 * y1 - s33 * y2) / det
+            if a > 0:
+                return int(a * T * T + max(b, 0.0) * T)
+    return int((5 if backward else 3) * B * H * T * T * elem)
+
+
+@dataclass(frozen=True)
+class SavedReport:
+    """Tensors autograd keeps for backward: total bytes (distinct storages) and the largest."""
+
+    total_bytes: int
+    count: int
+    largest_numel: int
+    shapes: tuple[tuple[int, ...], ...]
+
+
+def saved_for_backward(fn: Callable[[], torch.Tensor]) -> SavedReport:
+    """Run `fn` (a forward) under saved-tensor hooks and count what autograd keeps."""
+    seen: dict[tuple, int] = {}
+    shapes: list[tuple[int, ...]] = []
+    largest = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal largest
+        st = t.untyped_storage()
+        seen[(st.data_ptr(), st.nbytes())] = st.nbytes()
+        shapes.append(tuple(t.shape))
+        largest = max(largest, t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return SavedReport(sum(seen.values()), len(shapes), largest, tuple(shapes))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure in this process and print JSON lines (the subprocess side of the helpers above)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=("cell", "peaks", "times"), default="cell")
+    ap.add_argument("--impl", required=True, help="one impl, or several comma-separated (times)")
+    ap.add_argument("--T", type=int, required=True)
+    for name, default in (("B", 1), ("H", 4), ("D", 64), ("repeats", 5), ("backward", 1)):
+        ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--causal", type=int, default=1)
+    ap.add_argument("--block_q", type=int, default=None)
+    ap.add_argument("--block_k", type=int, default=None)
+    a = ap.parse_args(argv)
+    kw = {key: getattr(a, key) for key in ("block_q", "block_k") if getattr(a, key)}
+    kw.update(B=a.B, H=a.H, D=a.D, causal=bool(a.causal), backward=bool(a.backward))
+    if a.mode == "times":
+        for impl, (f, b) in measure_times(a.impl.split(","), a.T, repeats=a.repeats, **kw).items():
+            print(json.dumps({"impl": impl, "fwd_ms": f, "fwdbwd_ms": b}))
+    elif a.mode == "peaks":
+        f, b = measure_peaks(a.impl, a.T, **kw)
+        print(json.dumps({"impl": a.impl, "fwd_peak": f, "fwdbwd_peak": b}))
+    else:
+        print(json.dumps(asdict(measure_cell(a.impl, a.T, repeats=a.repeats, **kw))))
+
+
+if __name__ == "__main__":
+    main()
