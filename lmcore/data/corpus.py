@@ -137,8 +137,7 @@ def _clean_surrogates(text: str, repairs: list[str]) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        fixed = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        fixed = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in fixed)
+        fixed = re.sub("[\ud800-\udfff]", "\ufffd", text)
         repairs.append("replaced lone surrogate code points with \ufffd")
         return fixed
 

@@ -125,8 +125,9 @@ def _scan(text: str, mark_lone: bool, stats: _Stats) -> str:
 
 
 def _looks_mojibake(s: _Stats) -> bool:
-    """Enough whole UTF-8 sequences, few unexplained characters: the text was mis-decoded."""
-    return s.valid > 0 and s.valid >= 3 * (s.orphan + s.lone)
+    """Whole or broken UTF-8 sequences outnumber unexplained characters 3 to 1: mis-decoded."""
+    evidence = s.valid + s.broken
+    return evidence > 0 and evidence >= 3 * (s.orphan + s.lone)
 
 
 def _codec_name(s: _Stats) -> str:
@@ -138,16 +139,27 @@ def _codec_name(s: _Stats) -> str:
 
 
 def _repair_lines(text: str) -> tuple[str, _Stats]:
-    """Repair each line that looks mis-decoded; lone lead bytes are marked only there."""
+    """Repair the lines that look mis-decoded, judged alone or, when they hold some UTF-8
+    sequence and no stray Latin-1 character, as part of a document that looks mis-decoded."""
+    lines = text.splitlines(keepends=True)
+    probes: list[_Stats | None] = []
+    doc = _Stats()
+    for line in lines:
+        probe = None
+        if not line.isascii():
+            probe = _Stats()
+            _scan(line, mark_lone=False, stats=probe)
+            for k in ("valid", "broken", "lone", "orphan"):
+                setattr(doc, k, getattr(doc, k) + getattr(probe, k))
+        probes.append(probe)
+    doc_bad = _looks_mojibake(doc)
     total = _Stats()
     out = []
-    for line in text.splitlines(keepends=True):
-        if line.isascii():
-            out.append(line)
-            continue
-        probe = _Stats()
-        _scan(line, mark_lone=False, stats=probe)
-        if not _looks_mojibake(probe):
+    for line, probe in zip(lines, probes, strict=True):
+        alone = probe is not None and _looks_mojibake(probe)
+        with_doc = (probe is not None and doc_bad and probe.orphan == 0
+                    and probe.valid + probe.broken > 0)
+        if not (alone or with_doc):
             out.append(line)
             continue
         stats = _Stats()
