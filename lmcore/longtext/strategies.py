@@ -19,11 +19,11 @@ cover, so strategies are comparable. Memory is the process RSS sampled while the
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -172,30 +172,40 @@ def plan_windows(n_tokens: int, strategy: str, window: int,
 # --- how a model scores a window --------------------------------------------------------
 
 def max_window(model: LanguageModel) -> int | None:
-    """The most tokens `model` scores in one pass (None: no limit, e.g. an n-gram)."""
-    fn = getattr(model, "max_tokens", None)
-    if callable(fn):
-        return int(fn())
-    cfg = getattr(getattr(model, "net", None), "config", None) or getattr(model, "config", None)
-    ctx = getattr(cfg, "context", None)
-    if ctx is None:
-        return None
-    return int(ctx) - 1 if getattr(model, "bos_id", None) is not None else int(ctx)
+    """The most tokens `model` scores in one pass (None: no limit of its own, e.g. an n-gram).
+
+    A Transformer of context C reads [BOS] + ids[:-1] to score ids, so C tokens per pass.
+    """
+    net = getattr(model, "model", None)
+    ctx = getattr(getattr(net, "config", None), "context", None)
+    return int(ctx) if ctx is not None else None
 
 
-@contextlib.contextmanager
-def attention_impl(model: LanguageModel, impl: str | None) -> Iterator[str | None]:
-    """Run a Transformer model with attention `impl` ('tiled', 'sdpa', 'naive') inside."""
-    cfg = getattr(getattr(model, "net", None), "config", None)
-    if impl is None or cfg is None or not hasattr(cfg, "attention"):
-        yield getattr(cfg, "attention", None)
-        return
-    old = cfg.attention
-    cfg.attention = impl
-    try:
-        yield impl
-    finally:
-        cfg.attention = old
+def attention_of(model: LanguageModel) -> str | None:
+    """The attention implementation a Transformer model runs ('tiled', 'sdpa', 'naive')."""
+    return getattr(getattr(getattr(model, "model", None), "config", None), "attention", None)
+
+
+def with_attention(model: LanguageModel, impl: str | None) -> LanguageModel:
+    """The same Transformer (same weights) running attention `impl`; other models unchanged.
+
+    The network is copied, so a model another page or job is using is never modified.
+    """
+    net = getattr(model, "model", None)
+    if impl is None or net is None or attention_of(model) is None or attention_of(model) == impl:
+        return model
+    from lmcore.models.attention import IMPLS
+
+    if impl not in IMPLS:
+        raise ValueError(f"attention must be one of {', '.join(IMPLS)}, got {impl!r}")
+    twin = copy.copy(model)
+    twin.model = copy.deepcopy(net)
+    twin.model.config.attention = impl
+    twin.config = twin.model.config
+    for module in twin.model.modules():
+        if hasattr(module, "impl"):
+            module.impl = impl
+    return twin
 
 
 def window_logprobs(model: LanguageModel, ids: Sequence[int], n_context: int) -> np.ndarray:
@@ -237,8 +247,8 @@ def evaluate_ids(model: LanguageModel, ids: Sequence[int], bounds: np.ndarray, s
             raise ValueError("this model has no context limit of its own: give a window size")
         window = limit
     if limit is not None and strategy != "full" and window > limit:
-        raise ValueError(f"a window of {window} tokens exceeds what the model scores in one "
-                         f"pass ({limit} tokens: its context minus the BOS position)")
+        raise ValueError(f"a window of {window} tokens exceeds the model's context of "
+                         f"{limit} tokens")
     if strategy == "full" and limit is not None and n > limit:
         raise ValueError(
             f"a full-length pass needs the model to reach all {n:,} tokens, but its positions "
@@ -248,12 +258,13 @@ def evaluate_ids(model: LanguageModel, ids: Sequence[int], bounds: np.ndarray, s
     result = StrategyResult(strategy=strategy, window=n if strategy == "full" else window,
                             stride=window if strategy == "disjoint" else stride,
                             attention=None, total_tokens=n, total_chars=int(bounds[-1]))
+    model = with_attention(model, attention)
+    result.attention = attention_of(model)
     sampler = RSSSampler(interval=sample_interval)
     t0 = time.perf_counter()
     result.rss_start = rss_bytes()
     sent = 0
-    with attention_impl(model, attention) as used, sampler:
-        result.attention = used
+    with sampler:
         for w in plan:
             if stop is not None and stop.is_set():
                 result.complete = False
