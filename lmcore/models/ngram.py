@@ -149,7 +149,7 @@ def _stream(seqs: Sequence[Sequence[int]], vocab: Vocab, add_eos: bool) -> _Stre
         raise ValueError("a sequence contains the beginning-of-sentence id; it is added "
                          "automatically and may not appear inside a text")
     full = lens + 1 + int(add_eos)
-    starts = np.concatenate([[0], np.cumsum(full)[:-1]]).astype(np.int64)
+    starts = (np.cumsum(full) - full).astype(np.int64)
     total = int(full.sum())
     tok = np.empty(total, dtype=np.int64)
     is_body = np.ones(total, dtype=bool)

@@ -1,0 +1,136 @@
+"""ARPA files: KenLM's own file scores like KenLM, ours equals it, and round trips are exact."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lmcore.models.arpa import escape_word, read_arpa, unescape_word, write_arpa
+from lmcore.models.ngram import NGramLM
+
+TOY = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog sat",
+       "the cat saw the dog"]
+
+
+def _load(kenlm_dir):
+    expected = json.loads((kenlm_dir / "expected.json").read_text())
+    train = (kenlm_dir / "train.txt").read_text().splitlines()
+    test = (kenlm_dir / "test.txt").read_text().splitlines()
+    return expected, train, test
+
+
+def _entries(text: str) -> dict[tuple[int, str], tuple[float, float]]:
+    out, order = {}, 0
+    for line in text.splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            order = int(line[1:line.index("-")])
+        elif order and line and not line.startswith("\\"):
+            f = line.split("\t")
+            out[(order, f[1])] = (float(f[0]), float(f[2]) if len(f) > 2 else 0.0)
+    return out
+
+
+def test_kenlm_arpa_scores_test_set_like_kenlm(kenlm_dir):
+    expected, _, test = _load(kenlm_dir)
+    want = expected["orders"]["3"]
+    model = read_arpa(kenlm_dir / "order3.arpa")
+    ev = model.score_lines(test)
+    assert model.order == 3 and model.ngram_counts() == [3472, 23608, 44185]
+    assert ev.tokens == want["scored_tokens_including_eos"] and ev.oov == want["oov_tokens"]
+    assert ev.perplexity == pytest.approx(want["ppl_including_oov"], rel=1e-4)
+    assert ev.perplexity_no_oov == pytest.approx(want["ppl_excluding_oov"], rel=1e-4)
+    np.testing.assert_allclose(ev.sentence_log10[:100], want["first_100_sentence_log10_scores"],
+                               atol=5e-5)
+
+
+def test_our_order3_arpa_equals_kenlms_entry_by_entry(kenlm_dir):
+    _, train, _ = _load(kenlm_dir)
+    buf = io.StringIO()
+    write_arpa(NGramLM.from_sentences(train, order=3, smoothing="kn"), buf)
+    ours, theirs = _entries(buf.getvalue()), _entries((kenlm_dir / "order3.arpa").read_text())
+    assert ours.keys() == theirs.keys()
+    diff = np.array([np.subtract(ours[k], theirs[k]) for k in theirs])
+    assert np.abs(diff).max() < 1e-5  # KenLM computes in float32
+    # unigrams come out in KenLM's order: <unk>, <s>, </s>, then first appearance
+    def names(text):
+        return [r.split("\t")[1] for r in text.split("\\1-grams:\n")[1].split("\n\n")[0]
+                .splitlines()]
+
+    assert names(buf.getvalue()) == names((kenlm_dir / "order3.arpa").read_text())
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_export_import_rescoring_gives_the_same_numbers(kenlm_dir, order):
+    _, train, test = _load(kenlm_dir)
+    model = NGramLM.from_sentences(train, order=order, smoothing="kn")
+    before = model.score_lines(test)
+    buf = io.StringIO()
+    write_arpa(model, buf)
+    again = read_arpa(io.StringIO(buf.getvalue()))
+    after = again.score_lines(test)
+    assert again.ngram_counts() == model.ngram_counts()
+    assert (after.tokens, after.oov) == (before.tokens, before.oov)
+    assert after.perplexity == pytest.approx(before.perplexity, rel=1e-7)
+    assert after.perplexity_no_oov == pytest.approx(before.perplexity_no_oov, rel=1e-7)
+    np.testing.assert_allclose(after.sentence_log10, before.sentence_log10, atol=2e-6)
+    # with full precision the round trip is exact
+    exact = io.StringIO()
+    write_arpa(model, exact, digits=17)
+    back = read_arpa(io.StringIO(exact.getvalue())).score_lines(test)
+    np.testing.assert_allclose(back.sentence_log10, before.sentence_log10, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("smoothing", ["mle", "addk", "stupid"])
+def test_round_trip_every_smoothing(smoothing):
+    model = NGramLM.from_sentences(TOY, order=3, smoothing=smoothing)
+    buf = io.StringIO()
+    write_arpa(model, buf, digits=17)
+    back = read_arpa(io.StringIO(buf.getvalue()))
+    lines = ["the cat sat on the log", "a dog saw the cat", "the zebra sat"]
+    a, b = model.score_lines(lines), back.score_lines(lines)
+    np.testing.assert_allclose(b.sentence_log10, a.sentence_log10, atol=1e-12)
+    assert (a.zero_prob, a.oov) == (b.zero_prob, b.oov)
+    if smoothing == "mle":
+        assert "-99" in buf.getvalue() and a.zero_prob > 0
+
+
+def test_tokenizer_model_round_trips_through_escaped_words():
+    from lmcore.data.tokenizers import train_tokenizer
+
+    text = "a\tb c\nthe cat\\dog  <s> sat\r\n" * 10
+    tok = train_tokenizer("char", text)
+    model = NGramLM.from_tokenizer(tok, text, order=3)
+    buf = io.StringIO()
+    write_arpa(model, buf, digits=17)
+    for line in buf.getvalue().splitlines():
+        assert "\r" not in line and len(line.split("\t")) <= 3
+    back = read_arpa(io.StringIO(buf.getvalue()), tokenizer=tok)
+    ids = tok.encode("the cat sat\n b")
+    np.testing.assert_allclose(back.token_logprobs(ids), model.token_logprobs(ids), atol=1e-12)
+
+
+@given(st.text(max_size=12))
+def test_escape_is_reversible_and_whitespace_free(token):
+    word = escape_word(token)
+    assert word and not any(ch.isspace() for ch in word)
+    assert word not in ("<s>", "</s>", "<unk>")
+    assert unescape_word(word) == token
+
+
+@pytest.mark.parametrize("text, match", [
+    ("hello\n", "no \\\\data\\\\ header"),
+    ("\\data\\\nngram 1=1\n\n\\1-grams:\n-1\t<s>\n", "no \\\\end\\\\"),
+    ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\t<s>\n\\end\\\n", "declares 2"),
+    ("\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n0\t<s>\t0\n-1\t</s>\n\n\\2-grams:\n"
+     "-1\tx </s>\n\\end\\\n", "'x' is not in the vocabulary"),
+    ("\\data\\\nngram 1=3\nngram 2=1\nngram 3=1\n\n\\1-grams:\n0\t<s>\t0\n-1\t</s>\n-1\ta\t0\n"
+     "\n\\2-grams:\n-1\ta </s>\t0\n\n\\3-grams:\n-1\t<s> a </s>\n\\end\\\n", "no 2-gram prefix"),
+])
+def test_bad_arpa_files_raise_clear_errors(text, match):
+    with pytest.raises(ValueError, match=match):
+        read_arpa(io.StringIO(text))
