@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from lmcore.data.tokenizers import train_tokenizer
 from lmcore.longtext.summarize import (
     ChatSummarizer,
     ExtractiveSummarizer,
@@ -22,6 +23,7 @@ from lmcore.longtext.summarize import (
     summarize_tree,
     summary_calls,
 )
+from lmcore.models.ngram import NGramLM
 
 EN = ("Language models predict the next token. A model with a longer context sees more "
       "text. The cat sat on the mat. Entropy measures surprise in bits. Long texts do not fit "
@@ -83,6 +85,21 @@ def test_extractive_without_model_uses_centrality_and_says_so():
     assert len(out) <= 40 and "Bananas" not in out
     picked = [x for x in s.last_scores if x.picked]
     assert picked and all(x.salience is None for x in s.last_scores)
+
+
+def test_model_surprisal_drives_salience():
+    train = "the cat sat on the mat. " * 40
+    tok = train_tokenizer("char", train + "zebras vex quirky jumping fowl")
+    lm = NGramLM.from_tokenizer(tok, train, order=3, smoothing="kn")
+    text = "the cat sat on the mat. zebras vex quirky jumping fowl."
+    s = ExtractiveSummarizer(lm, tok, salience_weight=1.0)
+    assert "surprisal" in s.method
+    assert s.summarize(text, 35) == "zebras vex quirky jumping fowl."
+    cat, zebra = s.last_scores
+    assert zebra.bits_per_char > 2 * cat.bits_per_char
+    assert (cat.salience, zebra.salience) == (0.0, 1.0) and zebra.picked and not cat.picked
+    # the same text scored by centrality alone has no salience at all
+    assert all(x.salience is None for x in ExtractiveSummarizer().score(text))
 
 
 def test_mmr_avoids_picking_a_duplicate():
