@@ -209,7 +209,7 @@ def _tiled_forward(q, k, v, scale, plan, shape):
     BH, Tq, _ = q.shape
     Dv = v.shape[-1]
     scale2 = scale * LOG2E  # logits in base-2 units
-    out = torch.empty(BH, Tq, Dv, dtype=q.dtype, device=q.device)
+    out = torch.zeros(BH, Tq, Dv, dtype=q.dtype, device=q.device)  # rows no tile reaches stay 0
     lse = torch.full((BH, Tq), float("inf"), dtype=q.dtype, device=q.device)
     buf = (
         torch.empty(
