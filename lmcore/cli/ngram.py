@@ -1,0 +1,149 @@
+"""`lmcore ngram train|eval`: n-gram models to and from ARPA files, the KenLM way.
+
+`--tokenizer whitespace` takes pre-tokenised text as it is, one sentence per line, tokens
+separated by spaces (KenLM's `lmplz` input convention), so the same file gives the same ARPA
+model in both tools. `word`, `char` and `bpe` train a lmcore tokenizer on the file (or load one
+with `--tokenizer-file`), fit over its ids with the whole text as one sequence, and save the
+tokenizer beside the model as `MODEL.tokenizer.json` so `eval` can use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from lmcore.cli import CLIError
+from lmcore.models.arpa import read_arpa, write_arpa
+from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, Evaluation, NGramConfig, NGramLM
+
+TOKENIZERS = ("whitespace", "word", "char", "bpe")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ngram", help="fit n-gram models, write/read ARPA, score text",
+                              description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="ngram_command", metavar="ACTION", required=True)
+
+    t = sub.add_parser("train", help="fit an n-gram model on FILE and write it as ARPA",
+                       description="Fit an n-gram model on FILE. With --tokenizer whitespace "
+                                   "the result equals KenLM's `lmplz -o N` on the same file.")
+    t.add_argument("file", metavar="FILE", help="training text (UTF-8)")
+    t.add_argument("--order", type=int, default=3, help=f"n, from 1 to {MAX_ORDER} (default 3)")
+    t.add_argument("--smoothing", default="kn", choices=SMOOTHINGS,
+                   help="kn (KenLM's interpolated modified Kneser-Ney, default), mle, addk, "
+                        "stupid")
+    t.add_argument("--k", type=float, default=1.0, help="add-k pseudo-count (default 1: Laplace)")
+    t.add_argument("--alpha", type=float, default=0.4, help="stupid backoff factor (default 0.4)")
+    t.add_argument("--tokenizer", default="whitespace", choices=TOKENIZERS,
+                   help="whitespace: one sentence per line, tokens split on spaces (KenLM); "
+                        "word/char/bpe: a lmcore tokenizer trained on FILE")
+    t.add_argument("--tokenizer-file", metavar="JSON", help="use this saved lmcore tokenizer "
+                   "instead of training one")
+    t.add_argument("--vocab-size", type=int, default=None, help="tokenizer vocabulary size "
+                   "(bpe, word; default per kind)")
+    t.add_argument("-o", "--output", metavar="MODEL.arpa", help="where to write the ARPA model")
+    t.add_argument("--eval", metavar="TEST", help="also score this held-out file")
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser("eval", help="score a text under an ARPA model",
+                       description="Perplexity with and without OOV tokens, computed KenLM's "
+                                   "way: 10 ** (-total log10 p / scored tokens), </s> included.")
+    e.add_argument("model", metavar="MODEL.arpa")
+    e.add_argument("file", metavar="FILE", help="text to score (UTF-8)")
+    e.add_argument("--tokenizer-file", metavar="JSON", help="the model's lmcore tokenizer "
+                   "(default: MODEL.tokenizer.json when it exists, else whitespace sentences)")
+    e.set_defaults(func=run_eval)
+
+
+def _read(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"{path}: no such file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                       "convert it first, e.g. with `lmcore corpus`") from None
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def tokenizer_path(model_path: str | Path) -> Path:
+    """Where the tokenizer of a tokenizer-backed ARPA model is kept."""
+    return Path(model_path).with_suffix(".tokenizer.json")
+
+
+def _load_tokenizer(path: str):
+    from lmcore.data.tokenizers import Tokenizer
+
+    if not Path(path).is_file():
+        raise CLIError(f"{path}: no such tokenizer file")
+    return Tokenizer.load(path)
+
+
+def format_evaluation(ev: Evaluation, name: str, sentences: bool = True) -> str:
+    """KenLM-style summary lines for one scored file."""
+    zero = f" ({ev.zero_prob:,} tokens had probability 0: perplexity is inf)" \
+        if ev.zero_prob else ""
+    return "\n".join([
+        f"{name}: {ev.tokens:,} tokens scored{' (incl. </s>)' if sentences else ''}, "
+        f"{ev.oov:,} OOV{zero}",
+        f"log10 p total: {ev.log10_prob:.4f}",
+        f"Perplexity including OOVs:\t{ev.perplexity:.6g}",
+        f"Perplexity excluding OOVs:\t{ev.perplexity_no_oov:.6g}",
+        f"Bits per character:\t{ev.bits_per_char:.4f}",
+    ])
+
+
+def _evaluate(model: NGramLM, text: str) -> Evaluation:
+    if model.tokenizer is None:
+        return model.score_lines(_lines(text))
+    return model.score_text(text)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = NGramConfig(order=args.order, smoothing=args.smoothing, k=args.k, alpha=args.alpha)
+    text = _read(args.file)
+    start = time.perf_counter()
+    if args.tokenizer == "whitespace" and not args.tokenizer_file:
+        model = NGramLM.from_sentences(_lines(text), config)
+    else:
+        if args.tokenizer_file:
+            tok = _load_tokenizer(args.tokenizer_file)
+        else:
+            from lmcore.data.tokenizers import train_tokenizer
+
+            tok = train_tokenizer(args.tokenizer, text, vocab_size=args.vocab_size)
+        model = NGramLM.from_tokenizer(tok, text, config)
+    fit_s = time.perf_counter() - start
+    counts = ", ".join(f"{n}-grams {c:,}" for n, c in enumerate(model.ngram_counts(), start=1))
+    print(f"fitted order-{config.order} {config.smoothing} model in {fit_s:.2f} s: {counts}")
+    for n, d in model.discounts.items():
+        note = " (fallback: counts-of-counts too sparse)" if n in model.fallback_orders else ""
+        print(f"discounts {n}-grams: D1={d[0]:.6f} D2={d[1]:.6f} D3+={d[2]:.6f}{note}")
+    if args.output:
+        write_arpa(model, args.output)
+        print(f"wrote {args.output}")
+        if model.tokenizer is not None:
+            model.tokenizer.save(tokenizer_path(args.output))
+            print(f"wrote {tokenizer_path(args.output)}")
+    if args.eval:
+        print(format_evaluation(_evaluate(model, _read(args.eval)), args.eval,
+                                sentences=model.tokenizer is None))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    if not Path(args.model).is_file():
+        raise CLIError(f"{args.model}: no such model file")
+    tok_file = args.tokenizer_file or (str(tokenizer_path(args.model))
+                                       if tokenizer_path(args.model).is_file() else None)
+    tok = _load_tokenizer(tok_file) if tok_file else None
+    model = read_arpa(args.model, tokenizer=tok)
+    print(format_evaluation(_evaluate(model, _read(args.file)), args.file,
+                            sentences=tok is None))
+    return 0
