@@ -313,7 +313,11 @@ def load_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.
         raise ValueError(f"checkpoint was trained with {meta['optimizer']}; resume with the "
                          "same optimizer")
     model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    missing, unexpected = model.load_state_dict(model_sd, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(model_sd, strict=False)
+    except RuntimeError as exc:  # shape mismatch
+        raise ValueError("checkpoint does not fit this model (tensor shapes differ): use the "
+                         "same model config") from exc
     if missing or unexpected:
         raise ValueError(f"checkpoint does not fit this model (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}): use the same model config")

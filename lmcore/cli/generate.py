@@ -1,0 +1,47 @@
+"""`lmcore generate --model DIR --prompt TEXT -n N`: sample text from a trained Transformer."""
+
+from __future__ import annotations
+
+import argparse
+
+from lmcore.cli import CLIError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate", help="continue a prompt with a model saved by `lmcore train`",
+        description="Sample N tokens after PROMPT with temperature, top-k and top-p (KV cache).")
+    p.add_argument("--model", required=True, metavar="DIR", help="a folder from `lmcore train`")
+    p.add_argument("--prompt", default="", help="text to continue (default: from the start)")
+    p.add_argument("-n", "--tokens", type=int, default=200, help="tokens to sample")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--probs", action="store_true",
+                   help="also print each new token with the model's probability of it")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmcore.models.checkpoint import load_model
+    from lmcore.models.generate import generate_text
+
+    if args.tokens < 1:
+        raise CLIError(f"-n must be at least 1, got {args.tokens}")
+    if args.temperature < 0:
+        raise CLIError(f"--temperature must be >= 0, got {args.temperature}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise CLIError(f"--top-p must lie in (0, 1], got {args.top_p}")
+    loaded = load_model(args.model)
+    if loaded.tokenizer is None:
+        raise CLIError(f"{args.model} holds no tokenizer.json: cannot turn text into tokens")
+    text, pieces = generate_text(loaded.model, loaded.tokenizer, args.prompt, args.tokens,
+                                 temperature=args.temperature, top_k=args.top_k,
+                                 top_p=args.top_p, seed=args.seed)
+    print(args.prompt + text)
+    if args.probs:
+        print()
+        for tok, p in pieces:
+            print(f"{tok!r}\t{p:.4f}")
+    return 0
