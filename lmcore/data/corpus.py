@@ -242,11 +242,42 @@ _LEGACY = ("gb18030", "big5", "shift_jis", "cp932", "euc_jp", "euc_kr", "cp1251"
 _REPORT = {"latin_1": "latin-1", "cp932": "shift_jis"}  # cp932 is Microsoft's Shift-JIS
 
 
-def _sparse_high_bytes(data: bytes) -> bool:
-    """True when bytes >= 0x80 are a small minority among letters: Western European text."""
-    high = sum(1 for b in data if b >= 0x80)
-    letters = sum(1 for b in data if 97 <= (b | 0x20) <= 122)
-    return high < 0.5 * (high + letters)
+def _western(data: bytes) -> bool:
+    """Accented letters scattered one at a time among ASCII letters: Western European text.
+
+    In CJK codecs every character is two bytes >= 0x80, so their high bytes come in pairs.
+    """
+    high = isolated = letters = 0
+    prev_high = False
+    for i, b in enumerate(data):
+        if b >= 0x80:
+            high += 1
+            nxt = data[i + 1] if i + 1 < len(data) else 0
+            isolated += not prev_high and nxt < 0x80
+            prev_high = True
+        else:
+            letters += 97 <= (b | 0x20) <= 122
+            prev_high = False
+    if not (high > 0 and isolated >= 0.6 * high and high < letters):
+        return False
+    accented = sum(1 for c in data.decode("cp1252", "replace") if ord(c) > 127 and c.isalpha())
+    return accented >= 0.8 * high  # and they read as letters (é, ß, œ), not symbols (¤, ±, ½)
+
+
+def _korean(data: bytes, encoding: str) -> bool:
+    """Decoded Hangul reads like Korean: words of a few syllables separated by spaces."""
+    text = data[:65536].decode(encoding, "replace")
+    hangul = sum(1 for c in text if "\uac00" <= c <= "\ud7a3")
+    gaps = len(re.findall("[\uac00-\ud7a3] (?=[\uac00-\ud7a3])", text))
+    return hangul > 0 and gaps >= 0.1 * hangul
+
+
+def _halfwidth_kana(data: bytes, encoding: str) -> bool:
+    """Over a tenth of the non-ASCII characters decode as half-width katakana."""
+    text = data[:65536].decode(encoding, "replace")
+    wide = sum(1 for c in text if ord(c) > 127)
+    kana = sum(1 for c in text if "\uff61" <= c <= "\uff9f")
+    return kana > 0.1 * wide
 
 
 def _decodes(data: bytes, encoding: str) -> bool:
@@ -268,12 +299,15 @@ def _detect_legacy(data: bytes, name: str) -> str:
             "text; if it is text, save it as UTF-8 and upload it again"
         )
     best = matches[0]
-    sample = data[:65536]
-    if (best.coherence < 0.2 and best.encoding not in ("cp1252", "latin_1")
-            and _sparse_high_bytes(sample) and _decodes(data, "cp1252")):
-        enc = "cp1252"  # short Western text: accented letters scattered among ASCII ones
-    else:
-        enc = best.encoding
+    names = [m.encoding for m in matches]
+    enc = best.encoding
+    if best.coherence < 0.2 and enc not in ("cp1252", "latin_1"):  # a short, unsure guess
+        if _western(data[:65536]) and _decodes(data, "cp1252"):
+            enc = "cp1252"
+        elif enc in ("euc_kr", "cp949") and "gb18030" in names and not _korean(data, enc):
+            enc = "gb18030"  # GBK bytes read as EUC-KR give Hangul with no spaces between words
+        elif enc in ("shift_jis", "cp932") and "big5" in names and _halfwidth_kana(data, enc):
+            enc = "big5"  # Big5 bytes read as Shift-JIS give half-width katakana, rare in Japanese
     if enc == "gb18030":  # report GBK when it suffices; GB18030 is its superset
         try:
             data.decode("gbk")
