@@ -1,0 +1,364 @@
+"""Long texts: chunking, four ways to score a text longer than the context, summary tree."""
+
+import pandas as pd
+import streamlit as st
+
+from lmcore.app.corpus_picker import corpus_picker
+from lmcore.app.frame import errors, page
+from lmcore.app.jobs import job_panel, registry
+from lmcore.app.longtext_charts import chunks_html, memory_figure, strategy_figure, stride_figure
+from lmcore.data.tokenizers import train_tokenizer
+from lmcore.longtext.chunking import split_text
+from lmcore.longtext.continuation import continue_text
+from lmcore.longtext.quick_model import QuickModelConfig, train_quick_transformer
+from lmcore.longtext.rouge import rouge
+from lmcore.longtext.strategies import (
+    STRATEGIES,
+    char_bounds,
+    evaluate_ids,
+    max_window,
+    plan_windows,
+)
+from lmcore.longtext.summarize import ChatSummarizer, ExtractiveSummarizer, summarize_tree
+from lmcore.models.ngram import NGramLM
+from lmcore.settings import get_settings
+
+lab = page(
+    "Long texts", "📜",
+    "A model with a context of **C** tokens cannot read a book at once. Cut the text into "
+    "chunks, score it by **truncation** (first C tokens), **disjoint chunks** or a **sliding "
+    "window** with stride S (each window scores only its last S new tokens, so every token "
+    "gets at least C − S tokens of context), or in **one full pass** with the tiled "
+    "(FlashAttention) kernel where the positional embeddings reach that far. All in bits per "
+    "character, with the process memory plotted live.",
+)
+corpus_picker(lab, key="longtext")
+corpus = lab.corpus
+split = corpus.split()
+reg = registry()
+
+# --- which text and which model ------------------------------------------------------------
+st.subheader("Text and model")
+left, right = st.columns(2)
+part = left.radio("Text to process", ["Held-out test split", "Whole corpus"], horizontal=True,
+                  key="lt.part",
+                  help="Models here are trained on the training split; the test split is "
+                       "text they have not seen.")
+source = (split.test or corpus.text) if part.startswith("Held") else corpus.text
+limit = left.number_input("Use the first N characters", 200, max(200, len(source)),
+                          min(len(source), 12_000), step=1000, key="lt.chars")
+text = source[: int(limit)]
+left.caption(f"{len(text):,} characters of {len(source):,}.")
+
+tok_cache = lab.results.setdefault("longtext.tokenizers", {})
+models = {name: m for name, m in lab.models.items() if getattr(m, "tokenizer", None) is not None}
+quick = lab.results.get("longtext.quick")
+if quick is not None and quick[0] == corpus.fingerprint:
+    models.setdefault("tiny Transformer (trained here)", quick[1])
+options = list(models) + ["Fit a 3-gram now (instant)", "Train a tiny Transformer now"]
+pick = right.selectbox("Model", options, key="lt.model",
+                       help="Models trained on other pages appear here; without one, fit an "
+                            "n-gram or train a tiny Transformer (2 layers, context 128).")
+model = tokenizer = None
+with errors():
+    if pick in models:
+        model = models[pick]
+        tokenizer = model.tokenizer
+    else:
+        tokenizer = lab.tokenizer or tok_cache.get(corpus.fingerprint)
+        if tokenizer is None:
+            tokenizer = tok_cache[corpus.fingerprint] = train_tokenizer("char", split.train)
+        if pick.startswith("Fit"):
+            key = (corpus.fingerprint, tokenizer.fingerprint())
+            if lab.results.get("longtext.ngram", (None,))[0] != key:
+                lab.results["longtext.ngram"] = (key, NGramLM.from_tokenizer(
+                    tokenizer, split.train, order=3, smoothing="kn"))
+            model = lab.results["longtext.ngram"][1]
+            right.info("Using a 3-gram (Kneser-Ney) fit on the training split: it has no "
+                       "context window of its own, so the window below is imposed on it, and "
+                       "it never looks back more than 2 tokens.")
+        else:
+            right.info("No Transformer in this session yet: train a tiny one (2 layers, width "
+                       "64, context 128) on the training split, in about a minute.")
+            train_job = reg.latest("longtext-train")
+            if right.button("Train the tiny Transformer", key="lt.train"):
+                tok_for_train = tokenizer
+
+                def _train(ctx):
+                    def cb(event):
+                        if hasattr(event, "loss") and hasattr(event, "lr"):
+                            ctx.progress(event.step / event.steps, f"step {event.step}")
+                            ctx.log("loss", step=event.step, loss=event.loss)
+                    return train_quick_transformer(split.train, split.valid, tok_for_train,
+                                                   QuickModelConfig(), callback=cb,
+                                                   stop=ctx.stop)
+
+                train_job = reg.submit("longtext-train", _train)
+            if train_job is not None:
+                job_panel(train_job, key="lt.trainpanel")
+                if train_job.status == "done" and train_job.result is not None:
+                    lm, res = train_job.result
+                    lab.results["longtext.quick"] = (corpus.fingerprint, lm)
+                    st.success(f"Tiny Transformer trained: {res.bits_per_char:.3f} bits/char "
+                               "on the validation split. Pick it in the Model box.")
+if model is not None:
+    limit_w = max_window(model)
+    right.caption(f"Tokenizer: {tokenizer.kind} · context: "
+                  + (f"{limit_w} tokens" if limit_w else "none (n-gram)"))
+
+tab_chunks, tab_eval, tab_sum, tab_cont = st.tabs(
+    ["Chunks", "Strategies", "Summary tree", "Continue the text"])
+
+# --- chunks ---------------------------------------------------------------------------------
+with tab_chunks:
+    st.markdown("LangChain's recursive splitter cuts at paragraphs, lines, sentence ends "
+                "(。！？； and .!?;), clauses, spaces, then characters; sizes are measured in "
+                "tokens of the current tokenizer or in characters. Overlaps are shown in "
+                "**orange**.")
+    c1, c2, c3 = st.columns(3)
+    unit = c1.radio("Measure in", ["tokens", "chars"], horizontal=True, key="lt.unit")
+    size = c2.number_input("Chunk size", 1, 100_000, 256, key="lt.size")
+    overlap = c3.number_input("Overlap", 0, 100_000, 32, key="lt.overlap")
+    with errors():
+        chunks = split_text(text, int(size), int(overlap), tokenizer=tokenizer, unit=unit)
+        st.caption(f"{len(chunks):,} chunks · {sum(c.overlap_with_prev for c in chunks):,} "
+                   "characters in overlaps")
+        st.dataframe(pd.DataFrame([dict(index=c.index, start=c.start, end=c.end,
+                                        tokens=c.tokens, chars=c.chars,
+                                        overlap=c.overlap_with_prev) for c in chunks]),
+                     hide_index=True, height=220, key="lt.chunks.table")
+        st.html(chunks_html(text, chunks, limit=15_000))
+
+
+# --- strategies -----------------------------------------------------------------------------
+def _live_view(job, draw, key: str) -> None:
+    """Poll a running job: status panel, then `draw(snapshot)`; one rerun when it ends."""
+    was_active = job.active
+
+    @st.fragment(run_every=0.5 if was_active else None)
+    def _poll():
+        job_panel(job, key=f"{key}.panel")
+        draw(job.snapshot())
+        if was_active and job.done:
+            st.rerun()
+
+    _poll()
+
+
+def _draw_strategies(snap: dict) -> None:
+    fig = memory_figure(snap)
+    if fig is not None:
+        st.plotly_chart(fig, key="lt.mem")
+    win = snap.get("windows")
+    if win and win.get("index"):
+        table = pd.DataFrame(win)[["strategy", "index", "tokens", "chars", "bits_per_char",
+                                   "seconds", "rss_mb"]]
+        st.dataframe(table.iloc[::-1], hide_index=True, height=240, key="lt.win.table")
+
+
+def _draw_sweep(snap: dict) -> None:
+    rows = snap.get("sweep")
+    if rows and rows.get("stride"):
+        st.plotly_chart(stride_figure(pd.DataFrame(rows).to_dict("records")), key="lt.sweep")
+
+
+with tab_eval:
+    st.markdown(r"bits/char $= \frac{-\sum_t \log_2 p(x_t \mid \text{context}_t)}"
+                r"{\text{characters scored}}$; the sliding window follows Hugging Face's "
+                "fixed-length perplexity recipe.")
+    if model is None:
+        st.info("Choose or train a model above first.")
+    else:
+        limit_w = max_window(model)
+        c1, c2, c3 = st.columns(3)
+        strategies = c1.multiselect("Strategies", list(STRATEGIES),
+                                    default=["truncation", "disjoint", "sliding"],
+                                    key="lt.strategies")
+        window = c2.number_input("Window C (tokens)", 2, limit_w or 100_000,
+                                 min(limit_w or 128, 128), key="lt.window",
+                                 help="At most the model's context.")
+        stride = c3.number_input("Stride S (tokens)", 1, 100_000, max(1, int(window) // 4),
+                                 key="lt.stride")
+        attention = c1.radio("Attention", ["tiled", "sdpa", "naive"], horizontal=True,
+                             key="lt.attn", disabled=limit_w is None)
+        with errors():
+            ids, offsets = tokenizer.encode_offsets(text)
+            bounds = char_bounds(offsets, len(text))
+            for s in strategies:  # check the settings here, so mistakes show at once
+                if s != "full":
+                    plan_windows(len(ids), s, int(window), int(stride))
+            if "full" in strategies and limit_w is not None and len(ids) > limit_w:
+                raise ValueError(
+                    f"a full pass needs all {len(ids):,} tokens within the model's positions "
+                    f"({limit_w:,}): shorten the text or drop 'full' (learned positional "
+                    "embeddings stop at the context)")
+            if c2.button("Run strategies", type="primary", key="lt.run",
+                         disabled=not strategies):
+                chosen, w, s_ = list(strategies), int(window), int(stride)
+                att = attention if limit_w is not None else None
+
+                def _run(ctx):
+                    import time
+
+                    rows, t_job = [], time.perf_counter()
+                    for k, name in enumerate(chosen):
+                        label = f"{name} S={s_}" if name == "sliding" else name
+                        offset = time.perf_counter() - t_job
+                        n_win = max(1, len(plan_windows(len(ids), name, w if name != "full"
+                                                         else max(len(ids), 1), s_)))
+
+                        def on_window(ws, label=label, offset=offset, k=k, n_win=n_win):
+                            ctx.log("windows", strategy=label, index=ws.index,
+                                    tokens=ws.tokens, chars=ws.chars,
+                                    bits_per_char=round(ws.bits_per_char, 4),
+                                    seconds=round(ws.seconds, 4), t=offset + ws.t_end,
+                                    rss_mb=ws.rss / 2**20)
+                            ctx.progress((k + (ws.index + 1) / n_win) / len(chosen),
+                                         f"{label}: window {ws.index + 1}/{n_win}")
+
+                        def on_memory(t, rss, label=label, offset=offset):
+                            ctx.log("rss", strategy=label, t=offset + t, mb=rss / 2**20)
+
+                        r = evaluate_ids(model, ids, bounds, name, window=w, stride=s_,
+                                         attention=att, on_window=on_window,
+                                         on_memory=on_memory, stop=ctx.stop)
+                        rows.append(r.summary())
+                        if ctx.stop.is_set():
+                            break
+                    return rows
+
+                reg.submit("longtext-strategies", _run)
+        job = reg.latest("longtext-strategies")
+        if job is not None:
+            _live_view(job, _draw_strategies, key="lt.eval")
+            if job.status in ("done", "stopped") and job.result:
+                rows = job.result
+                st.plotly_chart(strategy_figure(rows), key="lt.compare")
+                table = pd.DataFrame(rows)
+                st.dataframe(table, hide_index=True, key="lt.result.table")
+                st.download_button("Download results (CSV)", table.to_csv(index=False),
+                                   "longtext_strategies.csv", "text/csv", key="lt.csv")
+
+        st.markdown("**Context benefit:** the sliding window at several strides (S = C is "
+                    "disjoint chunks; halving S doubles the cost).")
+        if st.button("Sweep strides", key="lt.sweep.run"):
+            with errors():
+                w = int(window)
+                strides = sorted({max(1, w >> k) for k in range(0, 6)}, reverse=True)
+                att = attention if limit_w is not None else None
+
+                def _sweep(ctx):
+                    out = []
+                    for i, s_ in enumerate(strides):
+                        if ctx.stop.is_set():
+                            break
+                        r = evaluate_ids(model, ids, bounds, "sliding", window=w, stride=s_,
+                                         attention=att, stop=ctx.stop)
+                        ctx.log("sweep", stride=s_, bits_per_char=r.bits_per_char,
+                                seconds=r.seconds)
+                        ctx.progress((i + 1) / len(strides), f"stride {s_}")
+                        out.append(r.summary())
+                    return out
+
+                reg.submit("longtext-sweep", _sweep)
+        sweep = reg.latest("longtext-sweep")
+        if sweep is not None:
+            _live_view(sweep, _draw_sweep, key="lt.sweepview")
+
+# --- summary tree ----------------------------------------------------------------------------
+with tab_sum:
+    st.markdown(
+        "Map-reduce: summarize each chunk, join the summaries of neighbours, summarize again, "
+        "until one summary fits the budget. The offline summarizer is **extractive**: "
+        "score = w·salience + (1−w)·centrality, where salience is the sentence's mean "
+        "surprisal under the model (bits/char, scaled to [0, 1] per chunk) and centrality "
+        "its TF-IDF cosine to the chunk; sentences are then picked by MMR (λ·score − "
+        "(1−λ)·similarity to sentences already picked).")
+    c1, c2, c3 = st.columns(3)
+    budget = c1.number_input("Summary budget (characters)", 20, 20_000, 400, key="lt.budget")
+    chunk_chars = c2.number_input("Chunk size (characters)", 100, 100_000, 2000,
+                                  key="lt.sumchunk")
+    fan_in = c3.number_input("Summaries joined per level", 2, 16, 4, key="lt.fanin")
+    kind = st.radio("Summarizer", ["Extractive (offline)", "OpenAI-compatible chat endpoint"],
+                    horizontal=True, key="lt.sumkind")
+    if kind.startswith("Extractive"):
+        weight = st.slider("Salience weight w", 0.0, 1.0, 0.5, key="lt.w",
+                           disabled=model is None)
+        mmr = st.slider("MMR λ", 0.0, 1.0, 0.7, key="lt.mmr")
+    else:
+        url = st.text_input("Endpoint URL (Ollama: http://127.0.0.1:11434)",
+                            get_settings().llm_url, key="lt.url")
+        chat_model = st.text_input("Chat model", "qwen2.5:0.5b", key="lt.chatmodel")
+        api_key = st.text_input("API key (if the server needs one)", type="password",
+                                key="lt.apikey")
+    reference = st.text_area("Reference summary for ROUGE (optional)", key="lt.reference")
+    if st.button("Summarize", type="primary", key="lt.sum.run"):
+        with errors():
+            if kind.startswith("Extractive"):
+                use_model = model if model is not None else None
+                summarizer = ExtractiveSummarizer(use_model, tokenizer if use_model else None,
+                                                  salience_weight=weight, mmr_lambda=mmr)
+            else:
+                summarizer = ChatSummarizer(url, chat_model, api_key or None)
+            b, cc, f = int(budget), int(chunk_chars), int(fan_in)
+
+            def _summ(ctx):
+                def on_node(node, done, total):
+                    ctx.progress(done / total, f"summary {done}/{total} (level {node.level})")
+
+                return summarize_tree(text, summarizer, budget=b, chunk_size=cc, fan_in=f,
+                                      on_node=on_node, stop=ctx.stop), summarizer.method
+
+            reg.submit("longtext-summary", _summ)
+    sjob = reg.latest("longtext-summary")
+    if sjob is not None:
+        _live_view(sjob, lambda snap: None, key="lt.sumview")
+        if sjob.status == "done" and sjob.result:
+            root, method = sjob.result
+            st.caption(f"Method: {method}")
+            st.markdown(f"**Summary** ({len(root.text)} characters, tree depth {root.level}):")
+            st.info(root.text)
+            if reference.strip():
+                with errors():
+                    scores = rouge(reference, root.text)
+                    st.dataframe(pd.DataFrame([dict(metric=k, precision=v.precision,
+                                                    recall=v.recall, f1=v.f1)
+                                               for k, v in scores.items()]),
+                                 hide_index=True, key="lt.rouge")
+            stack = [(0, root)]
+            shown = 0
+            while stack and shown < 120:
+                depth, node = stack.pop()
+                shown += 1
+                kind_ = "source chunk" if node.level == 0 else f"summary, level {node.level}"
+                label = (f"{'　' * depth}{'└ ' if depth else ''}{kind_} · characters "
+                         f"{node.start:,}–{node.end:,} · {len(node.text):,} chars")
+                with st.expander(label, expanded=depth == 0):
+                    st.write(node.text)
+                stack.extend((depth + 1, c) for c in reversed(node.children))
+            if stack:
+                st.caption("… more nodes not shown (the tree has more than 120).")
+
+# --- continuation ----------------------------------------------------------------------------
+with tab_cont:
+    st.markdown("**Partial processing:** the model continues the text from its last window "
+                "only; everything before it is invisible to the model.")
+    if model is None:
+        st.info("Choose or train a model above first.")
+    else:
+        c1, c2, c3 = st.columns(3)
+        n_new = c1.number_input("Tokens to generate", 1, 500, 60, key="lt.n")
+        temp = c2.number_input("Temperature", 0.0, 2.0, 0.8, step=0.1, key="lt.temp")
+        seed = c3.number_input("Seed", 0, 10**6, 0, key="lt.seed")
+        cwin = None if max_window(model) else c1.number_input(
+            "Window (tokens)", 2, 10_000, 128, key="lt.cwin")
+        if st.button("Continue", key="lt.cont.run"):
+            with errors():
+                out = continue_text(model, tokenizer, text, int(n_new),
+                                    window=int(cwin) if cwin else None, seed=int(seed),
+                                    temperature=float(temp))
+                st.caption(f"The model saw the last {out.context_tokens:,} tokens (from "
+                           f"character {out.context_start:,}); {out.unseen_chars:,} characters "
+                           "before them were out of its view.")
+                st.code(out.context_text[-1500:] + " ⟶ " + out.text, language=None,
+                        wrap_lines=True)
