@@ -52,6 +52,7 @@ class TransformerConfig:
     attention: str = "sdpa"  # sdpa | naive | tiled
     mask: str = "causal"  # causal | prefix | bidirectional
     bias: bool = True  # biases in Linear layers and LayerNorm
+    nsp_head: bool = False  # a 2-way classifier on position 0 ([CLS]): next-sentence prediction
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context", "n_layer", "n_head", "n_embd"):
@@ -224,6 +225,7 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight
+        self.nsp = nn.Linear(config.n_embd, 2) if config.nsp_head else None  # BERT's NSP
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("c_proj.weight"):
@@ -328,6 +330,13 @@ class Transformer(nn.Module):
             h, weights = out
             return self.lm_head(h), weights
         return self.lm_head(out)  # (B, T, V)
+
+
+    def nsp_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, 2) is-next / not-next logits from the [CLS] position of `hidden` (B, T, C)."""
+        if self.nsp is None:
+            raise ValueError("this model has no next-sentence head: set nsp_head=True")
+        return self.nsp(hidden[:, 0])
 
 
 def state_fingerprint(model: nn.Module, extra: dict | None = None) -> str:
