@@ -185,7 +185,7 @@ _MAGIC = (  # (prefix, what it is, what to do)
 )
 
 _BZ2 = re.compile(rb"BZh[1-9]1AY&SY")
-_CONTROL_OK = frozenset("\t\n\r\f\v\x1b")  # whitespace controls and ESC occur in real text
+_CONTROL_BAD = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")  # not \t \n \v \f \r ESC
 
 
 def _sniff_binary(data: bytes, name: str) -> None:
@@ -358,7 +358,7 @@ def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:
 
 def _check_controls(text: str, name: str) -> None:
     """Reject text with many control characters: it is binary data in disguise."""
-    n_ctrl = sum(1 for c in text if c < " " and c not in _CONTROL_OK) + text.count("\x7f")
+    n_ctrl = len(_CONTROL_BAD.findall(text))
     if n_ctrl > max(2, 0.01 * len(text)):
         raise CorpusError(
             f"{name}: this looks like binary data, not text ({n_ctrl:,} control characters "
@@ -387,6 +387,7 @@ def load_text(data: bytes, filename: str) -> Corpus:
         raise CorpusError(f"{name} is empty (0 bytes): upload a file with some text in it")
     repairs: list[str] = []
     text, encoding = _decode(data, name, repairs)
+    _check_text_limits(text)  # before the repairs, which only ever shorten the text
     text = repair_mojibake(text, repairs)
     text = _normalise(text, repairs)
     _check_controls(text, name)

@@ -20,6 +20,9 @@ LOST = -1  # a byte the wrong decoder replaced with U+FFFD or '?'
 _CP1252_ONLY = {bytes([b]).decode("cp1252"): b for b in range(0x80, 0xA0)
                 if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}  # €‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ
 _RUN = re.compile("[\x80-\xff\ufffd" + "".join(_CP1252_ONLY) + "]")
+# a lead byte's image followed by a continuation byte's image (or a lost byte): the only
+# evidence of mojibake; lines without it are left alone without scanning them
+_PAIR = re.compile("[\xc2-\xf4][\x80-\xbf\ufffd?" + "".join(_CP1252_ONLY) + "]|[\xc2-\xdf] ")
 
 
 def _byte(c: str) -> int | None:
@@ -138,15 +141,25 @@ def _codec_name(s: _Stats) -> str:
     return "Windows-1252" if s.cp1252 else "Windows-1252 or Latin-1"
 
 
+def _lines(text: str) -> list[str]:
+    """Lines with their "\\n" kept; only "\\n" splits, as U+0085 is a mis-read byte here."""
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
 def _repair_lines(text: str) -> tuple[str, _Stats]:
     """Repair the lines that look mis-decoded, judged alone or, when they hold some UTF-8
     sequence and no stray Latin-1 character, as part of a document that looks mis-decoded."""
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     probes: list[_Stats | None] = []
     doc = _Stats()
     for line in lines:
         probe = None
-        if not line.isascii():
+        if line.isascii():
+            pass
+        elif _PAIR.search(line) is None:
+            doc.orphan += len(_RUN.findall(line))  # stray characters, not sequences
+        else:
             probe = _Stats()
             _scan(line, mark_lone=False, stats=probe)
             for k in ("valid", "broken", "lone", "orphan"):
@@ -171,11 +184,11 @@ def _repair_lines(text: str) -> tuple[str, _Stats]:
     return "".join(out), total
 
 
-def _ftfy_pass(text: str) -> tuple[str, int]:
-    """Let ftfy fix lines it judges bad that our pass left alone; returns (text, lines fixed)."""
+def _ftfy_pass(before: str, after: str) -> tuple[str, int]:
+    """Let ftfy fix the lines it judges bad that our pass left alone; (text, lines fixed)."""
     out, fixed = [], 0
-    for line in text.splitlines(keepends=True):
-        if not line.isascii() and is_bad(line):
+    for old, line in zip(_lines(before), _lines(after), strict=True):
+        if old == line and not line.isascii() and is_bad(line):
             new = ftfy.fix_encoding(line)
             if new != line:
                 fixed += 1
@@ -193,6 +206,7 @@ def repair_mojibake(text: str, repairs: list[str]) -> str:
     if text.isascii():
         return text
     layers: list[_Stats] = []
+    original = text
     for _ in range(3):
         new, stats = _repair_lines(text)
         if new == text:
@@ -208,9 +222,9 @@ def repair_mojibake(text: str, repairs: list[str]) -> str:
         carried = layers[-1].kept - layers[0].kept - sum(s.valid_fffd for s in layers[:-1])
         lost = layers[-1].lost + max(0, carried)
         if lost:
-            repairs.append(f"{_count(lost, 'character')} could not be recovered (their bytes were lost "
-                           f"when the text was mis-decoded) and are marked \ufffd")
-    text, n_ftfy = _ftfy_pass(text)
+            repairs.append(f"{_count(lost, 'character')} could not be recovered (their bytes "
+                           "were lost when the text was mis-decoded) and are marked \ufffd")
+    text, n_ftfy = _ftfy_pass(original, text)
     if n_ftfy:
         repairs.append(f"fixed other encoding damage on {_count(n_ftfy, 'line')} (ftfy)")
     return text
