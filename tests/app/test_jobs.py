@@ -74,7 +74,10 @@ def test_stop_sets_event_and_status_stopped():
         return len(steps)
 
     job = reg.submit("loop", work)
-    _wait_status(job, "running")
+    deadline = time.monotonic() + 5
+    while not steps and time.monotonic() < deadline:  # the loop is running
+        time.sleep(0.002)
+    assert job.status == "running"
     job.stop()
     assert job.wait(5)
     assert job.status == "stopped" and job.stop_reason == "requested"

@@ -1,0 +1,297 @@
+"""Transformer: size a tiny GPT, train it live in the background, sample from it, look inside."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from lmcore.app.frame import errors, page
+from lmcore.app.highlight import heat_html
+from lmcore.app.jobs import live_chart, registry
+from lmcore.app.train_charts import (
+    attention_heatmap,
+    comparison_losses,
+    grad_norm_bars,
+    training_dashboard,
+)
+from lmcore.app.train_job import TrainOutcome, dynamics_job, training_job
+from lmcore.models.transformer import (
+    ACTIVATIONS,
+    NORM_POSITIONS,
+    NORMS,
+    Transformer,
+    TransformerConfig,
+    TransformerLM,
+)
+from lmcore.runs.store import RunStore
+from lmcore.settings import get_settings
+from lmcore.train.dynamics import COMPARISONS
+from lmcore.train.estimate import calibrate, step_seconds
+from lmcore.train.objectives import CausalLM
+from lmcore.train.trainer import OPTIMIZERS, UPDATE_RULES, TrainConfig
+
+PRESETS = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, context=64, batch_size=16, steps=200, lr=3e-3),
+    "small": dict(n_layer=4, n_head=4, n_embd=128, context=128, batch_size=16, steps=600,
+                  lr=3e-3),
+}
+K = "tf."  # widget key prefix
+
+lab = page(
+    "Transformer", "🤖",
+    "A GPT-style decoder trained on the current corpus to predict the next token. Pick a size, "
+    "press **Train** and watch the loss, speed, gradients and memory move while the page stays "
+    "usable (training runs in a background job; navigate away and come back). Held-out "
+    "numbers are in **bits per character** (comparable across tokenizers) and per-token "
+    "perplexity $e^{\\text{loss}}$.",
+)
+reg = registry()
+
+
+@st.cache_resource(show_spinner="measuring this machine's training speed…")
+def _flops_per_s() -> float:
+    """Training FLOP/s of this server (no user data: shared by every session)."""
+    return calibrate()
+
+
+def _apply_preset() -> None:
+    for k, v in PRESETS[st.session_state[K + "preset"]].items():
+        st.session_state[K + k] = v
+
+
+for k, v in PRESETS["tiny"].items():  # first visit: the tiny preset
+    st.session_state.setdefault(K + k, v)
+
+# --- configuration ------------------------------------------------------------------------
+st.subheader("1 · Model and training")
+top = st.columns([1, 1, 2])
+top[0].selectbox("Preset", list(PRESETS), key=K + "preset", on_change=_apply_preset)
+tok_kinds = ["char", "byte", "bpe"]
+default_tok = lab.tokenizer.kind if lab.tokenizer and lab.tokenizer.kind in tok_kinds else "char"
+tok_kind = top[1].selectbox("Tokenizer", tok_kinds, index=tok_kinds.index(default_tok),
+                            key=K + "tok")
+vocab = None
+if tok_kind == "bpe":
+    vocab = top[2].number_input("BPE vocabulary", 100, 20_000, 1000, step=100, key=K + "vocab")
+
+c = st.columns(4)
+n_layer = c[0].number_input("Layers", 1, 24, key=K + "n_layer")
+n_head = c[1].number_input("Heads", 1, 16, key=K + "n_head")
+n_embd = c[2].number_input("Width (n_embd)", 4, 1024, step=16, key=K + "n_embd")
+context = c[3].number_input("Context (tokens)", 4, 2048, step=16, key=K + "context")
+c = st.columns(4)
+activation = c[0].selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index("gelu"),
+                            key=K + "activation")
+norm = c[1].selectbox("Norm", NORMS, key=K + "norm")
+norm_position = c[2].selectbox("Norm position", NORM_POSITIONS, key=K + "norm_position")
+attention_impl = c[3].selectbox("Attention", ["sdpa", "naive", "tiled"], key=K + "attention")
+c = st.columns(4)
+mlp_ratio = c[0].number_input("MLP ratio", 1.0, 8.0, 4.0, step=0.5, key=K + "mlp_ratio")
+dropout = c[1].number_input("Dropout", 0.0, 0.9, 0.0, step=0.05, key=K + "dropout")
+residual = c[2].checkbox("Residual connections", True, key=K + "residual")
+tie = c[3].checkbox("Tie input/output embeddings", True, key=K + "tie")
+
+c = st.columns(4)
+steps = c[0].number_input("Steps", 1, 1_000_000, key=K + "steps")
+batch_size = c[1].number_input("Batch size", 1, 512, key=K + "batch_size")
+optimizer = c[2].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adamw"),
+                           key=K + "optimizer")
+lr = c[3].number_input("Learning rate", 1e-6, 10.0, format="%.4g", key=K + "lr")
+c = st.columns(4)
+warmup = c[0].number_input("Warmup steps", 0, 100_000, 10, key=K + "warmup")
+clip = c[1].number_input("Gradient clip (0 = off)", 0.0, 100.0, 1.0, key=K + "clip")
+eval_every = c[2].number_input("Evaluate every (steps)", 0, 100_000, 50, key=K + "eval_every")
+seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key=K + "seed")
+
+with st.expander(f"The update rule {optimizer} runs", expanded=False):
+    st.latex(UPDATE_RULES[optimizer])
+    st.markdown("$\\eta$ is the learning rate: linear warmup for the first steps, then cosine "
+                "decay to a tenth of it. With clipping on, $g$ is first rescaled so that "
+                "$\\lVert g\\rVert \\le$ the clip value.")
+
+model_config = dict(context=int(context), n_layer=int(n_layer), n_head=int(n_head),
+                    n_embd=int(n_embd), mlp_ratio=float(mlp_ratio), activation=activation,
+                    norm=norm, norm_position=norm_position, residual=residual,
+                    dropout=float(dropout), tie_weights=tie, attention=attention_impl)
+train_config = None
+with errors():
+    vocab_guess = {"char": 200, "byte": 263, "bpe": int(vocab or 1000)}[tok_kind]
+    if lab.tokenizer is not None and lab.tokenizer.kind == tok_kind:
+        vocab_guess = lab.tokenizer.vocab_size
+    probe = Transformer(TransformerConfig(vocab_size=vocab_guess, **model_config))
+    n_params = probe.num_parameters()
+    settings = get_settings()
+    settings.check("max_params", n_params)
+    settings.check("max_steps", int(steps))
+    train_config = TrainConfig(steps=int(steps), batch_size=int(batch_size), optimizer=optimizer,
+                               lr=float(lr), warmup_steps=int(warmup),
+                               grad_clip=float(clip) or None, eval_every=int(eval_every),
+                               seed=int(seed))
+    per_step = step_seconds(probe, int(batch_size), flops_per_s=_flops_per_s())
+    m = st.columns(4)
+    m[0].metric("Parameters", f"{n_params:,}")
+    m[1].metric("FLOPs / token (train)", f"{probe.flops_per_token():,}")
+    m[2].metric("≈ time per step", f"{1000 * per_step:,.0f} ms")
+    m[3].metric("≈ total", f"{per_step * int(steps):,.0f} s")
+    st.caption("Estimate: 6N + 12·L·T·d FLOPs per token × tokens per step, at the training "
+               "speed measured on this server. The vocabulary (and so N) is known exactly once "
+               "the tokenizer is trained.")
+
+# --- training job ------------------------------------------------------------------------
+st.subheader("2 · Train")
+job = reg.latest("transformer")
+busy = job is not None and job.active
+b = st.columns([1, 4])
+if b[0].button("Train", type="primary", disabled=busy or train_config is None, key=K + "train"):
+    job = reg.submit("transformer", training_job(
+        lab.corpus, tok_kind, model_config, train_config, CausalLM(),
+        session=lab.session_id, vocab_size=int(vocab) if vocab else None,
+        tokenizer=lab.tokenizer))
+    busy = True
+if job is not None:
+    live_chart(job, training_dashboard, key=K + "live")
+    out = job.result
+    if isinstance(out, TrainOutcome) and lab.results.get(K + "installed") != job.id:
+        lab.models["transformer"] = TransformerLM(out.model, out.tokenizer)
+        lab.results[K + "installed"] = job.id
+        lab.results[K + "outcome"] = out
+        st.rerun()  # once per job: the sidebar lists the new model
+    if isinstance(out, TrainOutcome):
+        r = out.result
+        st.success(f"Run `{out.run_id}` ({r.status}, {r.steps:,} steps): train loss "
+                   f"{r.train_loss:.4f}, validation loss {r.valid_loss:.4f} nats/token = "
+                   f"**{r.bits_per_char:.4f} bits/char**, perplexity {r.perplexity:.2f}. "
+                   "The model is now `transformer` in this session.")
+else:
+    st.caption("No training yet in this session.")
+
+# --- generation --------------------------------------------------------------------------
+lm = lab.models.get("transformer")
+st.subheader("3 · Generate")
+if not isinstance(lm, TransformerLM):
+    st.info("Train a model (or reload a run below) to sample from it.")
+else:
+    g = st.columns([3, 1, 1, 1, 1, 1])
+    prompt = g[0].text_input("Prompt", "The ", key=K + "prompt")
+    n_new = g[1].number_input("Tokens", 1, 2000, 200, key=K + "n")
+    temperature = g[2].number_input("Temperature", 0.0, 5.0, 0.8, step=0.1, key=K + "temp")
+    top_k = g[3].number_input("Top-k (0 = off)", 0, 100_000, 0, key=K + "topk")
+    top_p = g[4].number_input("Top-p (1 = off)", 0.01, 1.0, 1.0, step=0.05, key=K + "topp")
+    gseed = g[5].number_input("Seed", 0, 2**31 - 1, 0, key=K + "gseed")
+    if st.button("Generate", key=K + "generate"):
+        with errors():
+            from lmcore.models.generate import generate_text
+
+            text, pieces = generate_text(lm.model, lm.tokenizer, prompt, int(n_new),
+                                         temperature=float(temperature),
+                                         top_k=int(top_k) or None,
+                                         top_p=float(top_p) if top_p < 1 else None,
+                                         seed=int(gseed))
+            lab.results[K + "generated"] = (prompt, pieces)
+    if K + "generated" in lab.results:
+        prompt_shown, pieces = lab.results[K + "generated"]
+        shown, offsets, pos = "", [], len(prompt_shown)
+        for piece, _ in pieces:
+            offsets.append((pos, pos + len(piece)))
+            pos += len(piece)
+            shown += piece
+        bits = [-math.log2(max(p, 1e-12)) for _, p in pieces]
+        st.markdown(heat_html(prompt_shown + shown, offsets, bits,
+                              labels=[f"p = {p:.3f} ({b:.1f} bits)"
+                                      for (_, p), b in zip(pieces, bits, strict=True)]),
+                    unsafe_allow_html=True)
+        st.caption("Each generated token glows by its surprisal −log₂ p under the model "
+                   "(temperature 1, before top-k/top-p); hover for the probability.")
+
+    # --- attention ----------------------------------------------------------------------
+    st.subheader("4 · Attention")
+    a = st.columns([3, 1, 1])
+    att_text = a[0].text_input("Text to look at", "def f(x):\n    return x",
+                               key=K + "att_text")
+    layer = a[1].number_input("Layer", 0, lm.config.n_layer - 1, 0, key=K + "att_layer")
+    head = a[2].number_input("Head", 0, lm.config.n_head - 1, 0, key=K + "att_head")
+    with errors():
+        import torch
+
+        ids = [lm.tokenizer.bos_id] + lm.tokenizer.encode(att_text)
+        ids = ids[: min(lm.config.context, 64)]
+        with torch.no_grad():
+            lm.model.eval()
+            _, weights = lm.model(torch.tensor([ids]), return_attention=True, mask="causal")
+        w = weights[int(layer)][0, int(head)].tolist()  # (T, T)
+        st.plotly_chart(attention_heatmap(w, lm.tokenizer.token_strings(ids),
+                                          f"layer {layer}, head {head}"), key=K + "att_fig")
+        st.caption("Row i: how query token i spreads its attention over keys 0..i (causal "
+                   "mask: the upper triangle is zero). At most the first 64 tokens.")
+
+# --- dynamics ----------------------------------------------------------------------------
+st.subheader("5 · Training dynamics")
+d = st.columns([2, 1, 1])
+kind = d[0].selectbox("Compare", list(COMPARISONS), key=K + "dyn_kind")
+dyn_steps = d[1].number_input("Steps per variant", 5, 2000, 60, key=K + "dyn_steps")
+d[2].write("")
+st.markdown(COMPARISONS[kind][0])
+dyn = reg.latest("dynamics")
+if d[2].button("Run comparison", disabled=dyn is not None and dyn.active, key=K + "dyn_run"):
+    with errors():
+        base = dict(context=64, n_layer=4, n_head=2, n_embd=64, activation="gelu")
+        tc = TrainConfig(steps=int(dyn_steps), batch_size=8, lr=3e-3, warmup_steps=5,
+                         eval_every=0, eval_tokens=512, memory_every=0, seed=0)
+        get_settings().check("max_steps", int(dyn_steps))
+        dyn = reg.submit("dynamics", dynamics_job(kind, lab.corpus, base, tc, CausalLM()))
+        lab.results[K + "dyn_kind"] = kind
+if dyn is not None:
+    title = f"{lab.results.get(K + 'dyn_kind', kind)}: training loss"
+    live_chart(dyn, lambda snap: comparison_losses(snap, title), key=K + "dyn_live")
+    if isinstance(dyn.result, list) and dyn.result:
+        res = dyn.result
+        st.plotly_chart(grad_norm_bars({r.label: r.grad_norms for r in res}),
+                        key=K + "dyn_grad")
+        st.dataframe(pd.DataFrame([{
+            "variant": r.label, "status": r.status,
+            "final train loss": r.losses[-1] if r.losses else None,
+            "validation loss": r.valid_loss,
+            "units never firing (mean over layers)": (sum(r.dead_fraction)
+                                                      / len(r.dead_fraction)
+                                                      if r.dead_fraction else None),
+            "error": r.error or ""} for r in res]), hide_index=True)
+        st.caption("'Units never firing': share of MLP hidden units whose input is ≤ 0 for "
+                   "every token of a held-out batch; for ReLU these are dead (zero gradient).")
+
+# --- runs --------------------------------------------------------------------------------
+st.subheader("6 · Runs")
+with errors():
+    store = RunStore()
+    runs = store.list(session=lab.session_id)
+    if not runs:
+        st.caption("Runs you train here are recorded (this session sees only its own).")
+    else:
+        st.dataframe(pd.DataFrame([r.row() for r in runs]), hide_index=True)
+        ids = [r.id for r in runs]
+        chosen = st.multiselect("Compare runs", ids, default=ids[:2], key=K + "cmp")
+        if chosen:
+            st.dataframe(pd.DataFrame(store.compare(chosen, session=lab.session_id)),
+                         hide_index=True)
+            snap = {}
+            for rid in chosen:
+                ev = store.metrics(rid).get("eval", {})
+                snap[rid] = {"step": ev.get("step", []), "loss": ev.get("valid_loss", [])}
+            st.plotly_chart(comparison_losses(snap, "validation loss"), key=K + "cmp_fig")
+        one = st.selectbox("Run", ids, key=K + "run")
+        r = st.columns(4)
+        r[0].download_button("JSON", store.export_json(one, session=lab.session_id),
+                             file_name=f"{one}.json", key=K + "dl_json")
+        r[1].download_button("CSV (metrics)", store.export_csv(one, session=lab.session_id),
+                             file_name=f"{one}.csv", key=K + "dl_csv")
+        if r[2].button("Reload model", key=K + "reload"):
+            from lmcore.models.checkpoint import load_model
+
+            ck = store.get(one, session=lab.session_id).checkpoint
+            if not ck:
+                raise ValueError(f"run {one} has no saved model (it did not finish)")
+            loaded = load_model(ck)
+            lab.models["transformer"] = loaded.lm()
+            st.success(f"Loaded run {one} as `transformer`.")
+        if r[3].button("Delete", key=K + "delete"):
+            store.delete(one, session=lab.session_id)
+            st.rerun()
