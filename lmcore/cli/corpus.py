@@ -127,5 +127,6 @@ def cmd_builtin(args: argparse.Namespace) -> int:
         return 0
     for i, d in enumerate(rows, 1):
         rate = f" · {d['entropy_rate']:.4f} bits/char" if d["entropy_rate"] is not None else ""
-        print(f"{i}. {d['name']}  ({d['chars']:,} characters · {d['lines']:,} lines{rate})")
+        lines = f"{d['lines']:,} line" + ("" if d["lines"] == 1 else "s")
+        print(f"{i}. {d['name']}  ({d['chars']:,} characters · {lines}{rate})")
     return 0

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from functools import lru_cache, partial
 
-from lmcore.data.corpus import Corpus
+from lmcore.data.corpus import Corpus, check_chars
 from lmcore.data.markov import MarkovSource
 
 PYDOC_NAME = "Python reference docs (pydoc_data.topics)"
@@ -23,7 +23,8 @@ def pydoc_corpus() -> Corpus:
 
 def markov_name(order: int, alphabet: str, target_bits: float) -> str:
     """The display name of a Markov corpus, stable so pickers can find it again."""
-    return f"Markov source: order {order}, {len(alphabet)} letters, {target_bits:.3f} bits/char"
+    return (f"Markov source: order {order} over {alphabet!r}, "
+            f"{target_bits:.3f} bits/char")
 
 
 def default_entropy(alphabet: str) -> float:
@@ -35,6 +36,9 @@ def default_entropy(alphabet: str) -> float:
 def markov_corpus(order: int = 2, alphabet: str = "abcd", n_chars: int = 200_000,
                   seed: int = 0, target_bits: float | None = None) -> Corpus:
     """`n_chars` symbols from a seeded order-k Markov source whose entropy rate is exact."""
+    if n_chars < 1:
+        raise ValueError(f"n_chars must be at least 1, got {n_chars}")
+    check_chars(n_chars)
     if target_bits is None:
         target_bits = default_entropy(alphabet)
     source = MarkovSource.with_entropy(order, alphabet, target_bits, seed=seed)
@@ -43,9 +47,9 @@ def markov_corpus(order: int = 2, alphabet: str = "abcd", n_chars: int = 200_000
                   source="synthetic", encoding="utf-8", entropy_rate=source.entropy_rate())
 
 
-_MARKOV_BUILTINS = (  # (order, alphabet, bits/char): two different entropy rates and orders
-    (1, "abcd", 1.5),
-    (3, "abcdefgh", 2.0),
+_MARKOV_BUILTINS = (  # (order, alphabet, bits/char): two different entropy rates and orders;
+    (1, "abc ", 1.5),  # the space is a symbol like any other, so word tokenizers see words
+    (3, "abcdefg ", 2.0),
 )
 
 

@@ -69,8 +69,8 @@ class Corpus:
     @cached_property
     def _split(self) -> Split:
         text, n = self.text, len(self.text)
-        a = _cut(text, round(0.85 * n), 1, n)
-        b = _cut(text, round(0.90 * n), a + 1 if a < n else a, n)
+        a = _cut(text, int(0.85 * n), 1, n)
+        b = _cut(text, int(0.90 * n), a + 1 if a < n else a, n)
         return Split(text[:a], text[a:b], text[b:])
 
 
@@ -91,13 +91,18 @@ def _cut(text: str, target: int, lo: int, hi: int) -> int:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_text_limits(text: str) -> None:
+def check_chars(n_chars: int) -> None:
+    """Raise CorpusLimitError when `n_chars` is over the limit (LMCORE_MAX_CHARS)."""
     s = get_settings()
-    if len(text) > s.max_chars:
+    if n_chars > s.max_chars:
         raise CorpusLimitError(
-            f"the text has {len(text):,} characters, over the limit of {s.max_chars:,} "
+            f"the text has {n_chars:,} characters, over the limit of {s.max_chars:,} "
             f"(set LMCORE_MAX_CHARS to raise it, or use a shorter text)"
         )
+
+
+def _check_text_limits(text: str) -> None:
+    check_chars(len(text))
 
 
 def _check_not_blank(text: str, what: str) -> None:
@@ -123,10 +128,10 @@ def _normalise(text: str, repairs: list[str]) -> str:
         repairs.append(f"converted {n_crlf + n_cr:,} line endings ({kinds}) to LF")
     if not unicodedata.is_normalized("NFC", text):
         nfc = unicodedata.normalize("NFC", text)
-        repairs.append(
-            f"normalised Unicode to NFC ({len(text) - len(nfc):,} characters fewer: "
-            f"combining marks joined to their letters)"
-        )
+        fewer = len(text) - len(nfc)
+        how = (f"combining marks joined to their letters, {fewer:,} characters fewer" if fewer
+               else "some characters replaced by their canonical equivalents")
+        repairs.append(f"normalised Unicode to NFC ({how})")
         text = nfc
     return text
 
