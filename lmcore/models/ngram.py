@@ -195,6 +195,13 @@ def _count(stream: _Stream, order: int, V: int) -> list[_Table]:
     return tables
 
 
+def _count_checked(sequences: Sequence[Sequence[int]], vocab: Vocab, order: int) -> list[_Table]:
+    stream = _stream(sequences, vocab, add_eos=True)
+    if not (stream.pos > 0).any():
+        raise ValueError("the training text is empty: there is nothing to count")
+    return _count(stream, order, vocab.size)
+
+
 # ----------------------------------------------------------------------------- smoothing
 
 
@@ -301,20 +308,25 @@ def _fit_mle(tables: list[_Table], vocab: Vocab) -> _Fitted:
 
 
 def _fit_addk(tables: list[_Table], vocab: Vocab, emit: np.ndarray, k: float) -> _Fitted:
+    """(c(hw) + k) / (c(h.) + kF) over the full context h (truncated at <s>), else uniform."""
     V, N = vocab.size, len(tables)
     F = float(emit.sum())
-    uniform = np.where(emit, -math.log(F), -np.inf)
-    t = tables[-1]
-    ctx = _context(t, V, N)
-    n_ctx = len(tables[-2].keys) if N > 1 else 1
-    denom = np.bincount(ctx, weights=t.counts, minlength=n_ctx)
-    top = np.log(t.counts + k) - np.log(denom + k * F)[ctx]
     if N == 1:
-        return _Fitted([np.where(emit, top, -np.inf)], [], {}, [])
-    lp = [uniform] + [np.full(len(tables[n - 1].keys), -math.log(F)) for n in range(2, N)]
-    lp.append(top)
-    bo = [np.zeros(len(tables[n - 1].keys)) for n in range(1, N - 1)]
-    bo.append(np.where(denom > 0, np.log(k * F) - np.log(denom + k * F), 0.0))
+        uni = tables[0].counts
+        return _Fitted([np.where(emit, np.log(uni + k) - math.log(uni.sum() + k * F), -np.inf)],
+                       [], {}, [])
+    lp = [np.where(emit, -math.log(F), -np.inf)]
+    bo = []
+    for n in range(2, N + 1):
+        t = tables[n - 1]
+        # the full context of a token: N-1 words, or fewer right after <s>
+        full = np.ones(len(t.keys), dtype=bool) if n == N else t.bos_start
+        ctx = t.keys // V
+        denom = np.bincount(ctx, weights=np.where(full, t.counts, 0), minlength=len(
+            tables[n - 2].keys))
+        lp.append(np.where(full, np.log(t.counts + k) - np.log(denom + k * F)[ctx],
+                           -math.log(F)))
+        bo.append(np.where(denom > 0, math.log(k * F) - np.log(denom + k * F), 0.0))
     return _Fitted(lp, bo, {}, [])
 
 
@@ -422,18 +434,19 @@ class NGramLM(LanguageModel):
             config: NGramConfig | None = None, tokenizer=None, **kwargs) -> NGramLM:
         """Fit on id sequences (each padded `<s> .. </s>`); kwargs build the config."""
         config = config or NGramConfig(**kwargs)
+        tables = _count_checked(sequences, vocab, config.order)
+        return cls._smooth(tables, vocab, config, tokenizer)
+
+    @classmethod
+    def _smooth(cls, tables: list[_Table], vocab: Vocab, config: NGramConfig,
+                tokenizer=None) -> NGramLM:
         if config.smoothing == LOADED:
             raise ValueError(f"choose a smoothing to fit: {', '.join(SMOOTHINGS)}")
-        stream = _stream(sequences, vocab, add_eos=True)
-        n_tokens = int((stream.pos > 0).sum())
-        if n_tokens == 0:
-            raise ValueError("the training text is empty: there is nothing to count")
-        tables = _count(stream, config.order, vocab.size)
+        tables = tables[:config.order]
         if len(tables[-1].keys) == 0:
-            longest = int(stream.pos.max()) - 1 if stream.pos.size else 0
-            raise ValueError(f"the corpus is too small for order {config.order}: its longest "
-                             f"sentence has {longest} tokens, so no {config.order}-gram fits "
-                             "(choose a lower order or a longer text)")
+            raise ValueError(f"the corpus is too small for order {config.order}: no sentence "
+                             f"is long enough to hold a {config.order}-gram (with <s> and </s>)"
+                             "; choose a lower order or a longer text")
         emit = _predictable(vocab, tables[0].counts)
         s = config.smoothing
         if s == "kn":
@@ -448,6 +461,25 @@ class NGramLM(LanguageModel):
                    known=tables[0].counts > 0, counts=[t.counts for t in tables],
                    discounts=fitted.discounts, fallback_orders=fitted.fallback_orders,
                    tokenizer=tokenizer)
+
+    @classmethod
+    def fit_grid(cls, sequences: Sequence[Sequence[int]], vocab: Vocab, orders: Sequence[int],
+                 smoothings: Sequence[str], k: float = 1.0, alpha: float = 0.4,
+                 tokenizer=None, progress=None) -> dict[tuple[str, int], NGramLM]:
+        """One model per (smoothing, order), counting once at the highest order."""
+        configs = [NGramConfig(order=int(n), smoothing=s, k=k, alpha=alpha)
+                   for s in smoothings for n in orders]
+        if not configs:
+            raise ValueError("choose at least one order and one smoothing")
+        tables = _count_checked(sequences, vocab, max(c.order for c in configs))
+        out = {}
+        for i, c in enumerate(configs):
+            if progress is not None:
+                progress(i / len(configs), f"{c.smoothing}, n = {c.order}")
+            out[(c.smoothing, c.order)] = cls._smooth(tables, vocab, c, tokenizer)
+        if progress is not None:
+            progress(1.0, "done")
+        return out
 
     @classmethod
     def from_sentences(cls, lines: Iterable[str], config: NGramConfig | None = None,

@@ -251,3 +251,38 @@ def test_tokenizer_backed_model_uses_tokenizer_ids():
     assert s.bits == pytest.approx(ev.bits)
     out = model.decode(model.generate(tok.encode("the "), 20, seed=0))
     assert isinstance(out, str) and len(out) > 0
+
+
+def test_fit_grid_equals_separate_fits():
+    vocab_models = NGramLM.from_sentences(TOY, order=1)
+    seqs = vocab_models.vocab.encode_sentences(TOY)
+    grid = NGramLM.fit_grid(seqs, vocab_models.vocab, [1, 2, 3], ["kn", "addk", "stupid"],
+                            k=0.5)
+    assert sorted(grid) == sorted((s, n) for s in ("kn", "addk", "stupid") for n in (1, 2, 3))
+    for (s, n), model in grid.items():
+        alone = NGramLM.fit(seqs, vocab_models.vocab, order=n, smoothing=s, k=0.5)
+        assert model.fingerprint() == alone.fingerprint()
+    with pytest.raises(ValueError, match="at least one"):
+        NGramLM.fit_grid(seqs, vocab_models.vocab, [], ["kn"])
+
+
+def test_laplace_agrees_with_nltk(kenlm_dir):
+    nltk_lm = pytest.importorskip("nltk.lm")
+    from nltk.lm.preprocessing import padded_everygram_pipeline
+
+    _, train, test = _kenlm(kenlm_dir)
+    train, test = train[:800], test[:20]
+    for order in (2, 3):
+        ours = NGramLM.from_sentences(train, order=order, smoothing="addk", k=1.0)
+        data, vocab = padded_everygram_pipeline(order, [s.split() for s in train])
+        lm = nltk_lm.Laplace(order)
+        lm.fit(data, vocab)
+        total, count = 0.0, 0
+        for line in test:
+            padded = ["<s>"] * (order - 1) + line.split() + ["</s>"]
+            for i in range(order - 1, len(padded)):
+                total += lm.logscore(padded[i], padded[i - order + 1:i])
+                count += 1
+        # NLTK's vocabulary also counts <s> as a type (one more in every denominator)
+        assert ours.score_lines(test).perplexity == pytest.approx(2 ** (-total / count),
+                                                                  rel=2e-3)

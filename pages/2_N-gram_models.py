@@ -1,0 +1,191 @@
+"""N-gram models: fit every order with each smoothing and see the n trade-off."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from lmcore.app.frame import errors, page
+from lmcore.app.ngram_charts import (
+    next_token_figure,
+    smoothing_label,
+    tradeoff_figure,
+    unseen_figure,
+)
+from lmcore.data.tokenizers import train_tokenizer
+from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, NGramLM, tokenizer_vocab
+
+lab = page(
+    "N-gram models", "🔢",
+    "An n-gram model predicts the next token from the previous n − 1 only: "
+    "$p(w_t \\mid w_{t-n+1} \\dots w_{t-1}) = c(w_{t-n+1} \\dots w_t) / c(w_{t-n+1} \\dots w_{t-1})$"
+    " by maximum likelihood. **If n is too small the model cannot capture long-range "
+    "dependencies; if n is too large we cannot get good estimates of the probabilities**: "
+    "most long n-grams of new text were never seen. Smoothing (add-k, Kneser-Ney, stupid "
+    "backoff) moves probability to the unseen ones. Fit several orders at once and watch "
+    "training perplexity fall while held-out perplexity turns back up.",
+)
+
+corpus = lab.corpus
+split = corpus.split()
+held_text = split.test or split.valid
+if not held_text:
+    st.warning("This corpus is too short to hold out a test split; it is scored on its "
+               "training text only.")
+    held_text = split.train
+
+KINDS = ["char", "word", "bpe"]
+choices = KINDS + ([f"current ({lab.tokenizer.kind}, from the Corpus page)"]
+                   if lab.tokenizer is not None else [])
+c1, c2, c3 = st.columns([1, 1, 2])
+tok_choice = c1.selectbox("Tokenizer", choices, key="ngram.tokenizer",
+                          help="char and word tokenizers are trained on the training split; "
+                               "bpe with the vocabulary size beside")
+bpe_vocab = c2.number_input("BPE vocabulary", 100, 20_000, 1000, step=100, key="ngram.vocab",
+                            disabled=tok_choice != "bpe")
+orders = c3.slider("Orders n", 1, MAX_ORDER, (1, 5), key="ngram.orders")
+c4, c5, c6 = st.columns([2, 1, 1])
+smoothings = c4.multiselect("Smoothing", list(SMOOTHINGS), default=list(SMOOTHINGS),
+                            format_func=smoothing_label, key="ngram.smoothings")
+k = c5.number_input("add-k: k", value=1.0, step=0.1, format="%.3f", key="ngram.k",
+                    help="k = 1 is Laplace; must be > 0")
+alpha = c6.number_input("stupid backoff: α", value=0.4, step=0.05, key="ngram.alpha")
+
+
+def _tokenizer():
+    if tok_choice.startswith("current"):
+        return lab.tokenizer
+    cache = lab.results.setdefault("ngram.tokenizers", {})
+    key = (corpus.fingerprint, tok_choice, int(bpe_vocab) if tok_choice == "bpe" else None)
+    if key not in cache:
+        cache[key] = train_tokenizer(tok_choice, split.train,
+                                     vocab_size=key[2] if tok_choice == "bpe" else None)
+    return cache[key]
+
+
+if st.button("Fit all orders", type="primary", key="ngram.fit"):
+    with errors():
+        bar = st.progress(0.0, "training the tokenizer…")
+        tok = _tokenizer()
+        bar.progress(0.02, "tokenizing…")
+        train_ids, held_ids = tok.encode(split.train), tok.encode(held_text)
+        models = NGramLM.fit_grid(
+            [train_ids], tokenizer_vocab(tok), range(orders[0], orders[1] + 1), smoothings,
+            k=float(k), alpha=float(alpha), tokenizer=tok,
+            progress=lambda f, m: bar.progress(0.05 + 0.75 * f, f"fitting {m}…"))
+        rows = []
+        for i, ((s, n), model) in enumerate(models.items()):
+            bar.progress(0.8 + 0.2 * i / len(models), f"scoring {smoothing_label(s)}, n = {n}…")
+            for name, ids, text in (("train", train_ids, split.train),
+                                    ("held-out", held_ids, held_text)):
+                ev = model.score_sequences([ids], add_eos=False, chars=len(text))
+                rows.append(dict(smoothing=s, order=n, split=name, perplexity=ev.perplexity,
+                                 bits_per_char=ev.bits_per_char, zero_prob=ev.zero_prob,
+                                 oov=ev.oov, tokens=ev.tokens))
+        top = max(models, key=lambda sn: sn[1])
+        lab.results["ngram"] = dict(
+            corpus=corpus.fingerprint, tokenizer=tok, models=models, rows=rows,
+            unseen=models[top].unseen_fraction([held_ids]), counts=models[top].counts,
+            held_ids=held_ids)
+        kn = [(s, n) for (s, n) in models if s == "kn"]
+        if kn:
+            best = min(kn, key=lambda sn: next(r["bits_per_char"] for r in rows if r["split"]
+                                               == "held-out" and (r["smoothing"], r["order"])
+                                               == sn))
+            lab.models[f"n-gram KN n={best[1]} ({tok.kind})"] = models[best]
+        bar.progress(1.0, f"fitted {len(models)} models")
+
+res = lab.results.get("ngram")
+if not res or res["corpus"] != corpus.fingerprint:
+    st.info("Choose a tokenizer, a range of orders and the smoothings, then press **Fit all "
+            "orders**. Fitting is vectorised counting: a few seconds for the whole range.")
+    st.stop()
+
+tok, models, rows = res["tokenizer"], res["models"], res["rows"]
+st.subheader("The trade-off")
+st.caption(f"{tok.kind} tokens · trained on {len(split.train):,} characters, held-out "
+           f"{len(held_text):,} characters. Dashed: training text, solid: held-out text.")
+left, right = st.columns(2)
+left.plotly_chart(tradeoff_figure(rows, "perplexity", "Perplexity per token",
+                                  "perplexity (log scale)", log_y=True), key="ngram.ppl")
+right.plotly_chart(tradeoff_figure(rows, "bits_per_char", "Bits per character",
+                                   "bits / char"), key="ngram.bpc")
+if corpus.entropy_rate is not None:
+    st.info(f"The source's true entropy rate is {corpus.entropy_rate:.4f} bits/char: no model "
+            "beats it on held-out text.")
+
+mle_inf = [r for r in rows if r["smoothing"] == "mle" and r["split"] == "held-out"
+           and not math.isfinite(r["perplexity"])]
+unseen = res["unseen"]
+c1, c2 = st.columns([1, 1])
+c1.plotly_chart(unseen_figure(unseen), key="ngram.unseen")
+if mle_inf:
+    first = min(mle_inf, key=lambda r: r["order"])
+    c2.markdown(
+        f"**Why MLE breaks to ∞.** From n = {first['order']} on, the held-out text contains "
+        f"n-grams the training text never had ({100 * unseen.get(first['order'], 0):.1f}% of "
+        f"the held-out {first['order']}-grams). MLE gives each of them probability 0, and a "
+        f"single zero makes the whole text's probability 0: perplexity = ∞ "
+        f"({first['zero_prob']:,} of {first['tokens']:,} tokens had p = 0 at n = "
+        f"{first['order']}). Smoothing reserves probability for the unseen.")
+else:
+    c2.markdown("**Unseen n-grams.** The bars show the share of held-out n-grams never seen "
+                "in training. An unsmoothed (MLE) model gives each of them probability 0, so "
+                "its held-out perplexity becomes infinite as soon as one appears; add MLE to "
+                "the smoothings to see it.")
+
+table = pd.DataFrame(rows)
+table["smoothing"] = table["smoothing"].map(smoothing_label)
+with st.expander("All numbers", expanded=False):
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download (CSV)", table.to_csv(index=False), "ngram_tradeoff.csv",
+                       "text/csv", key="ngram.csv")
+
+st.subheader("Counts per order")
+counts = res["counts"]
+st.dataframe(pd.DataFrame([{
+    "n": n, "distinct n-grams": len(c), "n-gram tokens": int(c.sum()),
+    "seen once": int((c == 1).sum()), "share seen once": f"{(c == 1).mean():.1%}",
+    "held-out n-grams unseen": f"{unseen.get(n, float('nan')):.1%}",
+} for n, c in enumerate(counts, start=1)]), hide_index=True, width="stretch")
+
+st.subheader("Next-token distribution")
+keys = sorted(models, key=lambda sn: (SMOOTHINGS.index(sn[0]), sn[1]))
+c1, c2 = st.columns([1, 2])
+which = c1.selectbox("Model", keys, index=len(keys) - 1 if keys else 0, key="ngram.model",
+                     format_func=lambda sn: f"{smoothing_label(sn[0])}, n = {sn[1]}")
+context = c2.text_input("Context", held_text[:40], key="ngram.context",
+                        help="the model sees only its last n − 1 tokens; unknown tokens back "
+                             "off to shorter contexts")
+with errors():
+    model = models[which]
+    ids = tok.encode(context)
+    top = model.top_next(ids, k=15)
+    if not top:
+        raise ValueError("this context has no possible continuation under the model")
+    names = tok.token_strings([i for i, _ in top])
+    seen = model.context_rows(ids)
+    st.plotly_chart(next_token_figure(names, [p for _, p in top],
+                                      f"p(next | last {max(model.order - 1, 0)} tokens)"),
+                    key="ngram.next")
+    st.caption(f"The longest context suffix seen in training has {len(seen)} token(s)"
+               + (" (counting the start-of-text marker)." if seen else "."))
+
+st.subheader("Generated text per order")
+prompt = st.text_input("Prompt (optional)", "", key="ngram.prompt",
+                       help="empty: start where a text starts, after the start-of-text marker")
+c1, c2, c3, c4 = st.columns(4)
+gen_s = c1.selectbox("Smoothing", list(dict.fromkeys(s for s, _ in keys)),
+                     format_func=smoothing_label, key="ngram.gen_smoothing")
+temperature = c2.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key="ngram.temperature")
+length = c3.number_input("Tokens", 5, 400, 80, key="ngram.length")
+seed = c4.number_input("Seed", 0, 1_000_000, 0, key="ngram.seed")
+with errors():
+    gen = [(n, m) for (s, n), m in sorted(models.items(), key=lambda kv: kv[0][1])
+           if s == gen_s]
+    cols = st.columns(len(gen))
+    for col, (n, m) in zip(cols, gen, strict=True):
+        out = m.generate(tok.encode(prompt), int(length), seed=int(seed),
+                         temperature=float(temperature))
+        col.markdown(f"**n = {n}**")
+        col.text(prompt + tok.decode(out) if out or prompt else "(stopped at once)")
