@@ -268,6 +268,104 @@ def predict_naive_peak(
 
 
 @dataclass(frozen=True)
+class SweepEvent:
+    """One step of a sequence-length sweep: a measured cell, or an implementation stopped."""
+
+    kind: str  # 'cell' | 'stopped'
+    impl: str
+    T: int
+    cell: CellResult | None = None
+    predicted: int | None = None  # predicted forward+backward peak, bytes
+    message: str = ""
+
+
+def predict_peak(
+    impl: str, T: int, points: list[tuple[int, int]], *, B: int = 1, H: int = 4, elem: int = 4
+) -> int:
+    """Predicted forward+backward peak at T: naive from its T² fit, the others linear in T."""
+    if impl == "naive":
+        return predict_naive_peak(T, B=B, H=H, elem=elem, measured=points)
+    if not points:
+        return 0
+    t0, p0 = max(points)
+    return int(p0 * T / t0)
+
+
+def sweep(
+    Ts: list[int],
+    impls: list[str],
+    *,
+    limit_bytes: int,
+    fresh_process: bool = True,
+    repeats: int = 3,
+    B: int = 1,
+    H: int = 4,
+    D: int = 64,
+    stop: Callable[[], bool] | None = None,
+    on_event: Callable[[SweepEvent], None] | None = None,
+) -> list[SweepEvent]:
+    """Measure every impl at every T (ascending), stopping an impl before it would pass the limit.
+
+    Before each cell the forward+backward peak is predicted from the cells measured so far
+    (naive: fit a·T² + b·T; sdpa and tiled: linear); an implementation whose prediction, or
+    measured peak, exceeds `limit_bytes` is stopped for this and every longer T.
+    """
+    events: list[SweepEvent] = []
+    points: dict[str, list[tuple[int, int]]] = {i: [] for i in impls}
+    active = list(impls)
+
+    def emit(ev: SweepEvent) -> None:
+        events.append(ev)
+        if on_event is not None:
+            on_event(ev)
+
+    for T in sorted(set(Ts)):
+        for impl in list(active):
+            if stop is not None and stop():
+                return events
+            predicted = predict_peak(impl, T, points[impl], B=B, H=H)
+            if predicted > limit_bytes:
+                active.remove(impl)
+                emit(
+                    SweepEvent(
+                        "stopped",
+                        impl,
+                        T,
+                        predicted=predicted,
+                        message=(
+                            f"{impl} stopped before T={T}: its predicted peak {predicted / 2**20:,.1f} "
+                            f"MiB exceeds the limit {limit_bytes / 2**20:,.1f} MiB"
+                        ),
+                    )
+                )
+                continue
+            kw = {"B": B, "H": H, "D": D, "repeats": repeats}
+            cell = (
+                measure_cell_subprocess(impl, T, **kw)
+                if fresh_process
+                else measure_cell(impl, T, **kw)
+            )
+            points[impl].append((T, cell.fwdbwd_peak))
+            emit(SweepEvent("cell", impl, T, cell=cell, predicted=predicted or None))
+            if cell.fwdbwd_peak > limit_bytes:
+                active.remove(impl)
+                emit(
+                    SweepEvent(
+                        "stopped",
+                        impl,
+                        T,
+                        predicted=predicted,
+                        message=(
+                            f"{impl} stopped after T={T}: its measured peak "
+                            f"{cell.fwdbwd_peak / 2**20:,.1f} MiB exceeds the limit "
+                            f"{limit_bytes / 2**20:,.1f} MiB"
+                        ),
+                    )
+                )
+    return events
+
+
+@dataclass(frozen=True)
 class SavedReport:
     """Tensors autograd keeps for backward: total bytes (distinct storages) and the largest."""
 

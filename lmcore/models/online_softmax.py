@@ -122,3 +122,19 @@ def overflow_demo(logits: list[float], dtype: torch.dtype = torch.float16) -> di
         "stable softmax": [float(v) for v in stable_softmax(x)],
         "float64 softmax": [float(v) for v in torch.softmax(x.double(), -1)],
     }
+
+
+def parse_logits(text: str) -> list[float]:
+    """Parse '12, 11, 10' (commas or spaces) into floats; ValueError naming the bad entry."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    if not parts:
+        raise ValueError("enter at least one logit, e.g. 12, 11, 10, 2")
+    if len(parts) > 64:
+        raise ValueError(f"at most 64 logits, got {len(parts)}")
+    out = []
+    for p in parts:
+        try:
+            out.append(float(p))
+        except ValueError:
+            raise ValueError(f"{p!r} is not a number; enter logits like 12, 11, 10, 2") from None
+    return out

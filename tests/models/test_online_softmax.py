@@ -11,6 +11,7 @@ from lmcore.models.online_softmax import (
     naive_softmax,
     online_softmax_trace,
     overflow_demo,
+    parse_logits,
     stable_softmax,
 )
 
@@ -72,3 +73,11 @@ def test_bad_inputs():
         online_softmax_trace(torch.zeros(2, 3), torch.zeros(4, 2))
     with pytest.raises(ValueError, match="floating"):
         online_softmax_trace(torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_parse_logits():
+    assert parse_logits("12, 11 10,2") == [12.0, 11.0, 10.0, 2.0]
+    with pytest.raises(ValueError, match="'abc' is not a number"):
+        parse_logits("1, abc")
+    with pytest.raises(ValueError, match="at least one"):
+        parse_logits(" , ")
