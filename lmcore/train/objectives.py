@@ -351,7 +351,8 @@ def fair_metrics(models: dict[str, torch.nn.Module], data, context: int, *,
     tpc = data.tokens_per_char(split)
     rows: list[Metric] = []
     if "causal" in models or "prefix" in models:
-        win = disjoint_windows(ids, context + 1, max_tokens + 1)  # (N, context + 1)
+        # windows sharing one token at each seam: every token after the first is a target once
+        win = data.eval_windows(context + 1, max_tokens=max_tokens, split=split)  # (N, C + 1)
         plen = eval_prefix_lengths(len(win), context, seed)
         for name in ("causal", "prefix"):
             if name in models:
