@@ -12,6 +12,7 @@ import codecs
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -27,6 +28,9 @@ class CorpusLimitError(CorpusError, LimitError):
     """The input is over a configured size limit; the message names the `LMCORE_*` variable."""
 
 
+SOURCES = ("builtin", "upload", "paste", "synthetic")
+
+
 @dataclass(frozen=True)
 class Split:
     """Train / validation / test text: first 85%, next 5%, last 10% of the characters."""
@@ -35,7 +39,7 @@ class Split:
     valid: str
     test: str
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter((self.train, self.valid, self.test))
 
 
@@ -55,6 +59,8 @@ class Corpus:
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         data = self.text.encode("utf-8")
         n_lines = self.text.count("\n") + (1 if self.text and not self.text.endswith("\n") else 0)
         object.__setattr__(self, "chars", len(self.text))
@@ -210,12 +216,13 @@ def _decode_strict_or_replace(data: bytes, encoding: str, repairs: list[str]) ->
     except UnicodeDecodeError:
         text = data.decode(encoding, "replace")
         bad = text.count("\ufffd") - data.decode(encoding, "ignore").count("\ufffd")
-        repairs.append(f"{bad:,} invalid byte sequences for {encoding} are marked \ufffd")
+        noun = "sequence" if bad == 1 else "sequences"
+        repairs.append(f"{bad:,} invalid {encoding} byte {noun} (damaged bytes) marked \ufffd")
         return text
 
 
-def _utf16_32_without_bom(data: bytes) -> str | None:
-    """The UTF-32 or UTF-16 codec when the zero bytes make it evident, else None."""
+def _utf16_32_without_bom(data: bytes) -> tuple[str, str] | None:
+    """(text, codec) for UTF-32 or UTF-16 when the zero bytes make it evident, else None."""
     n = len(data)
     if n >= 8 and n % 4 == 0:
         quarter = n // 4
@@ -227,7 +234,7 @@ def _utf16_32_without_bom(data: bytes) -> str | None:
                 except UnicodeDecodeError:
                     continue
                 if "\x00" not in text:
-                    return enc
+                    return text, enc
     if n >= 4 and n % 2 == 0:
         half = n // 2
         odd, even = data[1::2].count(0) / half, data[0::2].count(0) / half
@@ -238,7 +245,7 @@ def _utf16_32_without_bom(data: bytes) -> str | None:
                 except UnicodeDecodeError:
                     continue
                 if "\x00" not in text:
-                    return enc
+                    return text, enc
     return None
 
 
@@ -293,11 +300,28 @@ def _decodes(data: bytes, encoding: str) -> bool:
         return False
 
 
+def _damaged_legacy(data: bytes) -> list:
+    """charset-normalizer's matches for text in a legacy codec with a few invalid bytes.
+
+    It drops any codec that fails to decode; we drop the bad bytes per codec and ask again.
+    """
+    from charset_normalizer import from_bytes
+
+    found = []
+    for enc in _LEGACY:
+        text = data.decode(enc, "ignore")
+        if len(data) - len(text.encode(enc)) <= max(2, 0.005 * len(data)):
+            found += list(from_bytes(text.encode(enc), cp_isolation=[enc]))
+    return sorted(found, key=lambda m: (m.chaos, -m.coherence))
+
+
 def _detect_legacy(data: bytes, name: str) -> str:
     """The most plausible legacy encoding of `data` (known not to be UTF-8)."""
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(data, cp_isolation=list(_LEGACY)))
+    if not matches:
+        matches = _damaged_legacy(data)
     if not matches:
         raise CorpusError(
             f"{name}: could not recognise the text encoding, and the bytes do not look like "
@@ -334,6 +358,40 @@ def _detect_legacy(data: bytes, name: str) -> str:
     return _REPORT.get(enc, enc)
 
 
+def _damaged_utf8(data: bytes, exc: UnicodeDecodeError, repairs: list[str]) -> str | None:
+    """UTF-8 with a cut-off last character or a few bad bytes, or None if it is not UTF-8.
+
+    Legacy text decodes as UTF-8 almost nowhere; real UTF-8 with damage decodes almost
+    everywhere, so the share of valid multi-byte characters tells them apart.
+    """
+    if exc.end == len(data) and exc.reason == "unexpected end of data":
+        try:
+            text = data[:exc.start].decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and not text.isascii():  # UTF-8 evidence before the cut
+            repairs.append("the file ends in the middle of a character (it was cut off); "
+                           "the incomplete last character was dropped")
+            return text
+    def counts(chunk: bytes) -> tuple[str, int, int]:
+        text = chunk.decode("utf-8", "replace")
+        bad = text.count("\ufffd") - chunk.decode("utf-8", "ignore").count("\ufffd")
+        wide = len(text) - len(text.encode("ascii", "ignore"))
+        return text, bad, wide - bad
+
+    def plausible(bad: int, good: int) -> bool:
+        return good >= 5 and bad <= max(1, 0.02 * good)
+
+    if len(data) > 65536 and not plausible(*counts(data[:65536])[1:]):
+        return None  # legacy text shows itself in the first 64 KiB: skip the full decode
+    text, bad, good = counts(data)
+    if plausible(bad, good):
+        noun = "sequence" if bad == 1 else "sequences"
+        repairs.append(f"{bad:,} invalid UTF-8 byte {noun} (damaged bytes) marked \ufffd")
+        return text
+    return None
+
+
 def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:
     """(text, encoding) for uploaded bytes: BOM, evident UTF-16/32, UTF-8, then legacy codecs."""
     for bom, enc, label in _BOMS:
@@ -344,9 +402,9 @@ def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:
             repairs.append(f"removed the {label} byte-order mark")
             return _decode_strict_or_replace(body, enc, repairs), enc
     _sniff_binary(data, name)
-    enc = _utf16_32_without_bom(data)
-    if enc is not None:
-        return data.decode(enc), enc
+    wide = _utf16_32_without_bom(data)
+    if wide is not None:
+        return wide
     nul = data.count(0)
     if nul:
         raise CorpusError(
@@ -355,8 +413,10 @@ def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:
         )
     try:
         return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        damaged = _damaged_utf8(data, exc, repairs)
+        if damaged is not None:
+            return damaged, "utf-8"
     enc = _detect_legacy(data, name)
     return _decode_strict_or_replace(data, enc, repairs), enc
 

@@ -186,6 +186,8 @@ def _repair_lines(text: str) -> tuple[str, _Stats]:
 
 def _ftfy_pass(before: str, after: str) -> tuple[str, int]:
     """Let ftfy fix the lines it judges bad that our pass left alone; (text, lines fixed)."""
+    if not is_bad(after):  # one search over the whole text usually settles it
+        return after, 0
     out, fixed = [], 0
     for old, line in zip(_lines(before), _lines(after), strict=True):
         if old == line and not line.isascii() and is_bad(line):

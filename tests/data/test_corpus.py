@@ -84,6 +84,31 @@ def test_utf16_32_without_bom_when_evident(codec):
     assert c.encoding == codec
 
 
+def test_utf8_cut_off_mid_character_keeps_utf8():
+    text = ZH + "end 中"
+    data = text.encode("utf-8")[:-1]  # the last character lost its last byte
+    c = load_text(data, "cut.txt")
+    assert c.encoding == "utf-8"
+    assert c.text == text[:-1]
+    assert any("cut off" in r for r in c.repairs)
+    assert load_text("café".encode("cp1252"), "x.txt").text == "café"  # 0xE9 at the end is cp1252
+
+
+def test_utf8_with_a_damaged_byte_is_still_utf8():
+    data = ZH.encode("utf-8")
+    c = load_text(data[:30] + b"\xff" + data[30:], "damaged.txt")
+    assert c.encoding == "utf-8"
+    assert c.text == ZH[:10] + "\ufffd" + ZH[10:]
+    assert any("1 invalid UTF-8 byte sequence" in r for r in c.repairs)
+
+
+def test_legacy_text_with_invalid_bytes_is_marked():
+    data = TW.encode("big5") + b"\xff\xff"
+    c = load_text(data, "b5.txt")
+    assert c.text.startswith(TW)
+    assert c.text.count("\ufffd") >= 1
+
+
 def test_single_character():
     c = load_text(b"x", "one.txt")
     assert (c.text, c.chars, c.lines) == ("x", 1, 1)
@@ -310,6 +335,8 @@ def test_corpus_is_frozen_and_counts_are_derived():
     assert (c.chars, c.lines) == (5, 2)
     with pytest.raises(AttributeError):
         c.text = "x"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="source"):
+        Corpus(name="n", text="x", source="web")
 
 
 def test_split_is_85_5_10_at_line_boundaries():
