@@ -152,9 +152,10 @@ st.dataframe(pd.DataFrame([{
 st.subheader("Next-token distribution")
 keys = sorted(models, key=lambda sn: (SMOOTHINGS.index(sn[0]), sn[1]))
 c1, c2 = st.columns([1, 2])
-which = c1.selectbox("Model", keys, index=len(keys) - 1 if keys else 0, key="ngram.model",
+default = max((i for i, sn in enumerate(keys) if sn[0] == "kn"), default=len(keys) - 1)
+which = c1.selectbox("Model", keys, index=default, key="ngram.model",
                      format_func=lambda sn: f"{smoothing_label(sn[0])}, n = {sn[1]}")
-context = c2.text_input("Context", held_text[:40], key="ngram.context",
+context = c2.text_input("Context", held_text.strip()[:40], key="ngram.context",
                         help="the model sees only its last n − 1 tokens; unknown tokens back "
                              "off to shorter contexts")
 with errors():
@@ -168,15 +169,18 @@ with errors():
     st.plotly_chart(next_token_figure(names, [p for _, p in top],
                                       f"p(next | last {max(model.order - 1, 0)} tokens)"),
                     key="ngram.next")
-    st.caption(f"The longest context suffix seen in training has {len(seen)} token(s)"
-               + (" (counting the start-of-text marker)." if seen else "."))
+    st.caption(f"The model looks back at most n − 1 = {model.order - 1} tokens; the longest "
+               f"context suffix it saw in training has {len(seen)} (the start-of-text marker "
+               "counts as one). A shorter one means it backed off.")
 
 st.subheader("Generated text per order")
 prompt = st.text_input("Prompt (optional)", "", key="ngram.prompt",
                        help="empty: start where a text starts, after the start-of-text marker")
 c1, c2, c3, c4 = st.columns(4)
-gen_s = c1.selectbox("Smoothing", list(dict.fromkeys(s for s, _ in keys)),
-                     format_func=smoothing_label, key="ngram.gen_smoothing")
+gen_kinds = list(dict.fromkeys(s for s, _ in keys))
+gen_s = c1.selectbox("Smoothing", gen_kinds, format_func=smoothing_label,
+                     index=gen_kinds.index("kn") if "kn" in gen_kinds else 0,
+                     key="ngram.gen_smoothing")
 temperature = c2.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key="ngram.temperature")
 length = c3.number_input("Tokens", 5, 400, 80, key="ngram.length")
 seed = c4.number_input("Seed", 0, 1_000_000, 0, key="ngram.seed")

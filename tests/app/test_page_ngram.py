@@ -47,6 +47,11 @@ def test_fit_all_orders_draws_tradeoff_counts_next_token_and_samples():
     assert any(k.startswith("n-gram KN") for k in lab.models)
     generated = [t.value for t in at.text]
     assert len(generated) == 4  # one column per order
+    assert len(at.get("plotly_chart")) == 4  # perplexity, bits/char, unseen, next token
+    # a context of unknown words backs off instead of failing
+    at.text_input(key="ngram.context").set_value("xyzzy qwerty").run()
+    assert_no_exception(at)
+    assert not error_texts(at) and len(at.get("plotly_chart")) == 4
 
 
 def test_too_small_corpus_for_the_order_shows_an_error():
