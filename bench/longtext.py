@@ -1,0 +1,160 @@
+"""Long-text strategies on the built-in corpus: bits/char, time and peak memory side by side.
+
+A tiny character-level Transformer (2 layers, width 64) with positions for T tokens is trained
+briefly on the training split of Python's reference docs, then the first T tokens of the
+held-out test split are scored every way, in one run:
+
+- truncation, disjoint chunks and the sliding window at strides C/2 and C/8, with windows of
+  C tokens (C << T), through the tiled attention;
+- one full pass over all T tokens with the tiled, sdpa and naive attention (naive
+  materialises the T x T scores, the other two do not).
+
+Time: median of `--repeats` calls, strategies interleaved round by round. Peak memory: VmHWM
+minus the VmRSS read just before the call, after writing 5 to /proc/self/clear_refs, with
+glibc's mmap threshold set to 64 KiB through mallopt so freed tensors go back to the OS
+(DESIGN.md's method, in-process). A second table sweeps the stride.
+
+    .venv/bin/python bench/longtext.py           # T=4096, C=256
+    .venv/bin/python bench/longtext.py --quick   # CI: T=512, C=64, < 60 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lmcore.data.builtin import pydoc_corpus  # noqa: E402
+from lmcore.data.tokenizers import train_tokenizer  # noqa: E402
+from lmcore.longtext.strategies import char_bounds, evaluate_ids  # noqa: E402
+from lmcore.models.attention_profile import peak_bytes  # noqa: E402
+from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM  # noqa: E402
+from lmcore.train.data import TokenData  # noqa: E402
+from lmcore.train.objectives import CausalLM  # noqa: E402
+from lmcore.train.trainer import TrainConfig, train  # noqa: E402
+
+COLUMNS = ("strategy", "attention", "window", "stride", "windows", "tokens scored",
+           "bits/char", "time ms", "time vs full tiled", "peak MiB", "peak vs full tiled")
+
+
+def build(T: int, steps: int, batch: int, seed: int = 0):
+    """Tokenizer, trained tiny model (context T) and the held-out ids/bounds of T tokens."""
+    corpus = pydoc_corpus()
+    split = corpus.split()
+    tok = train_tokenizer("char", split.train)
+    torch.manual_seed(seed)
+    net = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=T, n_layer=2,
+                                        n_head=4, n_embd=64, attention="sdpa"))
+    data = TokenData.from_text(tok, split.train, split.valid)
+    res = train(net, CausalLM(), data, TrainConfig(
+        steps=steps, batch_size=batch, lr=3e-3, warmup_steps=5, eval_every=0,
+        eval_tokens=T + 1, memory_every=0, seed=seed))
+    if res.status != "done":
+        raise SystemExit(f"training failed: {res.error}")
+    text = split.test
+    ids, offsets = tok.encode_offsets(text)
+    ids, offsets = ids[:T], offsets[:T]
+    text = text[: offsets[-1][1]]
+    return TransformerLM(net, tok), ids, char_bounds(offsets, len(text)), res
+
+
+def cases(C: int, T: int) -> list[tuple[str, str, int, int | None]]:
+    """(strategy, attention, window, stride) of each row."""
+    return [("truncation", "tiled", C, None), ("disjoint", "tiled", C, None),
+            ("sliding", "tiled", C, C // 2), ("sliding", "tiled", C, max(1, C // 8)),
+            ("full", "tiled", T, None), ("full", "sdpa", T, None), ("full", "naive", T, None)]
+
+
+def _call(lm, ids, bounds, key):
+    name, att, w, s = key
+    return evaluate_ids(lm, ids, bounds, name, window=w, stride=s, attention=att,
+                        sample_interval=0.05)
+
+
+def run(lm, ids, bounds, rows, repeats: int) -> dict:
+    """Per row: the result, `repeats` timings (interleaved rounds) and the peak bytes.
+
+    The peak is measured on the first timed call (after a warm-up call that gives the result).
+    """
+    out = {}
+    for key in rows:
+        call = functools.partial(_call, lm, ids, bounds, key)
+        out[key] = {"result": call()}
+        t0 = time.perf_counter()
+        out[key]["peak"] = peak_bytes(call, warmup=False)
+        out[key]["times"] = [time.perf_counter() - t0]
+    for _ in range(repeats - 1):
+        for key in rows:
+            t0 = time.perf_counter()
+            _call(lm, ids, bounds, key)
+            out[key]["times"].append(time.perf_counter() - t0)
+    return out
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b > 0 else "n/a"
+
+
+def table(out: dict) -> str:
+    ref = out[("full", "tiled", *next(k[2:] for k in out if k[:2] == ("full", "tiled")))]
+    ref_t, ref_m = statistics.median(ref["times"]), ref["peak"]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for (name, att, w, s), cell in out.items():
+        r = cell["result"]
+        t = statistics.median(cell["times"])
+        lines.append(
+            f"| {name} | {att} | {w} | {s if s is not None else '-'} | {len(r.windows)} | "
+            f"{r.tokens_scored} | {r.bits_per_char:.4f} | {1000 * t:.1f} | "
+            f"{_ratio(t, ref_t)} | {cell['peak'] / 2**20:.1f} | {_ratio(cell['peak'], ref_m)} |")
+    return "\n".join(lines)
+
+
+def sweep_table(lm, ids, bounds, C: int) -> str:
+    strides = sorted({max(1, C >> k) for k in range(0, 4)}, reverse=True)
+    rows = [evaluate_ids(lm, ids, bounds, "sliding", window=C, stride=s) for s in strides]
+    base = rows[0]
+    lines = ["| stride | context per token (min) | windows | bits/char | "
+             "bits/char vs disjoint | time vs disjoint |", "|---:|---:|---:|---:|---:|---:|"]
+    for s, r in zip(strides, rows, strict=True):
+        lines.append(f"| {s} | {C - s} | {len(r.windows)} | {r.bits_per_char:.4f} | "
+                     f"{r.bits_per_char - base.bits_per_char:+.4f} | "
+                     f"{_ratio(r.seconds, base.seconds)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="long-text strategies: bits/char, time, memory")
+    ap.add_argument("--quick", action="store_true", help="T=512, C=64, few steps (< 60 s)")
+    ap.add_argument("--T", type=int, default=None, help="tokens of held-out text")
+    ap.add_argument("--C", type=int, default=None, help="window of the chunked strategies")
+    ap.add_argument("--steps", type=int, default=None, help="training steps")
+    ap.add_argument("--repeats", type=int, default=None)
+    a = ap.parse_args(argv)
+    T = a.T or (512 if a.quick else 4096)
+    C = a.C or (64 if a.quick else 256)
+    steps = a.steps or (15 if a.quick else 300)
+    repeats = a.repeats or (1 if a.quick else 5)
+    t0 = time.perf_counter()
+    lm, ids, bounds, res = build(T, steps, batch=2 if a.quick else 4)
+    trained = time.perf_counter() - t0
+    out = run(lm, ids, bounds, cases(C, len(ids)), repeats)
+    print(f"## Long-text strategies: {len(ids)} held-out tokens ({int(bounds[-1])} chars) of "
+          f"the pydoc corpus, window C={C}, char Transformer 2x64 trained {steps} steps "
+          f"({res.bits_per_char:.3f} bits/char on validation)\n")
+    print(table(out), end="\n\n")
+    print(f"### Stride sweep (sliding window, C={C}, tiled)\n")
+    print(sweep_table(lm, ids, bounds, C), end="\n\n")
+    print(f"Time: median of {repeats} interleaved round(s). Peak: VmHWM - VmRSS after "
+          f"clear_refs, mmap threshold 64 KiB (in-process). Training {trained:.0f} s, "
+          f"total {time.perf_counter() - t0:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()
