@@ -1,0 +1,219 @@
+"""Training throughput: lmcore's Transformer + trainer against a plain nanoGPT-layout GPT.
+
+Side by side in one run, same shape (4 layers, 4 heads, width 128, context 256, batch 16,
+character-level on the built-in corpus, AdamW, grad clip 1.0), interleaved rounds, medians of
+per-step tokens/s. A second table measures what the live-chart plumbing costs: lmcore's trainer
+run plainly versus inside the job registry with a callback logging every step into the job's
+series and a poller thread snapshotting the series and building the plotly figure every 0.5 s
+(what the page's fragment does).
+
+    .venv/bin/python bench/train.py           # 30 measured steps per round, 3 rounds
+    .venv/bin/python bench/train.py --quick   # CI: a few steps at context 128, batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lmcore.data.builtin import pydoc_corpus  # noqa: E402
+from lmcore.data.tokenizers import train_tokenizer  # noqa: E402
+from lmcore.models.transformer import Transformer, TransformerConfig  # noqa: E402
+from lmcore.train.data import TokenData  # noqa: E402
+from lmcore.train.objectives import CausalLM  # noqa: E402
+from lmcore.train.trainer import Step, TrainConfig, train  # noqa: E402
+
+# --- the reference: nanoGPT's model.py layout, written plainly --------------------------
+
+
+class RefAttention(nn.Module):
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+        self.n_head = n_head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class RefBlock(nn.Module):
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd)
+        self.attn = RefAttention(n_embd, n_head)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd)
+        self.c_proj = nn.Linear(4 * n_embd, n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.c_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+
+class RefGPT(nn.Module):
+    def __init__(self, vocab: int, context: int, n_layer: int, n_head: int, n_embd: int):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, n_embd)
+        self.wpe = nn.Embedding(context, n_embd)
+        self.h = nn.ModuleList([RefBlock(n_embd, n_head) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab, bias=False)
+        self.wte.weight = self.lm_head.weight  # tied, as in nanoGPT
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        B, T = idx.shape
+        x = self.wte(idx) + self.wpe(torch.arange(T))
+        for block in self.h:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def ref_tokens_per_s(model: RefGPT, data: torch.Tensor, steps: int, warmup: int, batch: int,
+                     context: int, seed: int) -> list[float]:
+    """nanoGPT's loop: random windows, AdamW (decay on matrices), clip 1.0; per-step tok/s."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        ix = torch.randint(len(data) - context - 1, (batch,), generator=gen)
+        x = torch.stack([data[j:j + context] for j in ix])
+        y = torch.stack([data[j + 1:j + 1 + context] for j in ix])
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if i >= warmup:
+            out.append(batch * context / (time.perf_counter() - t0))
+    return out
+
+
+# --- lmcore ------------------------------------------------------------------------------
+
+def lmcore_tokens_per_s(model: Transformer, data: TokenData, steps: int, warmup: int,
+                        batch: int, seed: int, plumbing: bool) -> list[float]:
+    """lmcore's trainer; with `plumbing`, inside the job registry with live polling."""
+    config = TrainConfig(steps=warmup + steps, batch_size=batch, lr=1e-3, warmup_steps=0,
+                         eval_every=0, eval_tokens=256, seed=seed, memory_every=0)
+    rates: list[float] = []
+
+    def on_event(e, ctx=None) -> None:
+        if isinstance(e, Step):
+            if e.step > warmup:
+                rates.append(e.tokens_per_s)
+            if ctx is not None:  # what the page's callback does on every step
+                ctx.log("train", step=e.step, loss=e.loss, lr=e.lr, tokens_per_s=e.tokens_per_s,
+                        grad_norm=e.grad_norm, rss_mb=e.rss / 2**20)
+                ctx.progress(e.step / e.steps, f"step {e.step}")
+
+    if not plumbing:
+        train(model, CausalLM(), data, config, callback=on_event)
+        return rates
+
+    import plotly.graph_objects as go
+
+    from lmcore.app.jobs import JobRegistry, Slots
+
+    reg = JobRegistry(slots=Slots(1))
+    job = reg.submit("bench", lambda ctx: train(model, CausalLM(), data, config,
+                                                callback=lambda e: on_event(e, ctx),
+                                                stop=ctx.stop))
+    polls = 0
+    while not job.wait(0.5):  # the fragment: snapshot and build the figure every 0.5 s
+        snap = job.snapshot().get("train", {})
+        go.Figure(go.Scatter(x=snap.get("step", []), y=snap.get("loss", [])))
+        _ = (job.progress, job.eta_s, job.status)
+        polls += 1
+    if job.status != "done":
+        raise RuntimeError(f"bench job ended {job.status}: {job.error}")
+    return rates
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a few steps, for CI (< 60 s)")
+    ap.add_argument("--steps", type=int, default=None, help="measured steps per round")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    steps = args.steps or (3 if args.quick else 30)
+    rounds = args.rounds or (1 if args.quick else 3)
+    warmup = 1 if args.quick else 5
+    torch.set_num_threads(args.threads)
+    L, H, W, C, B = 4, 4, 128, 256, 16
+    if args.quick:  # CI only checks that it runs: a quarter of the tokens per step
+        C, B = 128, 8
+
+    corpus = pydoc_corpus()
+    split = corpus.split()
+    tok = train_tokenizer("char", split.train)
+    data = TokenData.from_text(tok, split.train, split.valid, corpus.fingerprint)
+    V = tok.vocab_size
+
+    torch.manual_seed(0)
+    ref = RefGPT(V, C, L, H, W)
+    torch.manual_seed(0)
+    lm = Transformer(TransformerConfig(vocab_size=V, context=C, n_layer=L, n_head=H, n_embd=W,
+                                       attention="sdpa"))
+    n_ref = sum(p.numel() for p in ref.parameters())
+    n_lm = sum(p.numel() for p in lm.parameters())
+
+    res: dict[str, list[float]] = {"ref": [], "lmcore": [], "plain": [], "plumbing": []}
+    for r in range(rounds):  # interleaved so load on the machine hits all alike
+        res["ref"] += ref_tokens_per_s(ref, data.train, steps, warmup, B, C, seed=r)
+        res["lmcore"] += lmcore_tokens_per_s(lm, data, steps, warmup, B, r, plumbing=False)
+        res["plumbing"] += lmcore_tokens_per_s(lm, data, steps, warmup, B, r, plumbing=True)
+        res["plain"] += lmcore_tokens_per_s(lm, data, steps, warmup, B, r, plumbing=False)
+    med = {k: statistics.median(v) for k, v in res.items()}
+    print(f"shape: {L} layers, {H} heads, width {W}, context {C}, batch {B}, char vocab {V}; "
+          f"{args.threads} threads; {rounds} rounds x {steps} steps (medians)\n")
+    print("| model | params | tokens/s | ratio vs reference |")
+    print("|---|---|---|---|")
+    print(f"| reference GPT (nanoGPT layout, sdpa) | {n_ref:,} | {med['ref']:,.0f} | 1.00x |")
+    print(f"| lmcore Transformer + trainer (sdpa) | {n_lm:,} | {med['lmcore']:,.0f} | "
+          f"{med['lmcore'] / med['ref']:.2f}x |")
+    plain = statistics.median(res["plain"] + res["lmcore"])
+    over = 1.0 - med["plumbing"] / plain
+    print("\n| live-chart plumbing | tokens/s | ratio vs off | overhead |")
+    print("|---|---|---|---|")
+    print(f"| off (trainer called directly) | {plain:,.0f} | 1.00x | 0.0% |")
+    print(f"| on (job registry, per-step log, 0.5 s polling + figure) | {med['plumbing']:,.0f} "
+          f"| {med['plumbing'] / plain:.2f}x | {100 * over:.1f}% |")
+    if not all(math.isfinite(v) for v in med.values()):
+        sys.exit("non-finite measurement")
+
+
+if __name__ == "__main__":
+    main()
