@@ -1,0 +1,174 @@
+"""Arithmetic coding: exact round trips with every model kind, size near the cross-entropy,
+clean failures on the wrong model or a damaged file."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lmcore.data.tokenizers import train_tokenizer
+from lmcore.info.coding import (
+    FLOOR,
+    CodingError,
+    Header,
+    compress,
+    decompress,
+    encode,
+    read_header,
+)
+from lmcore.models.lm import LanguageModel
+
+TRAIN = ("The quick brown fox jumps over the lazy dog. 敏捷的棕色狐狸 🦊 跳过了懒狗。\n"
+         "def f(x):\n    return x * 2  # émoji ok\n") * 3
+
+
+class BigramToy(LanguageModel):
+    """A tiny test model: random log-probabilities chosen by the previous token (seeded)."""
+
+    def __init__(self, tokenizer, seed: int = 0, sharp: float = 3.0):
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.vocab_size
+        rng = np.random.default_rng(seed)
+        logits = sharp * rng.standard_normal((self.vocab_size + 1, self.vocab_size))
+        logits[:, 0] = -np.inf  # [PAD] never: the coder's floor must still cope
+        self.table = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+    def next_logprobs(self, context):
+        row = context[-1] if len(context) else self.vocab_size
+        return self.table[row].copy()
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.table.tobytes()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def char_tok():
+    return train_tokenizer("char", TRAIN)
+
+
+@pytest.fixture(scope="module")
+def toy(char_tok):
+    return BigramToy(char_tok)
+
+
+@pytest.fixture(scope="module")
+def ngram(char_tok):
+    from lmcore.models.ngram import NGramConfig, NGramLM
+
+    return NGramLM.from_tokenizer(char_tok, TRAIN, NGramConfig(order=3, smoothing="kn"))
+
+
+@pytest.fixture(scope="module")
+def transformer(char_tok):
+    import torch
+
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=char_tok.vocab_size, context=16, n_layer=1, n_head=2,
+                            n_embd=16)
+    return TransformerLM(Transformer(cfg), char_tok)
+
+
+@pytest.mark.parametrize("kind", ["toy", "ngram", "transformer"])
+def test_round_trip_unicode(kind, request):
+    model = request.getfixturevalue(kind)
+    text = "Zoë says 你好, world! 🦊🚀 naïve café\n\ttabs\r\n" + "新字符 ∮ 𝔘𝔫𝔦"
+    data = compress(model, text)
+    assert decompress(model, data) == text
+    assert compress(model, text) == data  # deterministic
+
+
+def test_round_trip_empty_and_single(toy):
+    for text in ["", "a", "🦊"]:
+        assert decompress(toy, compress(toy, text)) == text
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=60))
+def test_round_trip_random_text(toy, text):
+    assert decompress(toy, compress(toy, text)) == text
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.sampled_from(list("abc 你好🦊\n")), min_size=1, max_size=40))
+def test_round_trip_ngram_random(ngram, text):
+    assert decompress(ngram, compress(ngram, text)) == text
+
+
+@pytest.mark.parametrize("kind", ["toy", "ngram"])
+def test_size_within_bound_of_cross_entropy(kind, request):
+    model = request.getfixturevalue(kind)
+    text = TRAIN * 2 + "unseen: ∑ 🚀"
+    enc = encode(model, text)
+    ids = model.tokenizer.encode(text)
+    lp = model.token_logprobs(ids)
+    clipped = -np.log2(np.maximum(np.exp(lp), FLOOR)).sum()
+    assert enc.ideal_bits == pytest.approx(clipped, rel=1e-9)
+    if kind == "ngram":  # no zero probabilities: clipping changes nothing
+        assert enc.model_bits == pytest.approx(-lp.sum() / math.log(2), rel=1e-9)
+    # the payload stays within 0.1% + 8 bytes of the ideal code length
+    assert enc.payload_bits <= enc.ideal_bits * 1.001 + 64
+    assert enc.payload_bits >= enc.ideal_bits - 64  # no model beats its own cross-entropy
+    assert enc.size == len(enc.data) == enc.header_bytes + enc.payload_bits // 8
+    assert enc.header_bytes <= 32
+
+
+def test_zero_probability_token_is_still_coded(char_tok):
+    model = BigramToy(char_tok, seed=1)
+    pad = char_tok.decode([0])
+    assert pad == "[PAD]"  # a special: encoding text never produces it, so try a model gap
+    model.table[:, char_tok.encode("q")[0]] = -np.inf
+    model.table -= np.logaddexp.reduce(np.where(np.isinf(model.table), -np.inf, model.table),
+                                       axis=1, keepdims=True)
+    enc = encode(model, "quiz")
+    assert math.isinf(enc.model_bits) and math.isfinite(enc.ideal_bits)
+    assert decompress(model, enc.data) == "quiz"
+    assert enc.payload_bits <= enc.ideal_bits * 1.001 + 64
+
+
+def test_wrong_model_fails_cleanly(char_tok, toy, ngram):
+    data = compress(toy, "hello world")
+    with pytest.raises(CodingError, match="another model"):
+        decompress(BigramToy(char_tok, seed=7), data)
+    with pytest.raises(CodingError, match="another model"):
+        decompress(ngram, data)
+
+
+def test_damaged_files_fail_cleanly(toy):
+    data = compress(toy, "The quick brown fox jumps over the lazy dog." * 4)
+    with pytest.raises(CodingError, match="not an lmcore"):
+        decompress(toy, b"PK\x03\x04" + data[4:])
+    with pytest.raises(CodingError, match="truncated"):
+        decompress(toy, data[:10])
+    with pytest.raises(CodingError, match="payload"):
+        decompress(toy, data[:-1])
+    flipped = bytearray(data)
+    flipped[-5] ^= 0x40
+    with pytest.raises(CodingError, match="checksum"):
+        decompress(toy, bytes(flipped))
+    newer = bytearray(data)
+    newer[3] = 9
+    with pytest.raises(CodingError, match="version 9"):
+        decompress(toy, bytes(newer))
+
+
+def test_header_round_trip():
+    h = Header(digest=b"12345678", tokens=300_000, chars=1, crc=0xDEADBEEF)
+    data = h.to_bytes()
+    assert read_header(data + b"\0\0\0\0") == h
+    assert len(data) == 3 + 1 + 8 + 3 + 1 + 4
+
+
+def test_tokenizer_that_loses_text_is_refused():
+    from lmcore.models.ngram import NGramConfig, NGramLM
+
+    tok = train_tokenizer("word", "hello world hello there")
+    model = NGramLM.from_tokenizer(tok, "hello world hello there", NGramConfig(order=2))
+    with pytest.raises(CodingError, match="cannot reproduce"):
+        compress(model, "goodbye world")
