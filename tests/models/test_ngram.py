@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lmcore.models.lm import score_ids
 from lmcore.models.ngram import (
@@ -286,3 +288,28 @@ def test_laplace_agrees_with_nltk(kenlm_dir):
         # NLTK's vocabulary also counts <s> as a type (one more in every denominator)
         assert ours.score_lines(test).perplexity == pytest.approx(2 ** (-total / count),
                                                                   rel=2e-3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(3, 9), min_size=0, max_size=12), min_size=1, max_size=8),
+       st.lists(st.integers(0, 9), min_size=1, max_size=15),
+       st.sampled_from(SMOOTHINGS), st.integers(1, 4))
+def test_property_batched_scores_equal_the_normalised_sequential_path(train, probe, smoothing,
+                                                                      order):
+    words = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(3, 10)]
+    vocab = Vocab(words=words, bos=1, eos=2, unk=0)
+    if sum(len(s) for s in train) + 2 < order:
+        return
+    try:
+        model = NGramLM.fit(train, vocab, order=order, smoothing=smoothing)
+    except ValueError as exc:
+        assert "too small" in str(exc)
+        return
+    probe = [i for i in probe if i != vocab.bos]
+    batched = model.token_logprobs(probe)
+    for t in range(len(probe)):
+        lp = model.next_logprobs(probe[:t])
+        assert not np.isnan(lp).any() and lp[vocab.bos] == -np.inf
+        assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-9)
+        assert batched[t] == pytest.approx(lp[probe[t]], abs=1e-9) or \
+            batched[t] == lp[probe[t]] == -np.inf
