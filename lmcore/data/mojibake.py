@@ -3,7 +3,7 @@
 Each mis-read character stands for one byte of the original UTF-8 (`é` became `Ã©`). We map
 runs of such characters back to bytes and decode them as UTF-8. Bytes the wrong decoder could
 not represent (0x81 0x8D 0x8F 0x90 0x9D in Windows-1252) were lost on the way: dropped, turned
-into U+FFFD or '?', and a non-breaking space (0xA0) often became a plain space. Every character
+into U+FFFD or '?', and the no-break space 0xA0 often became a plain space. Every character
 whose bytes all survived is recovered; a character that lost a byte is marked U+FFFD. Whatever
 this pass does not explain is left to ftfy's heuristics (other codecs, HTML-era quirks).
 """
@@ -22,7 +22,7 @@ _CP1252_ONLY = {bytes([b]).decode("cp1252"): b for b in range(0x80, 0xA0)
 _RUN = re.compile("[\x80-\xff\ufffd" + "".join(_CP1252_ONLY) + "]")
 # a lead byte's image followed by a continuation byte's image (or a lost byte): the only
 # evidence of mojibake; lines without it are left alone without scanning them
-_PAIR = re.compile("[\xc2-\xf4][\x80-\xbf\ufffd?" + "".join(_CP1252_ONLY) + "]|[\xc2-\xdf] ")
+_PAIR = re.compile("[\xc2-\xf4][\x80-\xbf\ufffd" + "".join(_CP1252_ONLY) + "]|[\xc2\xc3] ")
 
 
 def _byte(c: str) -> int | None:
@@ -87,10 +87,11 @@ def _scan(text: str, mark_lone: bool, stats: _Stats) -> str:
             while j < n and len(seq) <= need:
                 c = text[j]
                 nb = _byte(c)
-                if c == "?":
-                    nb = LOST  # the wrong decoder wrote '?' for a byte it could not map
-                elif c == " " and need == 1:
-                    nb = 0xA0  # "Ã " for "à": the non-breaking space 0xA0 became a plain space
+                if c == "?" and len(seq) > 1:
+                    nb = LOST  # '?' for a byte the decoder could not map ("ä¸?" for 丁); not
+                    # right after a lead, where it is usually real ("Qué pasó?")
+                elif c == " " and len(seq) == 1 and b in (0xC2, 0xC3):
+                    nb = 0xA0  # "Ã " for "à", "Â " for a no-break space: 0xA0 became a space
                 if nb is None or not (nb == LOST or 0x80 <= nb <= 0xBF):
                     break
                 lost = lost or nb == LOST

@@ -221,7 +221,8 @@ def test_double_mojibake_is_undone():
 
 
 def test_legitimate_accents_are_left_alone():
-    for text in ("café élève — “x” ñ Größe\n", ZH, "Ça coûte 5 € — voilà.\n", "SÃO PAULO\n"):
+    for text in ("café élève — “x” ñ Größe\n", ZH, "Ça coûte 5 € — voilà.\n", "SÃO PAULO\n",
+                 "Fiancé?\n", "¿Qué pasó?\n", "CAFÉ OUVERT, JOSÉ PERÚ\n", "Allô? Où?\n"):
         c = load_text(text.encode("utf-8"), "ok.txt")
         assert c.text == text
         assert c.repairs == ()
