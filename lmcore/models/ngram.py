@@ -41,6 +41,7 @@ MAX_ORDER = 6
 LN10 = math.log(10.0)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback defaults
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+_ASCII_SPACE = str.maketrans("\t\n\v\f\r", "     ")
 LOADED = "arpa"  # smoothing of a model read from an ARPA file (unknown, already applied)
 
 
@@ -67,6 +68,11 @@ class NGramConfig:
             raise ValueError(f"add-k needs k > 0 (k = 1 is Laplace), got k={self.k}")
         if not (math.isfinite(self.alpha) and 0 < self.alpha <= 1):
             raise ValueError(f"stupid backoff needs 0 < alpha <= 1, got alpha={self.alpha}")
+
+
+def split_words(line: str) -> list[str]:
+    """Tokens of a line split on ASCII whitespace only, as KenLM does (NBSP is a character)."""
+    return [w for w in line.translate(_ASCII_SPACE).split(" ") if w]
 
 
 @dataclass
@@ -97,7 +103,7 @@ class Vocab:
         """Ids of each whitespace-tokenised line, adding new words to the vocabulary."""
         index, words, out = self.index, self.words, []
         for line in lines:
-            toks = line.split()
+            toks = split_words(line)
             if BOS in toks or EOS in toks:
                 raise ValueError(f"the training text contains {BOS} or {EOS}; they are reserved "
                                  "for sentence boundaries (one sentence per line)")
@@ -109,7 +115,7 @@ class Vocab:
     def encode_sentences(self, lines: Iterable[str]) -> list[np.ndarray]:
         """Ids of each whitespace-tokenised line; unknown words map to `<unk>`."""
         get, unk = self.index.get, self.unk
-        return [np.asarray([get(w, unk) for w in line.split()], dtype=np.int64)
+        return [np.asarray([get(w, unk) for w in split_words(line)], dtype=np.int64)
                 for line in lines]
 
 
@@ -666,7 +672,7 @@ class NGramLM(LanguageModel):
         if self.tokenizer is not None:
             return self.tokenizer.encode(text)
         get, unk = self.vocab.index.get, self.vocab.unk
-        return [get(w, unk) for w in text.split()]
+        return [get(w, unk) for w in split_words(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of `ids` (tokenizer decode, or words joined by spaces)."""

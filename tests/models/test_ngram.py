@@ -313,3 +313,12 @@ def test_property_batched_scores_equal_the_normalised_sequential_path(train, pro
         assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-9)
         assert batched[t] == pytest.approx(lp[probe[t]], abs=1e-9) or \
             batched[t] == lp[probe[t]] == -np.inf
+
+
+def test_words_split_on_ascii_whitespace_only_like_kenlm():
+    from lmcore.models.ngram import split_words
+
+    assert split_words(" a\tb\x0bc\x0cd\re  f ") == ["a", "b", "c", "d", "e", "f"]
+    assert split_words("caf\u00e9\u00a0au\u3000lait") == ["caf\u00e9\u00a0au\u3000lait"]
+    model = NGramLM.from_sentences(["x\u00a0y z"], order=2)
+    assert "x\u00a0y" in model.vocab.index and "z" in model.vocab.index
