@@ -33,6 +33,15 @@ def default_entropy(alphabet: str) -> float:
 
 
 @lru_cache(maxsize=16)
+def markov_source(order: int = 2, alphabet: str = "abcd", seed: int = 0,
+                  target_bits: float | None = None) -> MarkovSource:
+    """The source behind `markov_corpus` with the same arguments (its exact probabilities)."""
+    if target_bits is None:
+        target_bits = default_entropy(alphabet)
+    return MarkovSource.with_entropy(order, alphabet, target_bits, seed=seed)
+
+
+@lru_cache(maxsize=16)
 def markov_corpus(order: int = 2, alphabet: str = "abcd", n_chars: int = 200_000,
                   seed: int = 0, target_bits: float | None = None) -> Corpus:
     """`n_chars` symbols from a seeded order-k Markov source whose entropy rate is exact."""
@@ -41,7 +50,7 @@ def markov_corpus(order: int = 2, alphabet: str = "abcd", n_chars: int = 200_000
     check_chars(n_chars)
     if target_bits is None:
         target_bits = default_entropy(alphabet)
-    source = MarkovSource.with_entropy(order, alphabet, target_bits, seed=seed)
+    source = markov_source(order, alphabet, seed, target_bits)
     text = source.sample(n_chars, seed=seed)
     return Corpus(name=markov_name(order, alphabet, target_bits), text=text,
                   source="synthetic", encoding="utf-8", entropy_rate=source.entropy_rate())

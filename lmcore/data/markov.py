@@ -21,7 +21,10 @@ def _row_entropy(p: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
-@dataclass(frozen=True)
+MAX_STATES = 1 << 20  # |A|^k beyond this needs more memory than a demo should take
+
+
+@dataclass(frozen=True, eq=False)
 class MarkovSource:
     """P(next symbol | previous `order` symbols); `probs` has shape (len(alphabet)**order, A)."""
 
@@ -35,12 +38,17 @@ class MarkovSource:
             raise ValueError(f"order must be >= 0, got {self.order}")
         if a < 2 or len(set(self.alphabet)) != a:
             raise ValueError(f"alphabet needs at least 2 distinct symbols, got {self.alphabet!r}")
+        if a**self.order > MAX_STATES:
+            raise ValueError(f"order {self.order} over {a} symbols has {a**self.order:,} states, "
+                             f"more than {MAX_STATES:,}; use a lower order or fewer symbols")
         p = np.asarray(self.probs, dtype=np.float64)
         if p.shape != (a**self.order, a):
             raise ValueError(f"probs must have shape {(a**self.order, a)}, got {p.shape}")
         if (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-12):
             raise ValueError("each row of probs must be a probability distribution")
-        object.__setattr__(self, "probs", p / p.sum(axis=1, keepdims=True))
+        p = p / p.sum(axis=1, keepdims=True)
+        p.setflags(write=False)  # the rate is computed from these; keep them as they are
+        object.__setattr__(self, "probs", p)
 
     @property
     def n_states(self) -> int:
@@ -64,6 +72,9 @@ class MarkovSource:
             pi = self._stationary_power()
             if pi is not None:
                 return pi
+            if s > 4096:
+                raise ValueError("the chain mixes too slowly to find its stationary law; "
+                                 "choose a higher entropy or a lower order")
         m = self.state_transitions().T - np.eye(s)  # (S, S)
         m[-1, :] = 1.0  # replace one (redundant) balance equation by normalisation
         rhs = np.zeros(s)
@@ -157,6 +168,24 @@ class MarkovSource:
                     f_hi /= 2
                 side = 1
         return best
+
+    def bits_per_char(self, text: str) -> float:
+        """Mean -log2 P(x_i | previous k symbols) over positions k.. of `text`: what the true
+        source itself scores on that text (it approaches entropy_rate() on long samples)."""
+        a, s = len(self.alphabet), self.n_states
+        index = {c: i for i, c in enumerate(self.alphabet)}
+        try:
+            ids = np.array([index[c] for c in text], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"{exc.args[0]!r} is not in the alphabet {self.alphabet!r}") from exc
+        k = self.order
+        if len(ids) <= k:
+            raise ValueError(f"text needs more than {k} symbols to be scored")
+        state = np.zeros(len(ids) - k, dtype=np.int64)  # (N-k,) state before each position
+        for j in range(k):
+            state = state * a + ids[j:len(ids) - k + j]
+        p = self.probs[state % s, ids[k:]]
+        return float(-np.log2(p).mean())
 
     def sample(self, n: int, seed: int = 0) -> str:
         """n symbols from the stationary chain (first state drawn from pi), reproducible by seed."""

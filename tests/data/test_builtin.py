@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from lmcore.data.builtin import PYDOC_NAME, builtin_corpora, markov_corpus, pydoc_corpus
+from lmcore.data.builtin import (
+    PYDOC_NAME,
+    builtin_corpora,
+    markov_corpus,
+    markov_source,
+    pydoc_corpus,
+)
 from lmcore.data.corpus import Corpus
 
 
@@ -29,11 +35,22 @@ def test_markov_corpus_exposes_its_exact_rate():
     assert c == markov_corpus(order=1, alphabet="abc", n_chars=5000, seed=3, target_bits=1.2)
     other = markov_corpus(order=1, alphabet="abc", n_chars=5000, seed=4, target_bits=1.2)
     assert other.text != c.text
+    src = markov_source(order=1, alphabet="abc", seed=3, target_bits=1.2)
+    assert src.entropy_rate() == c.entropy_rate
+    assert src.sample(5000, seed=3) == c.text
 
 
 def test_markov_corpus_default_entropy_is_below_the_maximum():
     c = markov_corpus(order=2, alphabet="abcd", n_chars=1000)
     assert 0 < c.entropy_rate < math.log2(4)
+
+
+def test_markov_corpus_respects_the_char_limit(monkeypatch):
+    from lmcore.data.corpus import CorpusLimitError
+
+    monkeypatch.setenv("LMCORE_MAX_CHARS", "1000")
+    with pytest.raises(CorpusLimitError, match="LMCORE_MAX_CHARS"):
+        markov_corpus(order=1, alphabet="ab", n_chars=1001, target_bits=0.5)
 
 
 def test_builtin_corpora_names_match_their_corpora():

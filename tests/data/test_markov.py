@@ -100,6 +100,19 @@ def test_empirical_conditional_entropy_approaches_the_rate():
         assert freq[ch] / len(text) == pytest.approx(marg[i], abs=0.01)
 
 
+def test_bits_per_char_is_the_true_surprisal():
+    src = _tiny()
+    text = "aabab"
+    p = src.probs
+    # positions 2..4 after states 'aa', 'ab', 'ba' (a=0, b=1; state = 2*older + newer)
+    expected = -(math.log2(p[0, 1]) + math.log2(p[1, 0]) + math.log2(p[2, 1])) / 3
+    assert src.bits_per_char(text) == pytest.approx(expected, abs=1e-12)
+    long = MarkovSource.with_entropy(1, "abc", 1.1, seed=2)
+    assert long.bits_per_char(long.sample(100_000, seed=3)) == pytest.approx(1.1, abs=0.01)
+    with pytest.raises(ValueError, match="alphabet"):
+        src.bits_per_char("abz")
+
+
 def test_same_seed_same_text_other_seed_other_text():
     src = MarkovSource.with_entropy(1, "abcd", 1.5, seed=0)
     assert src.sample(5000, seed=1) == src.sample(5000, seed=1)
@@ -122,6 +135,11 @@ def test_bad_arguments_are_value_errors():
         MarkovSource(2, "ab", np.full((2, 2), 0.5))
     with pytest.raises(ValueError, match="probability"):
         MarkovSource(1, "ab", np.array([[0.5, 0.6], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="states"):
+        MarkovSource(12, "abcdefgh", np.full((1, 8), 0.125))
+    src = MarkovSource(1, "ab", np.full((2, 2), 0.5))
+    with pytest.raises(ValueError):
+        src.probs[0, 0] = 1.0  # read-only: the exact rate belongs to these numbers
     reducible = MarkovSource(1, "ab", np.array([[1.0, 0.0], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="stationary"):
         reducible.entropy_rate()
