@@ -256,7 +256,7 @@ def evaluate_ids(model: LanguageModel, ids: Sequence[int], bounds: np.ndarray, s
             f"shorter text / a model with a longer context")
     plan = plan_windows(n, strategy, window, stride)
     result = StrategyResult(strategy=strategy, window=n if strategy == "full" else window,
-                            stride=window if strategy == "disjoint" else stride,
+                            stride={"disjoint": window, "sliding": stride}.get(strategy),
                             attention=None, total_tokens=n, total_chars=int(bounds[-1]))
     model = with_attention(model, attention)
     result.attention = attention_of(model)
