@@ -427,3 +427,16 @@ def fill_blanks(model: torch.nn.Module, tokenizer, text: str, kind: str,
     out = x[0].tolist()[1:] if kind != "masked" else x[0].tolist()
     shown = tokenizer.token_strings([x[0, j].item() for j in holes])
     return tokenizer.decode(out), [(s, probs[j]) for s, j in zip(shown, holes, strict=True)]
+
+
+def make_blanks(text: str, n: int = 3, blank: str = "_", seed: int = 0) -> str:
+    """`text` with `n` letters (chosen with `seed`, not the first) replaced by `blank`."""
+    letters = [i for i, ch in enumerate(text) if ch.isalpha() and i > 0]
+    if not letters:
+        return text + blank
+    g = torch.Generator().manual_seed(seed)
+    picks = sorted(letters[int(j)] for j in torch.randperm(len(letters), generator=g)[:n])
+    chars = list(text)
+    for i in picks:
+        chars[i] = blank
+    return "".join(chars)
