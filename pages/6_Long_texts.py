@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from lmcore.app.charts import line_chart
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import job_panel, registry
@@ -23,6 +24,8 @@ from lmcore.longtext.summarize import ChatSummarizer, ExtractiveSummarizer, summ
 from lmcore.models.ngram import NGramLM
 from lmcore.settings import get_settings
 
+QUICK_NAME = "tiny Transformer (Long texts)"
+
 lab = page(
     "Long texts", "📜",
     "A model with a context of **C** tokens cannot read a book at once. Cut the text into "
@@ -36,6 +39,29 @@ corpus_picker(lab, key="longtext")
 corpus = lab.corpus
 split = corpus.split()
 reg = registry()
+
+
+def _live_view(job, draw, key: str) -> None:
+    """Poll a running job: status panel, then `draw(snapshot)`; one rerun when it ends."""
+    was_active = job.active
+
+    @st.fragment(run_every=0.5 if was_active else None)
+    def _poll():
+        job_panel(job, key=f"{key}.panel")
+        draw(job.snapshot())
+        if was_active and job.done:
+            st.rerun()
+
+    _poll()
+
+
+def _draw_loss(snap: dict) -> None:
+    loss = snap.get("loss")
+    if loss and loss.get("step"):
+        st.plotly_chart(line_chart(loss["step"], {"training loss": loss["loss"]},
+                                   "Training the tiny Transformer", "step",
+                                   "loss (nats/token)"), key="lt.loss")
+
 
 # --- which text and which model ------------------------------------------------------------
 st.subheader("Text and model")
@@ -52,10 +78,9 @@ left.caption(f"{len(text):,} characters of {len(source):,}.")
 
 tok_cache = lab.results.setdefault("longtext.tokenizers", {})
 models = {name: m for name, m in lab.models.items() if getattr(m, "tokenizer", None) is not None}
-quick = lab.results.get("longtext.quick")
-if quick is not None and quick[0] == corpus.fingerprint:
-    models.setdefault("tiny Transformer (trained here)", quick[1])
 options = list(models) + ["Fit a 3-gram now (instant)", "Train a tiny Transformer now"]
+if lab.results.get("longtext.select") in options:  # just trained: select it
+    st.session_state["lt.model"] = lab.results.pop("longtext.select")
 pick = right.selectbox("Model", options, key="lt.model",
                        help="Models trained on other pages appear here; without one, fit an "
                             "n-gram or train a tiny Transformer (2 layers, context 128).")
@@ -81,8 +106,9 @@ with errors():
             right.info("No Transformer in this session yet: train a tiny one (2 layers, width "
                        "64, context 128) on the training split, in about a minute.")
             train_job = reg.latest("longtext-train")
+            steps = right.number_input("Training steps", 1, 5000, 150, key="lt.qsteps")
             if right.button("Train the tiny Transformer", key="lt.train"):
-                tok_for_train = tokenizer
+                tok_for_train, qcfg = tokenizer, QuickModelConfig(steps=int(steps))
 
                 def _train(ctx):
                     def cb(event):
@@ -90,17 +116,25 @@ with errors():
                             ctx.progress(event.step / event.steps, f"step {event.step}")
                             ctx.log("loss", step=event.step, loss=event.loss)
                     return train_quick_transformer(split.train, split.valid, tok_for_train,
-                                                   QuickModelConfig(), callback=cb,
+                                                   qcfg, callback=cb,
                                                    stop=ctx.stop)
 
                 train_job = reg.submit("longtext-train", _train)
             if train_job is not None:
-                job_panel(train_job, key="lt.trainpanel")
+                with right:
+                    _live_view(train_job, _draw_loss, key="lt.trainview")
                 if train_job.status == "done" and train_job.result is not None:
                     lm, res = train_job.result
-                    lab.results["longtext.quick"] = (corpus.fingerprint, lm)
-                    st.success(f"Tiny Transformer trained: {res.bits_per_char:.3f} bits/char "
-                               "on the validation split. Pick it in the Model box.")
+                    if lab.results.get("longtext.quick") is not train_job:
+                        lab.results["longtext.quick"] = train_job
+                        lab.models[QUICK_NAME] = lm  # the sidebar and other pages see it too
+                        lab.results["longtext.select"] = QUICK_NAME
+                        st.rerun()
+quick_job = lab.results.get("longtext.quick")
+if pick == QUICK_NAME and quick_job is not None:
+    res = quick_job.result[1]
+    right.success(f"Tiny Transformer trained here ({res.steps} steps): "
+                  f"{res.bits_per_char:.3f} bits/char on the validation split.")
 if model is not None:
     limit_w = max_window(model)
     right.caption(f"Tokenizer: {tokenizer.kind} · context: "
@@ -131,20 +165,6 @@ with tab_chunks:
 
 
 # --- strategies -----------------------------------------------------------------------------
-def _live_view(job, draw, key: str) -> None:
-    """Poll a running job: status panel, then `draw(snapshot)`; one rerun when it ends."""
-    was_active = job.active
-
-    @st.fragment(run_every=0.5 if was_active else None)
-    def _poll():
-        job_panel(job, key=f"{key}.panel")
-        draw(job.snapshot())
-        if was_active and job.done:
-            st.rerun()
-
-    _poll()
-
-
 def _draw_strategies(snap: dict) -> None:
     fig = memory_figure(snap)
     if fig is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from apptest import assert_no_exception, error_texts, open_page
 
 PAGE = "pages/6_Long_texts.py"
@@ -90,3 +91,23 @@ def test_summary_tree_and_continuation():
     assert_no_exception(at)
     assert at.code and "⟶" in at.code[0].value
     assert any("out of its view" in c.value for c in at.caption)
+
+
+@pytest.mark.slow  # importing torch.optim (dynamo) alone takes seconds on a loaded machine
+def test_tiny_transformer_trains_as_a_job_and_runs_tiled():
+    at = _small(open_page(PAGE), 1200)
+    at.selectbox(key="lt.model").set_value("Train a tiny Transformer now").run()
+    at.number_input(key="lt.qsteps").set_value(3).run()
+    at.button(key="lt.train").click().run()
+    assert_no_exception(at)
+    at = _wait_for(at, lambda a: a.selectbox(key="lt.model").value.startswith("tiny"), 90)
+    assert any("bits/char on the validation split" in s.value for s in at.success)
+    assert any("tiny Transformer" in m.value for m in at.sidebar.markdown)
+    at.multiselect(key="lt.strategies").set_value(["truncation", "sliding"]).run()
+    at.number_input(key="lt.window").set_value(64).run()
+    at.number_input(key="lt.stride").set_value(32).run()
+    at.button(key="lt.run").click().run()
+    at = _wait_for(at, lambda a: _frame(a, "coverage") is not None)
+    rows = _frame(at, "coverage")
+    assert list(rows["attention"]) == ["tiled", "tiled"]
+    assert rows.loc[1, "coverage"] == 1.0
