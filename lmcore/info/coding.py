@@ -210,9 +210,11 @@ def encode(model: LanguageModel, text: str, tokenizer=None,
     enc = constriction.stream.queue.RangeEncoder()
     model_bits = ideal_bits = 0.0
     n = len(ids)
+    ctx: list[int] = []  # grows exactly as the decoder's does
     for t in range(n):
-        p = next_probs(model, ids[:t])
+        p = next_probs(model, ctx)
         x = ids[t]
+        ctx.append(x)
         px = p[x] / p.sum()
         model_bits += -math.log2(px) if px > 0 else math.inf
         ideal_bits += -math.log2(max(px, FLOOR))
