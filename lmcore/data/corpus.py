@@ -221,31 +221,65 @@ def _decode_strict_or_replace(data: bytes, encoding: str, repairs: list[str]) ->
         return text
 
 
+def _texty(text: str) -> float:
+    """Share of characters that are letters, marks, digits, punctuation, symbols or spaces."""
+    if not text:
+        return 0.0
+    ok = sum(1 for c in text if c in "\t\n\r" or unicodedata.category(c) not in _NOT_TEXT)
+    return ok / len(text)
+
+
+_NOT_TEXT = frozenset(("Cc", "Cs", "Co", "Cn"))  # controls, surrogates, private use, unassigned
+
+
 def _utf16_32_without_bom(data: bytes) -> tuple[str, str] | None:
-    """(text, codec) for UTF-32 or UTF-16 when the zero bytes make it evident, else None."""
-    n = len(data)
-    if n >= 8 and n % 4 == 0:
-        quarter = n // 4
-        for enc, hi, mid in (("utf-32-le", data[3::4], data[2::4]),
-                             ("utf-32-be", data[0::4], data[1::4])):
-            if hi.count(0) == quarter and mid.count(0) >= 0.5 * quarter:
-                try:
-                    text = data.decode(enc)
-                except UnicodeDecodeError:
-                    continue
-                if "\x00" not in text:
-                    return text, enc
-    if n >= 4 and n % 2 == 0:
-        half = n // 2
-        odd, even = data[1::2].count(0) / half, data[0::2].count(0) / half
-        for enc, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
-            if zeros >= 0.3 and other <= 0.05:
-                try:
-                    text = data.decode(enc)
-                except UnicodeDecodeError:
-                    continue
-                if "\x00" not in text:
-                    return text, enc
+    """(text, codec) for UTF-32 or UTF-16 without a BOM when zero bytes make it evident.
+
+    Zero bytes are the high bytes of ASCII (or the low bytes of U+xx00); among the byte orders
+    that decode to text without NULs, the reading that looks most like text wins.
+    """
+    if 0 not in data or len(data) < 4:
+        return None
+    best, best_key = None, (0.97, -1.0)  # at least 97% text-like characters
+    for enc, unit in (("utf-32-le", 4), ("utf-32-be", 4), ("utf-16-le", 2), ("utf-16-be", 2)):
+        if len(data) % unit:
+            continue
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" in text:
+            continue
+        sample = text[:8192]
+        ascii_share = sum(1 for c in sample if c < "\x7f") / len(sample)
+        key = (round(_texty(sample), 3), ascii_share)  # ties: the reading with more ASCII
+        if key >= best_key:
+            best, best_key = (text, enc), key
+            if unit == 4:
+                break  # a strict UTF-32 decode that reads as text is trusted at once
+    return best
+
+
+_CJK_TEXT = re.compile("[\u3000-\u30ff\u4e00-\u9fff\uac00-\ud7a3\uff00-\uffef\n\r\t -~]")
+
+
+def _cjk_utf16(data: bytes) -> str | None:
+    """The codec for BOM-less UTF-16 CJK text, which has no zero bytes to give it away.
+
+    Read as UTF-16, such text is nearly all ideographs, kana, Hangul and CJK punctuation.
+    Shift-JIS or GBK bytes can read that way too, so this is asked only when no legacy
+    codec fits the bytes.
+    """
+    if len(data) < 16 or len(data) % 2:
+        return None
+    for enc in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        sample = text[:32768]
+        if len(_CJK_TEXT.findall(sample)) >= 0.97 * len(sample):
+            return enc
     return None
 
 
@@ -320,7 +354,10 @@ def _detect_legacy(data: bytes, name: str) -> str:
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(data, cp_isolation=list(_LEGACY)))
-    if not matches:
+    if not matches:  # no legacy codec fits: UTF-16 CJK without a BOM, or a damaged file?
+        wide = _cjk_utf16(data)
+        if wide is not None:
+            return wide
         matches = _damaged_legacy(data)
     if not matches:
         raise CorpusError(
@@ -418,6 +455,8 @@ def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:
         if damaged is not None:
             return damaged, "utf-8"
     enc = _detect_legacy(data, name)
+    if enc in ("utf-16-le", "utf-16-be"):
+        return data.decode(enc), enc
     return _decode_strict_or_replace(data, enc, repairs), enc
 
 

@@ -77,8 +77,12 @@ def test_explicit_boms_in_both_byte_orders(bom, codec):
 
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
-def test_utf16_32_without_bom_when_evident(codec):
-    text = "Plain English with a few 中文 characters and é.\n" * 5
+@pytest.mark.parametrize("text", [
+    "Plain English with a few 中文 characters and é.\n" * 5,
+    ZH,  # no ASCII letters: the only zero bytes are the low bytes of 一 (U+4E00)
+    JA.replace("\n", ""),  # no zero bytes at all in UTF-16: told apart from Shift-JIS/GBK
+])
+def test_utf16_32_without_bom(codec, text):
     c = _load(text, codec)
     assert c.text == text
     assert c.encoding == codec
