@@ -5,6 +5,10 @@ with `log10(p)<TAB>w1 .. wn[<TAB>log10(backoff)]` lines, then `\\end\\`. Probabi
 are written as -99 (the SRILM convention) and read back as zero; `<s>` is written with 0 as
 KenLM does and is never predicted.
 
+A file that leaves out the (n-1)-gram prefix of some n-gram (pruned by another toolkit) is
+completed the way KenLM does: the prefix is added with its backed-off probability and backoff
+1, which changes no score.
+
 Token strings from a subword tokenizer can hold spaces or newlines, which ARPA cannot: such
 characters and backslashes are escaped (`\\s`, `\\n`, `\\t`, `\\r`, `\\\\`, `\\uXXXX`) so every
 token stays one ARPA word; the tokenizer's BOS/EOS/UNK are written as `<s>`, `</s>`, `<unk>`.
@@ -111,7 +115,11 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
     declared: list[int] = []
     sections: list[list[list[str]]] = []
     state = "start"
+    current: list[list[str]] = []
     for lineno, raw in enumerate(lines, start=1):
+        if state == "grams" and raw[:1] not in ("\\", "\n", "\r", ""):
+            current.append(raw.split())  # the hot path: one n-gram line
+            continue
         line = raw.strip()
         if not line:
             continue
@@ -127,7 +135,8 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
             n = int(m.group(1))
             if n != len(sections) + 1:
                 raise ValueError(f"ARPA line {lineno}: section \\{n}-grams: is out of order")
-            sections.append([])
+            current = []
+            sections.append(current)
             state = "grams"
             continue
         if state == "data":
@@ -136,7 +145,7 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
                 raise ValueError(f"ARPA line {lineno}: expected 'ngram N=COUNT', got {line!r}")
             declared.append(int(m.group(2)))
             continue
-        sections[-1].append(line.split())
+        current.append(line.split())
     if state == "start":
         raise ValueError("not an ARPA file: no \\data\\ header")
     if state != "end":
@@ -170,50 +179,119 @@ def read_arpa(src: str | Path | TextIO, tokenizer=None) -> NGramLM:
         vocab = tokenizer_vocab(tokenizer)
     index = vocab.index
     V = vocab.size
+    parsed = [_section(n, rows, index, tokenizer is not None)
+              for n, rows in enumerate(sections, start=1)]
+    hidden = 0
+    try:
+        keys, lps, bos = _build(parsed, V, vocab.bos)
+    except _MissingPrefix:  # rare (pruned files): find and add every missing prefix
+        hidden = _add_missing_prefixes(parsed)
+        keys, lps, bos = _build(parsed, V, vocab.bos)
+    known = np.isfinite(lps[0])
+    known[vocab.unk] = False
+    config = NGramConfig(order=N, smoothing="arpa")
+    model = NGramLM(config, vocab, keys, lps, bos[:N - 1], known=known, tokenizer=tokenizer)
+    model.hidden_prefixes = hidden
+    return model
+
+
+class _MissingPrefix(ValueError):
+    """An n-gram whose (n-1)-gram prefix is not in the file."""
+
+
+def _build(parsed: list[tuple[np.ndarray, np.ndarray, np.ndarray]], V: int,
+           bos_id: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Sorted hierarchical keys, log-probabilities and backoffs per order."""
     keys, lps, bos = [], [], []
-    for n, rows in enumerate(sections, start=1):
-        if any(len(r) not in (n + 1, n + 2) for r in rows):
-            bad = next(r for r in rows if len(r) not in (n + 1, n + 2))
-            raise ValueError(f"bad {n}-gram line in ARPA file: {' '.join(bad)!r}")
-        try:
-            W = np.array([[index[w] for w in r[1:n + 1]] for r in rows],
-                         dtype=np.int64).reshape(len(rows), n)
-        except KeyError as exc:
-            raise ValueError(f"ARPA word {exc.args[0]!r} is not in the vocabulary"
-                             + (" of the tokenizer" if tokenizer is not None else "")) from None
-        lp10 = np.array([float(r[0]) for r in rows], dtype=np.float64)
-        bo10 = np.array([float(r[n + 1]) if len(r) == n + 2 else 0.0 for r in rows])
-        lp = np.where(lp10 <= ZERO_LOG10, -np.inf, lp10 * LN10)
-        bo = np.where(bo10 <= ZERO_LOG10, -np.inf, bo10 * LN10)
+    for n, (W, lp, bo) in enumerate(parsed, start=1):
         if n == 1:
             dense_lp, dense_bo = np.full(V, -np.inf), np.zeros(V)
             dense_lp[W[:, 0]], dense_bo[W[:, 0]] = lp, bo
-            dense_lp[vocab.bos] = -np.inf
+            dense_lp[bos_id] = -np.inf
             keys.append(np.arange(V, dtype=np.int64))
             lps.append(dense_lp)
             bos.append(dense_bo)
             continue
         row = W[:, 0]
         for j in range(2, n):
-            key = row * V + W[:, j - 1]
-            table = keys[j - 1]
-            i = np.minimum(np.searchsorted(table, key), len(table) - 1)
-            lost = table[i] != key
-            if np.any(lost):
-                r = rows[int(np.flatnonzero(lost)[0])]
-                raise ValueError(f"ARPA {n}-gram {' '.join(r[1:n + 1])!r} has no "
-                                 f"{j}-gram prefix entry; the file is not a complete back-off "
-                                 "model")
-            row = i
+            row = _find(keys[j - 1], row * V + W[:, j - 1])
         key = row * V + W[:, n - 1]
         order = np.argsort(key, kind="stable")
-        key = key[order]
+        key, W, lp, bo = key[order], W[order], lp[order].copy(), bo[order]
         if np.any(key[1:] == key[:-1]):
             raise ValueError(f"the ARPA file lists a {n}-gram twice")
+        for i in np.flatnonzero(np.isnan(lp)):  # a prefix the file left out: back off
+            ctx = int(key[i] // V)  # row of the prefix's own context in the order below
+            lp[i] = bos[n - 2][ctx] + _backoff_logprob(keys, lps, bos, V, W[i, 1:-1].tolist(),
+                                                       int(W[i, -1]))
         keys.append(key)
-        lps.append(lp[order])
-        bos.append(bo[order])
-    known = np.isfinite(lps[0])
-    known[vocab.unk] = False
-    config = NGramConfig(order=N, smoothing="arpa")
-    return NGramLM(config, vocab, keys, lps, bos[:N - 1], known=known, tokenizer=tokenizer)
+        lps.append(lp)
+        bos.append(bo)
+    return keys, lps, bos
+
+
+def _section(n: int, rows: list[list[str]], index: dict[str, int],
+             with_tokenizer: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, n) word ids, natural-log probabilities and backoffs of one order's lines."""
+    if any(len(r) not in (n + 1, n + 2) for r in rows):
+        bad = next(r for r in rows if len(r) not in (n + 1, n + 2))
+        raise ValueError(f"bad {n}-gram line in ARPA file: {' '.join(bad)!r}")
+    try:
+        W = np.fromiter((index[w] for r in rows for w in r[1:n + 1]), dtype=np.int64,
+                        count=len(rows) * n).reshape(len(rows), n)
+        lp10 = np.array([float(r[0]) for r in rows], dtype=np.float64)
+        bo10 = np.array([float(r[n + 1]) if len(r) == n + 2 else 0.0 for r in rows])
+    except KeyError as exc:
+        raise ValueError(f"ARPA word {exc.args[0]!r} is not in the vocabulary"
+                         + (" of the tokenizer" if with_tokenizer else "")) from None
+    except ValueError as exc:
+        raise ValueError(f"bad number in the ARPA {n}-grams: {exc}") from None
+    lp = np.where(lp10 <= ZERO_LOG10, -np.inf, lp10 * LN10)
+    bo = np.where(bo10 <= ZERO_LOG10, -np.inf, bo10 * LN10)
+    return W, lp, bo
+
+
+def _add_missing_prefixes(parsed: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:
+    """Add each n-gram's missing (n-1)-gram prefix (as KenLM does); its p is computed later.
+
+    Some toolkits prune an n-gram but keep its extensions. The inserted prefix gets a NaN
+    probability (filled in by backing off) and backoff 1, which leaves every score unchanged.
+    """
+    added = 0
+    for n in range(len(parsed), 2, -1):
+        W, _, _ = parsed[n - 1]
+        Wp, lp, bo = parsed[n - 2]
+        have = set(map(tuple, Wp.tolist()))
+        missing = sorted(set(map(tuple, W[:, :-1].tolist())) - have)
+        if missing:
+            parsed[n - 2] = (np.vstack([Wp, np.array(missing, dtype=np.int64)]),
+                             np.concatenate([lp, np.full(len(missing), np.nan)]),
+                             np.concatenate([bo, np.zeros(len(missing))]))
+            added += len(missing)
+    return added
+
+
+def _find(table: np.ndarray, key: np.ndarray) -> np.ndarray:
+    i = np.minimum(np.searchsorted(table, key), len(table) - 1)
+    if np.any(table[i] != key):
+        raise _MissingPrefix("an ARPA n-gram's prefix is missing from the file")
+    return i
+
+
+def _backoff_logprob(keys: list[np.ndarray], lps: list[np.ndarray], bos: list[np.ndarray],
+                     V: int, context: list[int], w: int) -> float:
+    """ln p(w | context) from the orders loaded so far (the ARPA back-off rule)."""
+    h = context[-(len(keys) - 1):] if len(keys) > 1 else []
+    cur = float(lps[0][w])
+    for j in range(1, len(h) + 1):
+        row = h[-j]
+        for m in range(2, j + 1):
+            i = int(np.searchsorted(keys[m - 1], row * V + h[-j + m - 1]))
+            if i >= len(keys[m - 1]) or keys[m - 1][i] != row * V + h[-j + m - 1]:
+                return cur
+            row = i
+        key = row * V + w
+        i = int(np.searchsorted(keys[j], key))
+        cur = float(lps[j][i]) if i < len(keys[j]) and keys[j][i] == key \
+            else float(bos[j - 1][row]) + cur
+    return cur

@@ -432,6 +432,7 @@ class NGramLM(LanguageModel):
         self.discounts = discounts or {}
         self.fallback_orders = list(fallback_orders)
         self.tokenizer = tokenizer
+        self.hidden_prefixes = 0  # ARPA import: missing prefixes added by backing off
 
     # -- fitting
 
