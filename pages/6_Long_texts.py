@@ -156,7 +156,9 @@ with tab_chunks:
     with errors():
         chunks = split_text(text, int(size), int(overlap), tokenizer=tokenizer, unit=unit)
         st.caption(f"{len(chunks):,} chunks · {sum(c.overlap_with_prev for c in chunks):,} "
-                   "characters in overlaps")
+                   "characters in overlaps. The splitter carries whole pieces (sentences, "
+                   "words) into the overlap, so an overlap is at most the size asked, and "
+                   "none where a chunk starts a new paragraph that was split on its own.")
         st.dataframe(pd.DataFrame([dict(index=c.index, start=c.start, end=c.end,
                                         tokens=c.tokens, chars=c.chars,
                                         overlap=c.overlap_with_prev) for c in chunks]),
@@ -354,7 +356,7 @@ with tab_sum:
                 label = (f"{'　' * depth}{'└ ' if depth else ''}{kind_} · characters "
                          f"{node.start:,}–{node.end:,} · {len(node.text):,} chars")
                 with st.expander(label, expanded=depth == 0):
-                    st.write(node.text)
+                    st.code(node.text, language=None, wrap_lines=True)
                 stack.extend((depth + 1, c) for c in reversed(node.children))
             if stack:
                 st.caption("… more nodes not shown (the tree has more than 120).")
