@@ -25,6 +25,13 @@ _RUN = re.compile("[\x80-\xff\ufffd" + "".join(_CP1252_ONLY) + "]")
 _PAIR = re.compile("[\xc2-\xf4][\x80-\xbf\ufffd" + "".join(_CP1252_ONLY) + "]|[\xc2\xc3] ")
 
 
+# what a UTF-8 lead byte looks like in each single-byte codec ftfy can undo; its mojibake
+# always shows one followed by another non-ASCII character, so text without that is skipped
+_FTFY_CODECS = ("latin-1", "cp1252", "cp1250", "cp1251", "iso8859-2", "mac_roman", "cp437")
+_LEAD_IMAGES = {bytes([b]).decode(c, "ignore") for c in _FTFY_CODECS for b in range(0xC2, 0xF5)}
+_SUSPECT = re.compile("[" + re.escape("".join(sorted(_LEAD_IMAGES - {""}))) + "][^\x00-\x7f]")
+
+
 def _byte(c: str) -> int | None:
     """The byte a Windows-1252/Latin-1 reader turned into `c`, LOST for U+FFFD, else None."""
     o = ord(c)
@@ -187,7 +194,7 @@ def _repair_lines(text: str) -> tuple[str, _Stats]:
 
 def _ftfy_pass(before: str, after: str) -> tuple[str, int]:
     """Let ftfy fix the lines it judges bad that our pass left alone; (text, lines fixed)."""
-    if not is_bad(after):  # one search over the whole text usually settles it
+    if _SUSPECT.search(after) is None or not is_bad(after):  # cheap test first, then ftfy's
         return after, 0
     out, fixed = [], 0
     for old, line in zip(_lines(before), _lines(after), strict=True):
