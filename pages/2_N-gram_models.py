@@ -13,6 +13,7 @@ from lmcore.app.ngram_charts import (
     unseen_figure,
 )
 from lmcore.data.tokenizers import train_tokenizer
+from lmcore.models.arpa import arpa_string
 from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, NGramLM, tokenizer_vocab
 
 lab = page(
@@ -172,6 +173,17 @@ with errors():
     st.caption(f"The model looks back at most n − 1 = {model.order - 1} tokens; the longest "
                f"context suffix it saw in training has {len(seen)} (the start-of-text marker "
                "counts as one). A shorter one means it backed off.")
+    d1, d2 = st.columns(2)
+    stem = f"{which[0]}-{which[1]}gram"
+    d1.download_button(
+        f"Download this model (ARPA, {sum(model.ngram_counts()):,} n-grams)",
+        data=lambda: arpa_string(model), file_name=f"{stem}.arpa", mime="text/plain",
+        on_click="ignore", key="ngram.arpa",
+        help="Readable by KenLM, SRILM and `lmcore ngram eval MODEL.arpa FILE`")
+    d2.download_button(
+        "Download its tokenizer (JSON)", data=lambda: tok.to_json(),
+        file_name=f"{stem}.tokenizer.json", mime="application/json", on_click="ignore",
+        key="ngram.tokjson", help="keep it beside the ARPA file as MODEL.tokenizer.json")
 
 st.subheader("Generated text per order")
 prompt = st.text_input("Prompt (optional)", "", key="ngram.prompt",

@@ -16,6 +16,7 @@ token stays one ARPA word; the tokenizer's BOS/EOS/UNK are written as `<s>`, `</
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -108,6 +109,13 @@ def write_arpa(model: NGramLM, dest: str | Path | TextIO, digits: int = 8) -> No
         f.write("\n".join("\t".join(parts) for parts in zip(*cols, strict=True)))
         f.write("\n")
     f.write("\n\\end\\\n")
+
+
+def arpa_string(model: NGramLM, digits: int = 8) -> str:
+    """The ARPA text of `model` (for downloads)."""
+    buf = io.StringIO()
+    write_arpa(model, buf, digits)
+    return buf.getvalue()
 
 
 def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:

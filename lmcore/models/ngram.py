@@ -649,7 +649,8 @@ class NGramLM(LanguageModel):
     def score_text(self, text: str) -> Evaluation:
         """Score a text through the tokenizer as one sequence (bits per char comparable)."""
         if self.tokenizer is None:
-            return self.score_lines(text.splitlines())
+            lines = text.split("\n")
+            return self.score_lines(lines[:-1] if lines[-1] == "" else lines)
         ids = self.tokenizer.encode(text)
         return self.score_sequences([ids], add_eos=False, chars=len(text),
                                     nbytes=len(text.encode("utf-8")))
