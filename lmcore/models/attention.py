@@ -143,8 +143,24 @@ def attention(
 # H·256·256 floats = 1 MiB at H=4, stay in cache while the matmuls keep MKL busy).
 BLOCK_Q = 256  # query rows per tile
 BLOCK_K = 256  # key columns per tile
+TILE_ELEMS = 4 * BLOCK_Q * BLOCK_K  # one tile's scores for all (batch, head) pairs: 1 MiB fp32
+MIN_BLOCK = 32
 LOG2E = 1.4426950408889634  # exp(x) = exp2(x·log2 e); torch's exp2 is ~4x faster than exp on CPU
 LN2 = 0.6931471805599453
+
+
+def default_blocks(batch_heads: int) -> tuple[int, int]:
+    """Tile sizes whose scores for all batch·heads fit TILE_ELEMS (so a tile stays in cache).
+
+    Every tile op runs over all (batch, head) pairs at once, so a bigger B·H gets smaller
+    tiles: 256×256 for B·H ≤ 4, 128×128 at 16, 64×64 at 64, never below 32×32.
+    """
+    per_head = max(1, TILE_ELEMS // max(1, batch_heads))
+    side = BLOCK_K
+    while side > MIN_BLOCK and side * side > per_head:
+        side //= 2
+    bk = side * 2 if side < BLOCK_K and side * side * 2 <= per_head else side
+    return min(side, BLOCK_Q), min(bk, BLOCK_K)
 
 
 class _Plan:
@@ -329,16 +345,20 @@ def tiled_attention(
     prefix_len: torch.Tensor | None = None,
     key_padding_mask: torch.Tensor | None = None,
     scale: float | None = None,
-    block_q: int = BLOCK_Q,
-    block_k: int = BLOCK_K,
+    block_q: int | None = None,
+    block_k: int | None = None,
 ) -> torch.Tensor:
     """lmcore's FlashAttention: exact attention in O(T·d) memory by query/key tiles.
 
     Forward: online softmax (running row max m, running sum l, rescaled accumulator) over the
     tiles the mask leaves visible; saves only O and the per-row log-sum-exp. Backward: a custom
     autograd Function that recomputes each tile's probabilities (FlashAttention-2).
+    Tiles default to `default_blocks(B·H)`.
     """
     B, H, Tq, Tk = _check_qkv(q, k, v)
+    auto_q, auto_k = default_blocks(B * H)
+    block_q = auto_q if block_q is None else int(block_q)
+    block_k = auto_k if block_k is None else int(block_k)
     check_mask_args(
         B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
     )
