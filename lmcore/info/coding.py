@@ -19,9 +19,11 @@ caught by the CRC instead of coming back as garbage.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import struct
+import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -152,6 +154,23 @@ def next_probs(model: LanguageModel, ids: list[int]) -> np.ndarray:
     return p
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch on one thread while coding: one token at a time is latency-bound (threads
+    only add overhead, 20x on a busy machine), and a fixed thread count keeps the encoder's
+    and the decoder's floats identical whatever the process was configured with."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _categorical(p: np.ndarray):
     return constriction.stream.model.Categorical(p, perfect=False)
 
@@ -211,16 +230,17 @@ def encode(model: LanguageModel, text: str, tokenizer=None,
     model_bits = ideal_bits = 0.0
     n = len(ids)
     ctx: list[int] = []  # grows exactly as the decoder's does
-    for t in range(n):
-        p = next_probs(model, ctx)
-        x = ids[t]
-        ctx.append(x)
-        px = p[x] / p.sum()
-        model_bits += -math.log2(px) if px > 0 else math.inf
-        ideal_bits += -math.log2(max(px, FLOOR))
-        enc.encode(x, _categorical(p))
-        if progress is not None and (t % 256 == 0 or t == n - 1):
-            progress((t + 1) / n, f"encoded {t + 1:,} of {n:,} tokens")
+    with _one_thread():
+        for t in range(n):
+            p = next_probs(model, ctx)
+            x = ids[t]
+            ctx.append(x)
+            px = p[x] / p.sum()
+            model_bits += -math.log2(px) if px > 0 else math.inf
+            ideal_bits += -math.log2(max(px, FLOOR))
+            enc.encode(x, _categorical(p))
+            if progress is not None and (t % 256 == 0 or t == n - 1):
+                progress((t + 1) / n, f"encoded {t + 1:,} of {n:,} tokens")
     data_in = text.encode("utf-8")
     header = Header(digest=model_digest(model, tok), tokens=n, chars=len(text),
                     crc=zlib.crc32(data_in)).to_bytes()
@@ -256,11 +276,12 @@ def decompress(model: LanguageModel, data: bytes, tokenizer=None,
     dec = constriction.stream.queue.RangeDecoder(words)
     ids: list[int] = []
     n = header.tokens
-    for t in range(n):
-        p = next_probs(model, ids)
-        ids.append(int(dec.decode(_categorical(p))))
-        if progress is not None and (t % 256 == 0 or t == n - 1):
-            progress((t + 1) / n, f"decoded {t + 1:,} of {n:,} tokens")
+    with _one_thread():
+        for t in range(n):
+            p = next_probs(model, ids)
+            ids.append(int(dec.decode(_categorical(p))))
+            if progress is not None and (t % 256 == 0 or t == n - 1):
+                progress((t + 1) / n, f"decoded {t + 1:,} of {n:,} tokens")
     text = tok.decode(ids)
     if len(text) != header.chars or zlib.crc32(text.encode("utf-8")) != header.crc:
         raise CodingError("the decoded text fails its checksum: the file is damaged")

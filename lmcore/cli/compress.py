@@ -1,0 +1,159 @@
+"""`lmcore compress|decompress --model DIR FILE`: arithmetic coding with a lab language model.
+
+DIR is a Transformer folder from `lmcore train` (config.json + model.safetensors +
+tokenizer.json), or an n-gram model from `lmcore ngram train --tokenizer char|byte|bpe -o
+MODEL.arpa`: the ARPA file itself or a folder holding one, with its tokenizer beside it
+(`MODEL.tokenizer.json`, or `tokenizer.json` in the folder). `--adaptive` also lets the model
+learn from the file as it is coded (lmcore.info.adaptive); decompress needs the same flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from lmcore.cli import CLIError
+
+SUFFIX = ".lmz"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for name, helptext in (("compress", "code a UTF-8 text file with a language model"),
+                           ("decompress", "restore a file made by `lmcore compress`")):
+        p = subparsers.add_parser(name, help=helptext, description=__doc__.splitlines()[0])
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--model", metavar="DIR", required=True,
+                       help="Transformer checkpoint folder, or n-gram ARPA file/folder")
+        p.add_argument("-o", "--output", metavar="OUT",
+                       help=f"default: FILE{SUFFIX} (compress) or FILE without {SUFFIX}")
+        p.add_argument("--adaptive", action="store_true",
+                       help="let the model also learn from the text being coded (PPM-style)")
+        p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=run_compress if name == "compress" else run_decompress)
+
+
+def _ngram(arpa: Path, folder: Path | None):
+    from lmcore.cli.ngram import tokenizer_path
+    from lmcore.data.tokenizers import Tokenizer
+    from lmcore.models.arpa import read_arpa
+
+    candidates = [tokenizer_path(arpa)] + ([folder / "tokenizer.json"] if folder else [])
+    tok_file = next((c for c in candidates if c.is_file()), None)
+    if tok_file is None:
+        raise CLIError(f"{arpa} has no tokenizer beside it ({candidates[0].name}); compression "
+                       "needs a model trained with `lmcore ngram train --tokenizer char|byte|bpe`")
+    return read_arpa(arpa, tokenizer=Tokenizer.load(tok_file))
+
+
+def load_language_model(path: str):
+    """The LanguageModel saved at `path` (Transformer folder, ARPA file, or folder with one)."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".arpa":
+        return _ngram(p, None)
+    if not p.is_dir():
+        raise CLIError(f"{path}: no such model folder or .arpa file")
+    if (p / "config.json").is_file():
+        from lmcore.models.checkpoint import load_model
+
+        loaded = load_model(p)
+        if loaded.tokenizer is None:
+            raise CLIError(f"{path} holds no tokenizer.json: cannot turn text into tokens")
+        return loaded.lm()
+    arpas = sorted(p.glob("*.arpa"))
+    if len(arpas) == 1:
+        return _ngram(arpas[0], p)
+    if len(arpas) > 1:
+        raise CLIError(f"{path} holds {len(arpas)} .arpa files; name the one to use")
+    raise CLIError(f"{path} holds neither a Transformer checkpoint (config.json) nor an "
+                   "n-gram model (.arpa)")
+
+
+def _model(args: argparse.Namespace):
+    model = load_language_model(args.model)
+    if args.adaptive:
+        from lmcore.info.adaptive import AdaptiveLM
+
+        model = AdaptiveLM(model)
+    return model
+
+
+def _output(args: argparse.Namespace, default: Path) -> Path:
+    out = Path(args.output) if args.output else default
+    if out.resolve() == Path(args.file).resolve():
+        raise CLIError(f"the output {out} would overwrite the input")
+    if out.exists() and not args.force:
+        raise CLIError(f"{out} exists; use --force to overwrite it")
+    return out
+
+
+def _progress(args: argparse.Namespace, total: int, unit: str):
+    if args.quiet or total == 0:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit=unit, file=sys.stderr, leave=False)
+
+    def step(frac: float, _msg: str) -> None:
+        bar.update(round(frac * total) - bar.n)
+
+    return step, bar
+
+
+def run_compress(args: argparse.Namespace) -> int:
+    from lmcore.info.coding import encode
+
+    src = Path(args.file)
+    if not src.is_file():
+        raise CLIError(f"{args.file}: no such file")
+    try:
+        text = src.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"{args.file} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                       "convert it first, e.g. with `lmcore corpus`") from None
+    out = _output(args, src.with_name(src.name + SUFFIX))
+    model = _model(args)
+    step, bar = _progress(args, len(text), "char")
+    try:
+        enc = encode(model, text, progress=step)
+    finally:
+        if bar is not None:
+            bar.close()
+    out.write_bytes(enc.data)
+    ideal = enc.ideal_bits / enc.chars if enc.chars else 0.0
+    print(f"{args.file}: {enc.chars:,} chars, {enc.bytes_in:,} bytes -> {out}: {enc.size:,} "
+          f"bytes ({enc.bits_per_char:.4f} bits/char, {enc.bits_per_byte:.4f} bits/byte; "
+          f"model cross-entropy {ideal:.4f} bits/char; {enc.tokens:,} tokens in "
+          f"{enc.seconds:.1f} s)")
+    return 0
+
+
+def run_decompress(args: argparse.Namespace) -> int:
+    from lmcore.info.coding import CodingError, decompress, read_header
+
+    src = Path(args.file)
+    if not src.is_file():
+        raise CLIError(f"{args.file}: no such file")
+    data = src.read_bytes()
+    header = read_header(data)
+    default = src.with_suffix("") if src.suffix == SUFFIX else src.with_name(src.name + ".out")
+    out = _output(args, default)
+    model = _model(args)
+    step, bar = _progress(args, header.tokens, "tok")
+    start = time.perf_counter()
+    try:
+        text = decompress(model, data, progress=step)
+    except CodingError as exc:
+        hint = "" if "another model" not in str(exc) else (
+            " (was it compressed with --adaptive?)" if not args.adaptive else
+            " (was it compressed without --adaptive?)")
+        raise CLIError(f"{exc}{hint}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    out.write_bytes(text.encode("utf-8"))
+    print(f"{args.file} -> {out}: {len(text):,} chars in {time.perf_counter() - start:.1f} s "
+          "(checksum verified)")
+    return 0

@@ -1,0 +1,103 @@
+"""`lmcore compress/decompress`: byte-exact round trips with n-gram and Transformer folders."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lmcore.cli import main
+
+TRAIN = "the cat sat on the mat.\nthe dog sat on the log.\n" * 30
+TEXT = "the cat sat on the dog's log 🐈 — 猫坐在垫子上.\r\nno final newline"
+
+
+@pytest.fixture
+def ngram_dir(tmp_path, capsys):
+    train = tmp_path / "train.txt"
+    train.write_text(TRAIN, encoding="utf-8")
+    folder = tmp_path / "ng"
+    folder.mkdir()
+    assert main(["ngram", "train", str(train), "--order", "4", "--tokenizer", "char",
+                 "-o", str(folder / "char.arpa")]) == 0
+    capsys.readouterr()
+    return folder
+
+
+@pytest.fixture
+def transformer_dir(tmp_path):
+    import torch
+
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.models.checkpoint import save_model
+    from lmcore.models.transformer import Transformer, TransformerConfig
+
+    tok = train_tokenizer("char", TRAIN)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=16, n_layer=1,
+                                          n_head=2, n_embd=16))
+    return save_model(tmp_path / "tf", model, tok)
+
+
+def _write(tmp_path, text=TEXT):
+    f = tmp_path / "in.txt"
+    f.write_bytes(text.encode("utf-8"))
+    return f
+
+
+@pytest.mark.parametrize("kind", ["ngram_dir", "transformer_dir"])
+def test_round_trip_is_byte_exact(kind, request, tmp_path, capsys):
+    model = request.getfixturevalue(kind)
+    src = _write(tmp_path)
+    assert main(["compress", "--model", str(model), str(src), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    lmz = tmp_path / "in.txt.lmz"
+    assert lmz.is_file() and f"-> {lmz}: {lmz.stat().st_size:,} bytes" in out
+    assert re.search(r"model cross-entropy \d+\.\d+ bits/char", out)
+    src.rename(tmp_path / "orig.txt")
+    assert main(["decompress", "--model", str(model), str(lmz), "--quiet"]) == 0
+    assert "checksum verified" in capsys.readouterr().out
+    assert (tmp_path / "in.txt").read_bytes() == (tmp_path / "orig.txt").read_bytes()
+
+
+def test_arpa_path_and_adaptive(ngram_dir, tmp_path, capsys):
+    src = _write(tmp_path, TRAIN[:300])
+    arpa = ngram_dir / "char.arpa"
+    lmz = tmp_path / "a.lmz"
+    assert main(["compress", "--model", str(arpa), str(src), "-o", str(lmz), "--adaptive",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", "--model", str(arpa), str(lmz), "-o", str(tmp_path / "b"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "another model" in err and "--adaptive" in err
+    assert main(["decompress", "--model", str(arpa), str(lmz), "-o", str(tmp_path / "b"),
+                 "--adaptive", "--quiet"]) == 0
+    assert (tmp_path / "b").read_text() == TRAIN[:300]
+
+
+def test_wrong_model_and_bad_inputs(ngram_dir, transformer_dir, tmp_path, capsys):
+    src = _write(tmp_path)
+    assert main(["compress", "--model", str(ngram_dir), str(src), "--quiet"]) == 0
+    capsys.readouterr()
+    lmz = tmp_path / "in.txt.lmz"
+    cases = [
+        (["decompress", "--model", str(transformer_dir), str(lmz), "-o",
+          str(tmp_path / "x")], "another model"),
+        (["compress", "--model", str(ngram_dir), str(src)], "exists; use --force"),
+        (["compress", "--model", str(tmp_path / "nope"), str(src), "-o", "y"], "no such model"),
+        (["compress", "--model", str(ngram_dir), str(tmp_path / "missing.txt")], "no such file"),
+        (["decompress", "--model", str(ngram_dir), str(src), "-o", str(tmp_path / "z")],
+         "not an lmcore compressed file"),
+    ]
+    for argv, message in cases:
+        assert main(argv + ["--quiet"]) == 2, argv
+        assert message in capsys.readouterr().err
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("café".encode("latin-1"))
+    assert main(["compress", "--model", str(ngram_dir), str(latin), "--quiet"]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["compress", "--model", str(empty), str(src), "-o", "w", "--quiet"]) == 2
+    assert "neither a Transformer" in capsys.readouterr().err
