@@ -13,7 +13,17 @@ Interpolated modified Kneser-Ney is built exactly as KenLM's `lmplz`:
 - p(w|c) = (a(cw) - D(a(cw))) / sum_x a(cx) + gamma(c) p(w|c'), with
   gamma(c) = (D1 N1(c.) + D2 N2(c.) + D3 N3+(c.)) / sum_x a(cx); at the unigram level gamma
   is spread uniformly over every predictable type (the vocabulary less `<s>`), which is where
-  `<unk>` gets its probability.
+  `<unk>` gets its probability;
+- when counts-of-counts are too sparse for a discount (t1..t3 = 0, or a D out of [0, k]),
+  lmplz stops; lmcore uses lmplz's `--discount_fallback` values 0.5, 1, 1.5 for that order and
+  lists it in `fallback_orders`.
+
+Vocabularies: KenLM's whitespace convention (`from_sentences`: one sentence per line, words
+split on ASCII whitespace, ids `<unk>`, `<s>`, `</s>`, then words in first-seen order, unseen
+test words map to `<unk>`), or a lmcore tokenizer (`from_tokenizer`: its ids are the
+vocabulary, its BOS/EOS/UNK play `<s>`/`</s>`/`<unk>`, each text is one sequence, and the
+unused specials PAD/MASK/CLS/SEP are never predicted). Out-of-vocabulary tokens, excluded by
+`perplexity_no_oov`, are those never seen in training.
 
 Every smoothing is stored in backoff (ARPA) form: per order a log-probability for each seen
 n-gram and a backoff weight for each n-gram used as a context, and scored by one routine:
