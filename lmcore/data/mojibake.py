@@ -10,6 +10,7 @@ this pass does not explain is left to ftfy's heuristics (other codecs, HTML-era 
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 
@@ -155,11 +156,52 @@ def _lines(text: str) -> list[str]:
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
+def _to_bytes(err: UnicodeEncodeError) -> tuple[bytes, int]:
+    """Encode error handler: C1 controls are their Latin-1 byte, anything else its UTF-8."""
+    chunk = err.object[err.start:err.end]
+    out = b"".join(bytes([ord(c)]) if "\x80" <= c <= "\x9f" else c.encode("utf-8")
+                   for c in chunk)
+    return out, err.end
+
+
+codecs.register_error("lmcore.mojibake", _to_bytes)
+_C1 = re.compile("[\x80-\x9f]")
+_CP1252_CHARS = re.compile("[" + "".join(_CP1252_ONLY) + "]")
+_NOT_IMAGE = re.compile("[^\x00-\xff" + "".join(_CP1252_ONLY) + "]")
+
+
+def _fast(line: str) -> tuple[str, _Stats] | None:
+    """The whole line back to bytes and decoded as UTF-8 in C, when nothing was lost in it
+    (no U+FFFD, and every byte image is part of a whole sequence); else None."""
+    if "\ufffd" in line:
+        return None
+    try:
+        out = line.encode("cp1252", "lmcore.mojibake").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    stats = _Stats()
+    n_wide = len(out) - len(out.encode("ascii", "ignore"))
+    stats.valid = n_wide - len(_NOT_IMAGE.findall(line))
+    stats.valid_fffd = out.count("\ufffd")
+    stats.c1 = _C1.search(line) is not None
+    stats.cp1252 = _CP1252_CHARS.search(line) is not None
+    return out, stats
+
+
+def _decode_line(line: str, mark_lone: bool) -> tuple[str, _Stats]:
+    """One line decoded from its byte images: the C fast path, else the careful scan."""
+    fast = _fast(line)
+    if fast is not None:
+        return fast
+    stats = _Stats()
+    return _scan(line, mark_lone=mark_lone, stats=stats), stats
+
+
 def _repair_lines(text: str) -> tuple[str, _Stats]:
     """Repair the lines that look mis-decoded, judged alone or, when they hold some UTF-8
     sequence and no stray Latin-1 character, as part of a document that looks mis-decoded."""
     lines = _lines(text)
-    probes: list[_Stats | None] = []
+    probes: list[tuple[str, _Stats] | None] = []
     doc = _Stats()
     for line in lines:
         probe = None
@@ -168,23 +210,26 @@ def _repair_lines(text: str) -> tuple[str, _Stats]:
         elif _PAIR.search(line) is None:
             doc.orphan += len(_RUN.findall(line))  # stray characters, not sequences
         else:
-            probe = _Stats()
-            _scan(line, mark_lone=False, stats=probe)
+            probe = _decode_line(line, mark_lone=False)
             for k in ("valid", "broken", "lone", "orphan"):
-                setattr(doc, k, getattr(doc, k) + getattr(probe, k))
+                setattr(doc, k, getattr(doc, k) + getattr(probe[1], k))
         probes.append(probe)
     doc_bad = _looks_mojibake(doc)
     total = _Stats()
     out = []
     for line, probe in zip(lines, probes, strict=True):
-        alone = probe is not None and _looks_mojibake(probe)
-        with_doc = (probe is not None and doc_bad and probe.orphan == 0
-                    and probe.valid + probe.broken > 0)
+        if probe is None:
+            out.append(line)
+            continue
+        fixed, stats = probe
+        alone = _looks_mojibake(stats)
+        with_doc = doc_bad and stats.orphan == 0 and stats.valid + stats.broken > 0
         if not (alone or with_doc):
             out.append(line)
             continue
-        stats = _Stats()
-        out.append(_scan(line, mark_lone=probe.orphan == 0, stats=stats))
+        if stats.lone and stats.orphan == 0:  # lone lead bytes are marked in such lines
+            fixed, stats = _decode_line(line, mark_lone=True)
+        out.append(fixed)
         for k in ("valid", "broken", "lone", "orphan", "lost", "kept", "valid_fffd"):
             setattr(total, k, getattr(total, k) + getattr(stats, k))
         total.c1 |= stats.c1
