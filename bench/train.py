@@ -125,14 +125,18 @@ def ref_tokens_per_s(model: RefGPT, data: torch.Tensor, steps: int, warmup: int,
 def lmcore_tokens_per_s(model: Transformer, data: TokenData, steps: int, warmup: int,
                         batch: int, seed: int, plumbing: bool) -> list[float]:
     """lmcore's trainer; with `plumbing`, inside the job registry with live polling."""
-    config = TrainConfig(steps=warmup + steps, batch_size=batch, lr=1e-3, warmup_steps=0,
+    data_context = model.config.context
+    config = TrainConfig(steps=warmup + steps + 1, batch_size=batch, lr=1e-3, warmup_steps=0,
                          eval_every=0, eval_tokens=256, seed=seed, memory_every=0)
     rates: list[float] = []
+    last = [0.0]
 
     def on_event(e, ctx=None) -> None:
         if isinstance(e, Step):
-            if e.step > warmup:
-                rates.append(e.tokens_per_s)
+            # wall time between consecutive steps: includes the previous step's callback
+            if e.step > warmup + 1:
+                rates.append(batch * data_context / (e.elapsed_s - last[0]))
+            last[0] = e.elapsed_s
             if ctx is not None:  # what the page's callback does on every step
                 ctx.log("train", step=e.step, loss=e.loss, lr=e.lr, tokens_per_s=e.tokens_per_s,
                         grad_norm=e.grad_norm, rss_mb=e.rss / 2**20)

@@ -11,9 +11,13 @@ from plotly.subplots import make_subplots
 _M = dict(l=50, r=10, t=60, b=40)
 
 
-def _finite(xs: Sequence, ys: Sequence) -> tuple[list, list]:
+def _finite(xs: Sequence, ys: Sequence, max_points: int = 2000) -> tuple[list, list]:
+    """Points with a finite y, thinned to at most `max_points` (the last one always kept)."""
     pts = [(x, y) for x, y in zip(xs, ys, strict=False)
            if y is not None and isinstance(y, int | float) and math.isfinite(y)]
+    if len(pts) > max_points:
+        every = -(-len(pts) // max_points)
+        pts = pts[::every] + ([pts[-1]] if (len(pts) - 1) % every else [])
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -25,8 +29,9 @@ def training_dashboard(snap: dict[str, dict[str, list]], title: str = "") -> go.
     tr = snap.get("train", {})
     ev = snap.get("eval", {})
     steps = tr.get("step", [])
-    fig.add_trace(go.Scatter(x=steps, y=tr.get("loss", []), name="train batch", mode="lines",
-                             line=dict(width=1)), 1, 1)
+    x, y = _finite(steps, tr.get("loss", []))
+    fig.add_trace(go.Scatter(x=x, y=y, name="train batch", mode="lines", line=dict(width=1)),
+                  1, 1)
     for key, name in (("train_loss", "train (eval)"), ("valid_loss", "validation")):
         x, y = _finite(ev.get("step", []), ev.get(key, []))
         fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers"), 1, 1)

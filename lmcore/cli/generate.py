@@ -11,7 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "generate", help="continue a prompt with a model saved by `lmcore train`",
         description="Sample N tokens after PROMPT with temperature, top-k and top-p (KV cache).")
-    p.add_argument("--model", required=True, metavar="DIR", help="a folder from `lmcore train`")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="DIR", help="a folder from `lmcore train`")
+    src.add_argument("--run", metavar="RUN_ID", help="the model saved by a recorded run")
     p.add_argument("--prompt", default="", help="text to continue (default: from the start)")
     p.add_argument("-n", "--tokens", type=int, default=200, help="tokens to sample")
     p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
@@ -33,9 +35,20 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--temperature must be >= 0, got {args.temperature}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise CLIError(f"--top-p must lie in (0, 1], got {args.top_p}")
-    loaded = load_model(args.model)
+    folder = args.model
+    if args.run:
+        from lmcore.runs.store import RunStore
+
+        try:
+            run = RunStore().get(args.run)
+        except KeyError as exc:
+            raise CLIError(exc.args[0]) from None
+        if not run.checkpoint:
+            raise CLIError(f"run {run.id} saved no model ({run.display_status})")
+        folder = run.checkpoint
+    loaded = load_model(folder)
     if loaded.tokenizer is None:
-        raise CLIError(f"{args.model} holds no tokenizer.json: cannot turn text into tokens")
+        raise CLIError(f"{folder} holds no tokenizer.json: cannot turn text into tokens")
     text, pieces = generate_text(loaded.model, loaded.tokenizer, args.prompt, args.tokens,
                                  temperature=args.temperature, top_k=args.top_k,
                                  top_p=args.top_p, seed=args.seed)

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="a run's config, final numbers and last metrics")
     show.add_argument("run_id", help="run id (a unique prefix is enough)")
     show.set_defaults(func=_show)
+    cmp = sub.add_parser("compare", help="final numbers and config of runs side by side")
+    cmp.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    cmp.set_defaults(func=_compare)
     ex = sub.add_parser("export", help="a run (or all runs) as JSON or CSV")
     ex.add_argument("run_id", nargs="?", help="run id; omit with --all")
     ex.add_argument("--all", action="store_true", help="the run list as CSV")
@@ -79,6 +82,24 @@ def _show(args: argparse.Namespace) -> int:
         last = {k: v[-1] for k, v in cols.items() if v}
         print(f"{series}: {n} points, last " + ", ".join(f"{k}={_fmt(v)}"
                                                         for k, v in last.items()))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    store = RunStore()
+    ids = [_get(store, rid).id for rid in args.run_ids]
+    rows = store.compare(ids)
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    print("| field | " + " | ".join(r["id"] for r in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for k in keys:
+        if k == "id":
+            continue
+        vals = [_fmt(r.get(k)) for r in rows]
+        if any(vals):
+            print(f"| {k} | " + " | ".join(vals) + " |")
     return 0
 
 

@@ -74,6 +74,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0  # 0: checkpoint only at the end (when checkpoint_dir is set)
     memory_every: int = 10  # count saved-for-backward bytes every k steps (0: never)
+    device: str = "cpu"  # where the model trains ('cuda' when a GPU is present)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -234,12 +235,13 @@ def evaluate(model: torch.nn.Module, objective: Any, data: TokenData, window: in
     """Mean loss (nats per target token) over fixed disjoint windows of `split`."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     windows = data.eval_windows(window, max_tokens=max_tokens, split=split)  # (N, T)
     gen = torch.Generator().manual_seed(1234)  # fixed: masked objectives draw positions
     total, weight = 0.0, 0
     try:
         for i in range(0, len(windows), batch_size):
-            batch = windows[i:i + batch_size]
+            batch = windows[i:i + batch_size].to(device)
             total += float(_loss(objective, model, batch, gen).detach()) * len(batch)
             weight += len(batch)
     finally:
@@ -373,6 +375,12 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
     data.check(window)
     emit = callback or (lambda event: None)
 
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but this machine has no usable GPU")
+    model.to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(config.seed)  # dropout and any other global-RNG use
     gen = torch.Generator().manual_seed(config.seed)  # batches and objective randomness
     optimizer = make_optimizer(model, config)
@@ -397,7 +405,7 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
             lr = config.lr_at(step)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            batch = data.batch("train", config.batch_size, window, gen)  # (B, T)
+            batch = data.batch("train", config.batch_size, window, gen).to(device)  # (B, T)
             measure = config.memory_every > 0 and (step - start == 1
                                                    or step % config.memory_every == 0)
             saved = SavedTensors().watch(model) if measure else None
@@ -429,7 +437,7 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
                       tokens_per_s=tokens_per_step / dt if dt > 0 else float("inf"),
                       elapsed_s=time.perf_counter() - t_start, rss=rss_bytes(),
                       saved_bytes=saved.bytes if saved is not None else None,
-                      cuda_peak=cuda_peak_bytes()))
+                      cuda_peak=cuda_peak_bytes() if device.type == "cuda" else None))
             if config.eval_every and step % config.eval_every == 0 and step < config.steps:
                 last_eval = _eval_event(step, model, objective, data, window, config)
                 result.evals.append(last_eval)

@@ -59,6 +59,12 @@ def test_train_prints_final_losses_saves_model_and_records_run(capsys, text_file
     main(["generate", "--model", str(out_dir), "--prompt", "the ", "-n", "12", "--seed", "3"])
     assert capsys.readouterr().out == first  # seeded
 
+    assert main(["generate", "--run", rid, "--prompt", "the ", "-n", "12", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == first  # the run's saved model, reloaded
+    assert main(["runs", "compare", rid]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith(f"| field | {rid} |") and "| valid_loss |" in table
+
     assert main(["runs", "delete", rid]) == 0
     assert RunStore().list() == []
 
