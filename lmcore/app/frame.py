@@ -11,9 +11,11 @@ import functools
 import logging
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from lmcore.app.state import Lab, get_lab
 from lmcore.data.corpus import CorpusError
@@ -23,6 +25,19 @@ log = logging.getLogger("lmcore.app")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _EXPECTED = (CorpusError, LimitError, ValueError, FileNotFoundError)
+_ROOT = Path(__file__).resolve().parents[2]  # the folder holding streamlit_app.py and pages/
+_ICONS = {"Corpus": "📚", "N-gram": "🔢", "Transformer": "🤖", "Objectives": "🎭",
+          "FlashAttention": "⚡", "Long": "📜", "Information": "🗜️"}
+
+
+def _nav_links() -> list[tuple[str, str, str]]:
+    """(path, label, icon) for the home page and every page in pages/, in file-name order."""
+    links = [("streamlit_app.py", "Home", "🏠")]
+    for f in sorted((_ROOT / "pages").glob("[0-9]*_*.py")):
+        label = f.stem.split("_", 1)[1].replace("_", " ").replace(" and ", " & ")
+        icon = next((i for word, i in _ICONS.items() if label.startswith(word)), "🧪")
+        links.append((f"pages/{f.name}", label, icon))
+    return links
 
 
 def page(title: str, icon: str = "🧪", intro: str | None = None) -> Lab:
@@ -40,6 +55,12 @@ def _sidebar(lab: Lab) -> None:
     """Current corpus, tokenizer, models and running jobs: what every experiment will use."""
     with st.sidebar:
         st.markdown("### lmcore lab")
+        for path, label, icon in _nav_links():
+            try:
+                st.page_link(path, label=label, icon=icon)
+            except StreamlitAPIException:  # a page run as its own entrypoint (AppTest)
+                break
+        st.divider()
         c = lab.corpus
         st.markdown(f"**Corpus:** {c.name}  \n{c.chars:,} characters · {c.lines:,} lines  \n"
                     f"encoding `{c.encoding}` · `{c.fingerprint[:8]}`")

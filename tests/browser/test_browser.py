@@ -49,10 +49,13 @@ def test_upload_then_switch_pages(page, server, tmp_path: Path):
     assert not exceptions_on(page)
     screenshot(page, "upload_utf16")
     # the corpus follows the visitor to another page (session state, via the sidebar link)
-    page.locator('[data-testid="stSidebarNav"] a').nth(2).click()
+    page.locator('[data-testid="stSidebar"] a').filter(has_text="N-gram").first.click()
+    page.wait_for_url("**/N-gram_models")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("mixed.txt").first.wait_for(timeout=60_000)
     wait_idle(page)
-    assert "mixed.txt" in page.locator('[data-testid="stSidebar"]').inner_text()
     assert not exceptions_on(page)
+    screenshot(page, "switched_page_keeps_corpus")
 
 
 def test_bad_upload_shows_error_box(page, server, tmp_path: Path):
