@@ -71,3 +71,37 @@ def test_ftfy_handles_what_the_byte_pass_leaves():
     fixed = repair_mojibake(moji, repairs)
     assert fixed == "déjà vu, naïve café"
     assert any("ftfy" in r for r in repairs)
+
+
+_IMAGE_OR_ANY = st.one_of(
+    st.characters(min_codepoint=0x80, max_codepoint=0xFF),
+    st.sampled_from(sorted(_IMAGES)),
+    st.characters(exclude_categories=("Cs",)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(_IMAGE_OR_ANY, max_size=40),
+                 CLEAN.map(lambda t: t.encode().decode("latin-1"))))
+def test_fast_path_agrees_with_the_careful_scan(line):
+    from lmcore.data.mojibake import _fast, _scan, _Stats
+
+    fast = _fast(line)
+    if fast is None:
+        return  # something was lost or does not decode: only the scan handles that
+    stats = _Stats()
+    assert _scan(line, mark_lone=False, stats=stats) == fast[0]
+    assert (stats.valid, stats.orphan, stats.lone, stats.broken) == (fast[1].valid, 0, 0, 0)
+
+
+def test_two_megabytes_of_mojibake_repair_quickly():
+    import time
+
+    text = "Le cœur a ses raisons — déjà vu, naïve façade, 中文.\n" * 36_000
+    moji = text.encode().decode("cp1252")
+    t0 = time.perf_counter()
+    repairs: list[str] = []
+    assert repair_mojibake(moji, repairs) == text
+    assert time.perf_counter() - t0 < 5.0  # about 0.3 s on an idle core
+    places = sum(1 for c in text if ord(c) > 127)
+    assert repairs == [f"fixed mojibake (UTF-8 read as Windows-1252) in {places:,} places"]
