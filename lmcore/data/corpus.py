@@ -185,10 +185,10 @@ _MAGIC = (  # (prefix, what it is, what to do)
     (b"PK\x03\x04", "a ZIP archive (.docx, .xlsx, .epub and .odt files are ZIP archives too)",
      "extract it, or export the document as plain text (.txt) first"),
     (b"PK\x05\x06", "an empty ZIP archive", "upload a plain-text file (.txt) instead"),
-    (b"\x1f\x8b", "a gzip archive", "decompress it first (gunzip FILE)"),
-    (b"\xfd7zXZ\x00", "an xz archive", "decompress it first (unxz FILE)"),
-    (b"\x28\xb5\x2f\xfd", "a zstd archive", "decompress it first (unzstd FILE)"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it first (7z x FILE)"),
+    (b"\x1f\x8b", "a gzip archive", "decompress it first (gunzip {name})"),
+    (b"\xfd7zXZ\x00", "an xz archive", "decompress it first (unxz {name})"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive", "decompress it first (unzstd {name})"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it first (7z x {name})"),
     (b"Rar!\x1a\x07", "a RAR archive", "extract it first"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document",
      "save it as plain text (.txt) first"),
@@ -203,10 +203,11 @@ def _sniff_binary(data: bytes, name: str) -> None:
     """Reject known binary formats by their magic numbers, naming the format and the fix."""
     for magic, what, fix in _MAGIC:
         if data.startswith(magic):
-            raise CorpusError(f"{name}: this looks like {what}, not text; {fix}")
+            raise CorpusError(f"{name}: this looks like {what}, not text; "
+                              + fix.format(name=name))
     if _BZ2.match(data):
         raise CorpusError(f"{name}: this looks like a bzip2 archive, not text; "
-                          "decompress it first (bunzip2 FILE)")
+                          f"decompress it first (bunzip2 {name})")
 
 
 def _decode_strict_or_replace(data: bytes, encoding: str, repairs: list[str]) -> str:
@@ -445,7 +446,8 @@ def _decode(data: bytes, name: str, repairs: list[str]) -> tuple[str, str]:
     nul = data.count(0)
     if nul:
         raise CorpusError(
-            f"{name}: this looks like binary data, not text ({nul:,} NUL bytes); "
+            f"{name}: this looks like binary data, not text ({nul:,} NUL byte"
+            f"{'' if nul == 1 else 's'}); "
             "upload a plain-text file (.txt)"
         )
     try:
