@@ -131,7 +131,8 @@ def _normalise(text: str, repairs: list[str]) -> str:
         text = text.replace("\r", "\n")
     if n_crlf or n_cr:
         kinds = ", ".join(k for k, c in (("CRLF", n_crlf), ("CR", n_cr)) if c)
-        repairs.append(f"converted {n_crlf + n_cr:,} line endings ({kinds}) to LF")
+        n = n_crlf + n_cr
+        repairs.append(f"converted {n:,} line ending{'' if n == 1 else 's'} ({kinds}) to LF")
     if not unicodedata.is_normalized("NFC", text):
         nfc = unicodedata.normalize("NFC", text)
         fewer = len(text) - len(nfc)
