@@ -13,8 +13,10 @@ A model with a window of W tokens cannot see a T-token text at once (T > W). The
   linearly with T, possible only when the model's positions reach T (learned positional
   embeddings stop at the model's context).
 
-Every token is scored at most once and the bits are divided by the characters those tokens
-cover, so strategies are comparable. Memory is the process RSS sampled while the strategy runs.
+Every window is scored as a text of its own through the model's start-of-text convention (a
+Transformer's BOS, an n-gram's <s>), so a token's context is exactly the window tokens before
+it. Every token is scored at most once and the bits are divided by the characters those
+tokens cover, so strategies are comparable. Memory is the process RSS sampled while the strategy runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import torch
 
 from lmcore.models.lm import LN2, LanguageModel
 from lmcore.train.memory import RSSSampler, rss_bytes
@@ -208,9 +211,40 @@ def with_attention(model: LanguageModel, impl: str | None) -> LanguageModel:
     return twin
 
 
-def window_logprobs(model: LanguageModel, ids: Sequence[int], n_context: int) -> np.ndarray:
-    """Natural-log probabilities of ids[n_context:] given the window's start (and BOS)."""
-    return np.asarray(model.token_logprobs(list(ids)), dtype=np.float64)[n_context:]
+def window_logprobs(model: LanguageModel, ids: Sequence[int], n_context: int, *,
+                    head_rows: int = 1024) -> np.ndarray:
+    """Natural-log probabilities of ids[n_context:] with the window read as a text of its own.
+
+    Any model goes through the contract's `token_logprobs`. A Transformer is run directly,
+    with the same numbers: [BOS] + ids[:-1] through the network once, then the output head
+    and log-softmax only on the scored positions, `head_rows` at a time, so a full pass over
+    T tokens never holds a (T, vocabulary) matrix and its memory is the attention's and the
+    activations', which is what the strategies compare.
+    """
+    ids = [int(i) for i in ids]
+    net = getattr(model, "model", None)
+    bos = getattr(model, "bos_id", None)
+    if net is None or bos is None or not hasattr(net, "hidden") or not hasattr(net, "lm_head"):
+        return np.asarray(model.token_logprobs(ids), dtype=np.float64)[n_context:]
+    out = np.empty(len(ids) - n_context, dtype=np.float64)
+    if not len(out):
+        return out
+    device = next(net.parameters()).device
+    x = torch.tensor([[bos] + ids[:-1]], dtype=torch.long, device=device)  # (1, T)
+    target = torch.tensor(ids, dtype=torch.long, device=device)  # (T,)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            h = net.hidden(x, mask="causal")[0]  # (T, C)
+            for a in range(n_context, len(ids), head_rows):
+                b = min(a + head_rows, len(ids))
+                lp = torch.log_softmax(net.lm_head(h[a:b]).double(), dim=-1)  # (rows, V)
+                out[a - n_context:b - n_context] = \
+                    lp.gather(1, target[a:b, None])[:, 0].cpu().numpy()
+    finally:
+        net.train(was_training)
+    return out
 
 
 def char_bounds(offsets: Sequence[tuple[int, int]], n_chars: int) -> np.ndarray:

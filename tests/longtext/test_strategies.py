@@ -17,6 +17,7 @@ from lmcore.longtext.strategies import (
     max_window,
     plan_windows,
     stride_sweep,
+    window_logprobs,
     with_attention,
 )
 from lmcore.models.lm import LN2, score_ids
@@ -185,3 +186,13 @@ def test_char_bounds_partition_the_text_even_with_byte_tokens(text):
     b = char_bounds(offsets, len(text))
     assert len(b) == len(ids) + 1 and b[0] == 0 and b[-1] == len(text)
     assert (np.diff(b) >= 0).all()
+
+
+def test_transformer_window_path_equals_the_contract_in_head_chunks():
+    lm = _lm(context=32)
+    ids = TOK.encode(TEXT)[:30]
+    for n_context in (0, 7, 29):
+        direct = window_logprobs(lm, ids, n_context, head_rows=5)
+        contract = lm.token_logprobs(ids)[n_context:]
+        np.testing.assert_allclose(direct, contract, rtol=0, atol=1e-6)  # fp32 matmul order
+    assert window_logprobs(lm, ids, 30).shape == (0,)
