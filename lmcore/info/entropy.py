@@ -290,3 +290,20 @@ def surprisal(model, ids: Sequence[int]) -> np.ndarray:
     """(T,) bits -log2 p(ids[t] | ids[:t]) of each token under a LanguageModel."""
     lp = model.token_logprobs(ids)
     return -np.asarray(lp, dtype=np.float64) / math.log(2.0)
+
+
+def merge_spans(offsets: Sequence[tuple[int, int]], values: Sequence[float]
+                ) -> tuple[list[tuple[int, int]], list[float]]:
+    """Join tokens whose character spans overlap (byte-fallback pieces of one character),
+    summing their values, so each character is drawn once with its whole surprisal."""
+    spans: list[tuple[int, int]] = []
+    out: list[float] = []
+    for (s, e), v in zip(offsets, values, strict=True):
+        if spans and s < spans[-1][1]:
+            ps, pe = spans[-1]
+            spans[-1] = (ps, max(pe, e))
+            out[-1] += float(v)
+        else:
+            spans.append((int(s), int(e)))
+            out.append(float(v))
+    return spans, out

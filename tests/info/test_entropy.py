@@ -170,3 +170,16 @@ def test_conditional_entropy_of_markov_source_near_its_rate():
 def test_conditional_entropy_too_short():
     with pytest.raises(ValueError, match="too short"):
         conditional_entropies("ab", max_order=3)
+
+
+def test_merge_spans_joins_byte_fallback_pieces():
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.info.entropy import merge_spans
+
+    tok = train_tokenizer("char", "abc")
+    text = "a🦊b"
+    ids, offsets = tok.encode_offsets(text)
+    assert len(ids) == 6  # the fox falls back to its four UTF-8 bytes
+    spans, vals = merge_spans(offsets, [1.0] * len(ids))
+    assert [text[s:e] for s, e in spans] == ["a", "🦊", "b"]
+    assert vals == [1.0, 4.0, 1.0]

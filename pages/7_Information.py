@@ -1,0 +1,266 @@
+"""Information: entropy, conditional entropy, self-information, KL, Huffman, real compression."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from lmcore.app.frame import errors, page
+from lmcore.app.highlight import heat_html
+from lmcore.app.info_charts import coders_figure, conditional_figure, learning_figure
+from lmcore.app.jobs import job_panel, registry
+from lmcore.data.builtin import builtin_corpora
+from lmcore.data.tokenizers import train_tokenizer
+from lmcore.info.adaptive import AdaptiveLM
+from lmcore.info.comparison import compression_table, learning_curve
+from lmcore.info.entropy import (
+    UNITS,
+    conditional_entropies,
+    merge_spans,
+    surprisal,
+    symbols,
+    text_entropy,
+    text_kl,
+)
+from lmcore.info.huffman import huffman_code
+from lmcore.models.ngram import NGramLM, tokenizer_vocab
+
+lab = page(
+    "Information", "📐",
+    "Shannon's quantities measured on your text. **Self-information** I(x) = −log₂ p(x) is "
+    "what one outcome costs an optimal code; **entropy** H(p) = E[−log₂ p(X)] is its average "
+    "and the floor of every lossless code (Huffman gets within one bit: H ≤ L < H + 1); "
+    "**cross-entropy** H(p, q) = E_p[−log₂ q(X)] is what coding p's samples with q's code "
+    "costs, which is exactly a language model's held-out loss; **KL** D(p‖q) = H(p, q) − H(p) "
+    "≥ 0 is the waste. A language model driving an arithmetic coder turns its cross-entropy "
+    "into a real file size, within a few bytes.",
+)
+corpus = lab.corpus
+split = corpus.split()
+reg = registry()
+ngram_cache = lab.results.setdefault("info.ngrams", {})
+
+
+def char_models() -> tuple:
+    """The corpus's char tokenizer and KN n-grams of orders 1..6 fitted on its training split
+    (one count pass, cached in this session)."""
+    key = corpus.fingerprint
+    if key not in ngram_cache:
+        train = split.train or corpus.text
+        tok = train_tokenizer("char", train)
+        grid = NGramLM.fit_grid([tok.encode(train)], tokenizer_vocab(tok),
+                                orders=range(1, 7), smoothings=["kn"], tokenizer=tok)
+        ngram_cache.clear()
+        ngram_cache[key] = (tok, {n: grid[("kn", n)] for n in range(1, 7)})
+    return ngram_cache[key]
+
+
+def coder_models() -> dict:
+    """Session models that carry a tokenizer (needed to turn text into ids and back)."""
+    return {name: m for name, m in lab.models.items()
+            if getattr(m, "tokenizer", None) is not None}
+
+
+limit = st.number_input("Analyse the first N characters of the corpus", 100,
+                        max(100, corpus.chars), min(corpus.chars, 100_000), step=10_000,
+                        key="info.chars")
+text = corpus.text[: int(limit)]
+units = [u for u in UNITS if u != "token" or lab.tokenizer is not None]
+
+# --- entropy at several granularities ---------------------------------------------------
+st.subheader("Entropy at several granularities")
+with errors():
+    rows = []
+    for u in units:
+        te = text_entropy(text, u, lab.tokenizer)
+        rows.append({"unit": u if u != "token" else f"token ({lab.tokenizer.kind})",
+                     "symbols": te.symbols, "distinct": te.distinct,
+                     "H (bits/symbol)": te.bits_per_symbol, "log2 distinct": te.max_bits,
+                     "order-0 code (bits/char)": te.bits_per_char})
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption("H of the unigram distribution at each granularity. Bits per character = "
+               "H × symbols / characters: coarser units fold some context into the symbol, "
+               "so a word- or BPE-level order-0 code spends fewer bits per character. "
+               + ("" if lab.tokenizer else "Train a tokenizer on the Corpus page to add "
+                  "a token row."))
+
+# --- conditional entropy -----------------------------------------------------------------
+st.subheader("Conditional entropy against context order")
+K = st.slider("Largest context order K", 1, 12, 8, key="info.K")
+with errors():
+    ce = conditional_entropies(text, int(K))
+    st.plotly_chart(conditional_figure(ce, corpus.entropy_rate), key="info.cond")
+    st.info(ce.note, icon="📉")
+    if corpus.entropy_rate is not None:
+        st.caption(f"This synthetic source's exact entropy rate is {corpus.entropy_rate:.4f} "
+                   "bits/char: the dotted line.")
+
+# --- self-information ---------------------------------------------------------------------
+st.subheader("Self-information over a passage")
+choices = ["KN char n-gram (training split)", *coder_models()]
+left, right = st.columns([2, 1])
+which = left.selectbox("Model", choices, key="info.smodel")
+order = right.slider("n-gram order", 1, 6, 4, key="info.sorder",
+                     disabled=which != choices[0])
+passage = st.text_area("Passage (held-out text by default)",
+                       (split.test or corpus.text)[:600], height=120, key="info.passage")
+with errors():
+    if not passage:
+        raise ValueError("the passage is empty: type or paste some text to score")
+    model = char_models()[1][int(order)] if which == choices[0] else coder_models()[which]
+    tok = model.tokenizer
+    ids, offsets = tok.encode_offsets(passage)
+    bits = surprisal(model, ids)
+    if not all(math.isfinite(b) for b in bits):
+        raise ValueError("this model gives probability 0 to some token of the passage "
+                         "(an MLE model?); choose a smoothed one")
+    spans, span_bits = merge_spans(offsets, bits.tolist())
+    labels = [f"{passage[s:e]!r}: {b:.2f} bits (p = {2 ** -b:.3g})"
+              for (s, e), b in zip(spans, span_bits, strict=True)]
+    st.markdown(heat_html(passage, spans, span_bits, labels=labels), unsafe_allow_html=True)
+    st.caption(f"{bits.sum():,.1f} bits for {len(passage):,} characters = "
+               f"{bits.sum() / len(passage):.3f} bits/char. The more surprising a token "
+               "(−log₂ p), the redder it glows; hover for its bits.")
+
+# --- KL divergence ------------------------------------------------------------------------
+st.subheader("KL divergence between two texts")
+mode = st.radio("Compare", ["The two halves of the text", "Two texts I type"],
+                horizontal=True, key="info.klmode")
+if mode.startswith("The two"):
+    text_p, text_q = text[: len(text) // 2], text[len(text) // 2:]
+else:
+    a, b = st.columns(2)
+    text_p = a.text_area("Text P", "the cat sat on the mat", key="info.klp")
+    text_q = b.text_area("Text Q", "a dog ate my homework", key="info.klq")
+c1, c2 = st.columns(2)
+kl_unit = c1.selectbox("Unit", units, key="info.klunit")
+alpha = c2.number_input("Add-α smoothing (keeps both directions finite)", 0.0, 10.0, 0.5,
+                        step=0.1, key="info.alpha")
+with errors():
+    r = text_kl(text_p, text_q, kl_unit, lab.tokenizer, alpha=float(alpha))
+    m = st.columns(4)
+    m[0].metric("D(P‖Q) bits/symbol", f"{r.kl_pq:.4f}")
+    m[1].metric("D(Q‖P) bits/symbol", f"{r.kl_qp:.4f}")
+    m[2].metric("H(P)", f"{r.h_p:.4f}")
+    m[3].metric("H(P, Q)", f"{r.cross_pq:.4f}")
+    st.caption("D(P‖Q) = H(P, Q) − H(P): the bits per symbol wasted coding P's text with a "
+               "code built for Q. The average is taken under P, so it punishes Q for "
+               "under-predicting what P uses, not for what P never uses; that is why the two "
+               "directions differ. Largest terms p·log₂(p/q):")
+    st.dataframe(pd.DataFrame([{"symbol": repr(o), "p": p, "q": q, "p log2 p/q": t}
+                               for o, p, q, t in r.top]), hide_index=True)
+
+# --- Huffman ------------------------------------------------------------------------------
+st.subheader("Huffman code of the unigram distribution")
+h_unit = st.selectbox("Unit", units, key="info.hunit")
+with errors():
+    code = huffman_code(symbols(text, h_unit, lab.tokenizer))
+    H, L = code.entropy, code.average_length
+    m = st.columns(3)
+    m[0].metric("Entropy H", f"{H:.4f} bits")
+    m[1].metric("Average code length L", f"{L:.4f} bits")
+    m[2].metric("H ≤ L < H + 1", "holds" if code.satisfies_bound() else "VIOLATED")
+    if len(code.codes) == 1:
+        st.caption("One symbol only: H = 0 but a code word needs one bit, so L = H + 1.")
+    table = pd.DataFrame(code.rows()[:80])
+    table["symbol"] = table["symbol"].map(repr)
+    st.dataframe(table, hide_index=True, height=260)
+
+# --- compression -------------------------------------------------------------------------
+st.subheader("Compression of the held-out text")
+held = split.test or corpus.text
+c1, c2, c3 = st.columns(3)
+n_chars = c1.number_input("Held-out characters to code", 100, max(100, len(held)),
+                          min(len(held), 3000), step=1000, key="info.cchars",
+                          help="Coding runs the model once per token, in Python: about "
+                               "3,000-10,000 characters per second for an n-gram.")
+orders = c2.multiselect("KN char n-gram orders", list(range(1, 7)), [2, 4, 6],
+                        key="info.corders")
+adaptive = c3.checkbox("Adaptive model (best n-gram + online learning)", True,
+                       key="info.adaptive")
+session = st.multiselect("Session models", list(coder_models()), list(coder_models()),
+                         key="info.cmodels")
+part = held[: int(n_chars)]
+if st.button("Compress and decompress", key="info.compress", type="primary"):
+    with errors():
+        if not orders and not session and not adaptive:
+            raise ValueError("choose at least one model to code with")
+        tok, grid = char_models()
+        models = {f"KN char {n}-gram": grid[n] for n in sorted(orders)}
+        if adaptive:
+            best = max(orders) if orders else 6
+            models[f"adaptive over KN {best}-gram"] = AdaptiveLM(grid[best])
+        models.update({name: coder_models()[name] for name in session})
+        lab.results["info.cjob"] = reg.submit(
+            "compression", lambda ctx: compression_table(part, models, ctx.progress, ctx.stop))
+
+
+def _show_compression(job) -> None:
+    rows = job.result
+    st.plotly_chart(coders_figure(rows), key="info.coders")
+    df = pd.DataFrame([{
+        "coder": r.coder, "bits/char": r.bits_per_char, "bits/byte": r.bits_per_byte,
+        "cross-entropy (bits/char)": r.cross_entropy, "size (bytes)": r.size,
+        "model size (KB)": r.model_bytes / 1024, "adjusted bits/char": r.adjusted_bits_per_char,
+        "encode s": r.encode_s, "decode s": r.decode_s,
+        "round trip": "✅ identical" if r.round_trip else "❌ differs",
+        "sha256 in": r.sha_in[:16], "sha256 out": r.sha_out[:16]} for r in rows])
+    st.dataframe(df, hide_index=True)
+    st.caption("Sizes are measured (each file decoded back and hashed). Adjusted bits/char "
+               "adds the model's own size (Delétang et al. 2023, 'Language Modeling Is "
+               "Compression'): a decoder needs the model too.")
+
+
+cjob = lab.results.get("info.cjob")
+if cjob is not None:
+    was_active = cjob.active
+
+    @st.fragment(run_every=0.5 if was_active else None)
+    def _poll_compression():
+        job_panel(cjob, key="info.cpanel")
+        if cjob.status == "done":
+            _show_compression(cjob)
+        if was_active and cjob.done:
+            st.rerun()
+
+    _poll_compression()
+
+# --- synthetic source ----------------------------------------------------------------------
+st.subheader("A source with a known entropy rate")
+synthetic = {name: make for name, make in builtin_corpora().items() if "Markov" in name}
+if corpus.entropy_rate is not None:
+    synthetic = {corpus.name: lambda: corpus, **synthetic}
+c1, c2 = st.columns([2, 1])
+src_name = c1.selectbox("Source", list(synthetic), key="info.source")
+curve_orders = c2.multiselect("n-gram orders", list(range(1, 7)), [1, 2, 3, 4],
+                              key="info.sorders")
+if st.button("Fit on growing text and measure", key="info.curve"):
+    with errors():
+        src = synthetic[src_name]()
+        sp = src.split()
+        sizes = [s for s in (300, 1000, 3000, 10_000, 30_000, 100_000) if s < len(sp.train)]
+        sizes.append(len(sp.train))
+        rate = src.entropy_rate
+        lab.results["info.ljob"] = reg.submit(
+            "entropy-rate curve",
+            lambda ctx: (learning_curve(sp.train, sp.test[:5000], sizes, curve_orders,
+                                        entropy_rate=rate, code_chars=1500,
+                                        progress=ctx.progress, stop=ctx.stop), rate))
+ljob = lab.results.get("info.ljob")
+if ljob is not None:
+    l_active = ljob.active
+
+    @st.fragment(run_every=0.5 if l_active else None)
+    def _poll_curve():
+        job_panel(ljob, key="info.lpanel")
+        if ljob.status == "done":
+            points, rate = ljob.result
+            st.plotly_chart(learning_figure(points, rate), key="info.learning")
+            st.caption("Cross-entropy on held-out text (solid) and the real range-coded "
+                       "length (dashed) fall toward the true entropy rate (dotted) once the "
+                       "order reaches the source's and the training text is large enough; a "
+                       "too-small order stays above it however much text it sees.")
+        if l_active and ljob.done:
+            st.rerun()
+
+    _poll_curve()
