@@ -83,7 +83,7 @@ if lab.results.get("longtext.select") in options:  # just trained: select it
     st.session_state["lt.model"] = lab.results.pop("longtext.select")
 pick = right.selectbox("Model", options, key="lt.model",
                        help="Models trained on other pages appear here; without one, fit an "
-                            "n-gram or train a tiny Transformer (2 layers, context 128).")
+                            "n-gram or train a tiny Transformer here.")
 model = tokenizer = None
 with errors():
     if pick in models:
@@ -104,11 +104,17 @@ with errors():
                        "it never looks back more than 2 tokens.")
         else:
             right.info("No Transformer in this session yet: train a tiny one (2 layers, width "
-                       "64, context 128) on the training split, in about a minute.")
+                       "64) on the training split, in about a minute.")
             train_job = reg.latest("longtext-train")
-            steps = right.number_input("Training steps", 1, 5000, 150, key="lt.qsteps")
+            q1, q2 = right.columns(2)
+            steps = q1.number_input("Training steps", 1, 5000, 150, key="lt.qsteps")
+            qctx = q2.number_input("Context (tokens)", 16, 4096, 128, step=64, key="lt.qctx",
+                                   help="Positions the model learns. A full pass needs the "
+                                        "whole text within them; longer contexts train "
+                                        "slower.")
             if right.button("Train the tiny Transformer", key="lt.train"):
-                tok_for_train, qcfg = tokenizer, QuickModelConfig(steps=int(steps))
+                tok_for_train = tokenizer
+                qcfg = QuickModelConfig(steps=int(steps), context=int(qctx))
 
                 def _train(ctx):
                     def cb(event):
