@@ -174,7 +174,7 @@ n_chars = c1.number_input("Held-out characters to code", 100, max(100, len(held)
                           min(len(held), 3000), step=1000, key="info.cchars",
                           help="Coding runs the model once per token, in Python: about "
                                "3,000-10,000 characters per second for an n-gram.")
-orders = c2.multiselect("KN char n-gram orders", list(range(1, 7)), [2, 4, 6],
+orders = c2.multiselect("KN char n-gram orders", list(range(1, 7)), list(range(1, 7)),
                         key="info.corders")
 adaptive = c3.checkbox("Adaptive model (best n-gram + online learning)", True,
                        key="info.adaptive")

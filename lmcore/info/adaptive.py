@@ -86,6 +86,7 @@ class AdaptiveLM(LanguageModel):
     def _reset(self) -> None:
         self._hist: list[int] = []
         self._nodes: dict[tuple[int, ...], _Node] = {}
+        self._last: list | None = None  # the list object last passed to next_logprobs
 
     def _feed(self, x: int) -> None:
         """Count token x after each of its contexts of length 0..order, then append it."""
@@ -100,12 +101,20 @@ class AdaptiveLM(LanguageModel):
         h.append(x)
 
     def _sync(self, context: Sequence[int]) -> None:
-        """Make the counts those of `context` (extend the cached history when it is a prefix)."""
+        """Make the counts those of `context` (extend the cached history when it is a prefix).
+
+        The prefix check is a full comparison, except for the coder's pattern: the very list
+        object passed last time, grown by appends (then only its new tail is read), which
+        keeps coding O(n) instead of O(n^2). Mutating such a list in place is not supported.
+        """
         h = self._hist
         n = len(h)
-        if len(context) < n or list(context[:n]) != h:
+        grown = context is self._last and len(context) >= n and (
+            n == 0 or context[n - 1] == h[-1])
+        if not grown and (len(context) < n or list(context[:n]) != h):
             self._reset()
             n = 0
+        self._last = context if isinstance(context, list) else None
         for x in context[n:]:
             x = int(x)
             if not 0 <= x < self.vocab_size:
@@ -139,7 +148,7 @@ class AdaptiveLM(LanguageModel):
             return np.log(self._predict())
 
     def token_logprobs(self, ids: Sequence[int]) -> np.ndarray:
-        self._reset()
+        self._reset()  # (also forgets the last context object)
         out = np.empty(len(ids), dtype=np.float64)
         for t, x in enumerate(ids):
             p = self._predict()

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import io
 import lzma
+import threading
 
 from lmcore.models.lm import LanguageModel
+
+_CACHE: dict[str, int] = {}  # fingerprint -> bytes (xz of a large ARPA file takes seconds)
+_LOCK = threading.Lock()
 
 
 def _tokenizer_bytes(model: LanguageModel) -> int:
@@ -33,10 +37,17 @@ def model_bytes(model: LanguageModel | None) -> int:
     if isinstance(model, NGramLM):
         from lmcore.models.arpa import write_arpa
 
+        key = model.fingerprint()
+        with _LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
         buf = io.StringIO()
         write_arpa(model, buf)
-        return len(lzma.compress(buf.getvalue().encode("utf-8"), preset=9)) + \
+        size = len(lzma.compress(buf.getvalue().encode("utf-8"), preset=9)) + \
             _tokenizer_bytes(model)
+        with _LOCK:
+            _CACHE[key] = size
+        return size
     return 4 * model.num_parameters() + _tokenizer_bytes(model)  # float32 weights
 
 

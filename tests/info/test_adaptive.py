@@ -83,3 +83,22 @@ def test_bad_ids(tok):
         m.next_logprobs([tok.vocab_size])
     with pytest.raises(ValueError, match="vocab_size"):
         AdaptiveLM(None)
+
+
+def test_growing_list_fast_path_matches_fresh_replay(tok, base):
+    ids = tok.encode(TEXT * 2)
+    m = AdaptiveLM(base, AdaptiveConfig(order=6, min_order=0))
+    ctx: list[int] = []
+    grown = []
+    for x in ids:
+        grown.append(m.next_logprobs(ctx))
+        ctx.append(x)
+    fresh = AdaptiveLM(base, AdaptiveConfig(order=6, min_order=0))
+    for t in (0, 5, len(ids) - 1):
+        np.testing.assert_array_equal(fresh.next_logprobs(list(ids[:t])), grown[t])
+    # a different list with the same length is compared in full, not trusted
+    other = list(ids[:30])
+    other[3] = (other[3] + 1) % tok.vocab_size
+    np.testing.assert_array_equal(m.next_logprobs(other),
+                                  AdaptiveLM(base, AdaptiveConfig(order=6, min_order=0))
+                                  .next_logprobs(other))

@@ -172,3 +172,32 @@ def test_tokenizer_that_loses_text_is_refused():
     model = NGramLM.from_tokenizer(tok, "hello world hello there", NGramConfig(order=2))
     with pytest.raises(CodingError, match="cannot reproduce"):
         compress(model, "goodbye world")
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=25))
+def test_round_trip_transformer_random(transformer, text):
+    assert decompress(transformer, compress(transformer, text)) == text
+
+
+_SUBPROCESS = """
+import hashlib, torch
+from lmcore.data.tokenizers import train_tokenizer
+from lmcore.info.coding import compress
+from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+tok = train_tokenizer("char", {train!r})
+torch.manual_seed(0)
+cfg = TransformerConfig(vocab_size=tok.vocab_size, context=16, n_layer=1, n_head=2, n_embd=16)
+print(hashlib.sha256(compress(TransformerLM(Transformer(cfg), tok), {text!r})).hexdigest())
+"""
+
+
+def test_deterministic_across_processes(transformer):
+    import subprocess
+    import sys
+
+    text = "Determinism: 同じ bytes every run 🦊"
+    code = _SUBPROCESS.format(train=TRAIN, text=text)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip()
+    assert out == hashlib.sha256(compress(transformer, text)).hexdigest()
