@@ -272,10 +272,17 @@ def evaluate_ids(model: LanguageModel, ids: Sequence[int], bounds: np.ndarray, s
                  on_memory: Callable[[float, int], None] | None = None,
                  stop: threading.Event | None = None,
                  sample_interval: float = 0.02) -> StrategyResult:
-    """Run `strategy` over token `ids` whose characters are delimited by `bounds`."""
+    """Run `strategy` over token `ids` whose characters are delimited by `bounds`.
+
+    `on_window(WindowScore)` is called after each window (in this thread); `on_memory(seconds,
+    rss_bytes)` receives the RSS samples as they are taken, from a relay thread, so it must be
+    thread-safe (a job's `ctx.log` is). `stop` ends the run after the current window.
+    """
     ids = list(ids)
     n = len(ids)
     limit = max_window(model)
+    if window is None and strategy == "full":
+        window = max(n, 1)
     if window is None:
         if limit is None:
             raise ValueError("this model has no context limit of its own: give a window size")
@@ -297,8 +304,14 @@ def evaluate_ids(model: LanguageModel, ids: Sequence[int], bounds: np.ndarray, s
     sampler = RSSSampler(interval=sample_interval)
     t0 = time.perf_counter()
     result.rss_start = rss_bytes()
-    sent = 0
-    with sampler:
+    done = threading.Event()
+    relay = None
+    sampler.start()
+    if on_memory is not None:  # stream samples while a long window runs, not only after it
+        relay = threading.Thread(target=_relay, args=(sampler, on_memory, done),
+                                 name="lmcore-rss-relay", daemon=True)
+        relay.start()
+    try:
         for w in plan:
             if stop is not None and stop.is_set():
                 result.complete = False
@@ -315,21 +328,33 @@ def evaluate_ids(model: LanguageModel, ids: Sequence[int], bounds: np.ndarray, s
                              char_start=c0, char_end=c1, tokens=w.scored, chars=c1 - c0,
                              bits=bits, seconds=now - t_w, t_end=now - t0, rss=rss_bytes())
             result.windows.append(ws)
-            if on_memory is not None:
-                times, rss = sampler.samples()
-                for t, r in zip(times[sent:], rss[sent:], strict=True):
-                    on_memory(t, r)
-                sent = len(times)
             if on_window is not None:
                 on_window(ws)
+    finally:
+        sampler.stop()
+        done.set()
+        if relay is not None:
+            relay.join()
     result.seconds = time.perf_counter() - t0
     times, rss = sampler.samples()
-    if on_memory is not None:
-        for t, r in zip(times[sent:], rss[sent:], strict=True):
-            on_memory(t, r)
     result.memory = (times, rss)
     result.peak_rss = max([result.rss_start, *rss])
     return result
+
+
+def _relay(sampler: RSSSampler, on_memory: Callable[[float, int], None],
+           done: threading.Event, every: float = 0.1) -> None:
+    """Pass new RSS samples to `on_memory` every `every` seconds until `done` (a thread)."""
+    sent = 0
+    while True:
+        finished = done.wait(every)
+        times, rss = sampler.samples()
+        sent = min(sent, len(times))  # the sampler thins old samples on very long runs
+        for t, r in zip(times[sent:], rss[sent:], strict=True):
+            on_memory(t, r)
+        sent = len(times)
+        if finished:
+            return
 
 
 def evaluate(model: LanguageModel, tokenizer, text: str, strategy: str, *,

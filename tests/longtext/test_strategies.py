@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -196,3 +197,23 @@ def test_transformer_window_path_equals_the_contract_in_head_chunks():
         contract = lm.token_logprobs(ids)[n_context:]
         np.testing.assert_allclose(direct, contract, rtol=0, atol=1e-6)  # fp32 matmul order
     assert window_logprobs(lm, ids, 30).shape == (0,)
+
+
+class _SlowModel(NGramLM):
+    """An n-gram whose scoring takes a while, like a long full pass."""
+
+    def token_logprobs(self, ids):
+        time.sleep(0.5)
+        return super().token_logprobs(ids)
+
+
+def test_memory_samples_stream_while_a_long_window_runs():
+    base = NGramLM.from_tokenizer(TOK, TEXT, order=2)
+    slow = _SlowModel(base.config, base.vocab, base.keys, base.lp, base.bo, base.known)
+    calls = []
+    r = evaluate(slow, TOK, TEXT, "full", sample_interval=0.02,
+                 on_memory=lambda t, rss: calls.append(("memory", time.perf_counter())),
+                 on_window=lambda ws: calls.append(("window", time.perf_counter())))
+    first_window = next(i for i, (kind, _) in enumerate(calls) if kind == "window")
+    assert first_window >= 3, "RSS samples reached the callback only after the window ended"
+    assert len(r.windows) == 1 and r.tokens_scored == len(TOK.encode(TEXT))
