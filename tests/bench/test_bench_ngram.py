@@ -23,3 +23,4 @@ def test_bench_ngram_quick_prints_tables(kenlm_dir):
         assert out.count(f"| {model} |") == 2  # orders 2 and 3
     assert "| corpus | tokens | order | n-grams stored | fit s | peak RSS of fit MB |" in out
     assert out.count("| 1,000,0") == 2  # two one-million-token corpora at order 5
+    assert "Targets: scoring at least 100x faster" in out
