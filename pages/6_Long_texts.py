@@ -72,7 +72,8 @@ part = left.radio("Text to process", ["Held-out test split", "Whole corpus"], ho
                        "text they have not seen.")
 source = (split.test or corpus.text) if part.startswith("Held") else corpus.text
 limit = left.number_input("Use the first N characters", 200, max(200, len(source)),
-                          min(len(source), 12_000), step=1000, key="lt.chars")
+                          min(len(source), 12_000), step=1000,
+                          key=f"lt.chars.{corpus.fingerprint[:12]}.{part}")  # new text: reset
 text = source[: int(limit)]
 left.caption(f"{len(text):,} characters of {len(source):,}.")
 

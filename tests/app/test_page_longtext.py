@@ -11,7 +11,8 @@ PAGE = "pages/6_Long_texts.py"
 
 
 def _small(at, chars: int = 1500):
-    at.number_input(key="lt.chars").set_value(chars).run()
+    first_n = next(n for n in at.number_input if n.label.startswith("Use the first"))
+    first_n.set_value(chars).run()
     assert_no_exception(at)
     return at
 
@@ -111,3 +112,25 @@ def test_tiny_transformer_trains_as_a_job_and_runs_tiled():
     rows = _frame(at, "coverage")
     assert list(rows["attention"]) == ["tiled", "tiled"]
     assert rows.loc[1, "coverage"] == 1.0
+
+
+def test_pasted_chinese_text_chunks_and_summarizes():
+    at = open_page(PAGE)
+    at.radio(key="longtext.source").set_value("Paste text").run()
+    zh = ("语言模型预测下一个字。上下文越长，模型看到的文本越多！长文本放不进上下文；"
+          "滑动窗口给每个字一些上下文。") * 60
+    at.text_area(key="longtext.paste").set_value(zh).run()
+    at.button(key="longtext.use").click().run()
+    at.radio(key="lt.part").set_value("Whole corpus").run()
+    at.number_input(key="lt.size").set_value(40).run()
+    at.number_input(key="lt.overlap").set_value(8).run()
+    assert_no_exception(at)
+    assert not error_texts(at)
+    table = _frame(at, "overlap")
+    assert len(table) > 20 and (table["tokens"] <= 40).all()
+    at.number_input(key="lt.budget").set_value(60).run()
+    at.number_input(key="lt.sumchunk").set_value(300).run()
+    at.button(key="lt.sum.run").click().run()
+    at = _wait_for(at, lambda a: any(e.label.startswith("summary") for e in a.expander))
+    summary = at.info[-1].value
+    assert 0 < len(summary) <= 60 and summary.endswith(("。", "！", "；"))
