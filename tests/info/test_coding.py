@@ -201,3 +201,16 @@ def test_deterministic_across_processes(transformer):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout.strip()
     assert out == hashlib.sha256(compress(transformer, text)).hexdigest()
+
+
+@pytest.mark.parametrize("smoothing", ["mle", "addk", "stupid", "kn"])
+def test_every_ngram_smoothing_round_trips(char_tok, smoothing):
+    from lmcore.models.ngram import NGramConfig, NGramLM
+
+    model = NGramLM.from_tokenizer(char_tok, TRAIN, NGramConfig(order=4, smoothing=smoothing))
+    text = "The lazy fox, unseen: zq 🦊 狐狸"  # MLE gives some of these probability 0
+    enc = encode(model, text)
+    assert decompress(model, enc.data) == text
+    assert enc.payload_bits <= enc.ideal_bits * 1.001 + 64
+    if smoothing == "mle":
+        assert math.isinf(enc.model_bits)  # the floor, not the model, pays for the unseen
