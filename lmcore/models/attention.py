@@ -269,36 +269,57 @@ def _tiled_forward(q, k, v, scale, plan, shape):
 
 
 def _tiled_backward(q, k, v, out, lse, dout, scale, plan, shape):
-    """FlashAttention-2 backward: recompute each tile's P from LSE; never a T×T tensor."""
+    """FlashAttention-2 backward: recompute each tile's P from LSE; never a T×T tensor.
+
+    Outer loop over key tiles, inner over query tiles. Gradients accumulate in contiguous
+    per-tile buffers (an in-place batched matmul into a strided slice falls back to one
+    matmul per batch·head on the CPU), copied into place once per tile.
+    """
     B, H = shape
-    BH = q.shape[0]
-    dq = torch.zeros_like(q)
+    BH, Tq, D = q.shape
     dk = torch.zeros_like(k)
     dv = torch.zeros_like(v)
-    Tq = q.shape[1]
     delta = torch.empty(BH, Tq, dtype=q.dtype, device=q.device)  # D = rowsum(dO ∘ O)
     step = 1024
     for t0 in range(0, Tq, step):
         delta[:, t0 : t0 + step] = (dout[:, t0 : t0 + step] * out[:, t0 : t0 + step]).sum(-1)
-    if not plan.pairs:
-        return dq, dk, dv
-    size = BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs)
-    buf_p = torch.empty(size, dtype=q.dtype, device=q.device)
-    buf_d = torch.empty(size, dtype=q.dtype, device=q.device)
-    for q0, q1, k0, k1, needs_mask in sorted(plan.pairs, key=lambda p: (p[2], p[0])):
-        n, mk = q1 - q0, k1 - k0
-        qi, kj, vj, doi = q[:, q0:q1], k[:, k0:k1], v[:, k0:k1], dout[:, q0:q1]
-        p = buf_p[: BH * n * mk].view(BH, n, mk)
-        torch.baddbmm(p, qi, kj.transpose(1, 2), beta=0.0, alpha=scale * LOG2E, out=p)
-        if needs_mask:
-            p.view(B, H, n, mk).masked_fill_(plan.hidden(q0, q1, k0, k1), float("-inf"))
-        p.sub_(lse[:, q0:q1, None] * LOG2E).exp2_()  # P = exp(S - LSE)
-        dv[:, k0:k1].baddbmm_(p.transpose(1, 2), doi)  # dV += Pᵀ dO
-        ds = buf_d[: BH * n * mk].view(BH, n, mk)
-        torch.bmm(doi, vj.transpose(1, 2), out=ds)  # dP = dO Vᵀ
-        ds.sub_(delta[:, q0:q1, None]).mul_(p)  # dS = P ∘ (dP − D)
-        dq[:, q0:q1].baddbmm_(ds, kj, alpha=scale)  # dQ += dS K · scale
-        dk[:, k0:k1].baddbmm_(ds.transpose(1, 2), qi, alpha=scale)  # dK += dSᵀ Q · scale
+    lse2 = lse * LOG2E  # base-2 log-sum-exp, matching the base-2 logits below
+    q_tiles = sorted({(p[0], p[1]) for p in plan.pairs})
+    dq_tiles = {
+        q0: torch.zeros(BH, q1 - q0, D, dtype=q.dtype, device=q.device) for q0, q1 in q_tiles
+    }
+    if plan.pairs:
+        size = BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs)
+        buf_p = torch.empty(size, dtype=q.dtype, device=q.device)
+        buf_d = torch.empty(size, dtype=q.dtype, device=q.device)
+    by_k: dict[int, list] = {}
+    for pair in plan.pairs:
+        by_k.setdefault(pair[2], []).append(pair)
+    for k0, pairs in by_k.items():
+        k1 = pairs[0][3]
+        mk = k1 - k0
+        kj, vj = k[:, k0:k1], v[:, k0:k1]
+        dk_j = torch.zeros(BH, mk, D, dtype=q.dtype, device=q.device)
+        dv_j = torch.zeros(BH, mk, v.shape[-1], dtype=q.dtype, device=q.device)
+        for q0, q1, _, _, needs_mask in pairs:
+            n = q1 - q0
+            qi, doi = q[:, q0:q1], dout[:, q0:q1]
+            p = buf_p[: BH * n * mk].view(BH, n, mk)
+            torch.baddbmm(p, qi, kj.transpose(1, 2), beta=0.0, alpha=scale * LOG2E, out=p)
+            if needs_mask:
+                p.view(B, H, n, mk).masked_fill_(plan.hidden(q0, q1, k0, k1), float("-inf"))
+            p.sub_(lse2[:, q0:q1, None]).exp2_()  # P = exp(S − LSE)
+            dv_j.baddbmm_(p.transpose(1, 2), doi)  # dV += Pᵀ dO
+            ds = buf_d[: BH * n * mk].view(BH, n, mk)
+            torch.bmm(doi, vj.transpose(1, 2), out=ds)  # dP = dO Vᵀ
+            ds.sub_(delta[:, q0:q1, None]).mul_(p)  # dS = P ∘ (dP − D)
+            dq_tiles[q0].baddbmm_(ds, kj, alpha=scale)  # dQ += dS K · scale
+            dk_j.baddbmm_(ds.transpose(1, 2), qi, alpha=scale)  # dK += dSᵀ Q · scale
+        dk[:, k0:k1] = dk_j
+        dv[:, k0:k1] = dv_j
+    dq = torch.zeros_like(q)
+    for q0, q1 in q_tiles:
+        dq[:, q0:q1] = dq_tiles.pop(q0)  # frees each tile buffer as it is placed
     return dq, dk, dv
 
 
