@@ -2,12 +2,13 @@
 
 p(x | h) is built bottom-up from the base model's prediction p_base(x | h): for k = 0..K, if
 the last k tokens of h occurred before *in this same text*, with n(x) counts after them (N in
-all, T distinct), then
+all), then
 
-    p_k(x) = (max(n(x) - d, 0) + (theta + d T) p_{k-1}(x)) / (N + theta)
+    p_k(x) = (max(n(x) - D(n(x)), 0) + (theta + sum_y D(n(y))) p_{k-1}(x)) / (N + theta)
 
 (the predictive rule of a hierarchical Pitman-Yor process with one table per type, i.e.
-interpolated Kneser-Ney/PPM with a concentration theta). Everything depends only on the
+interpolated Kneser-Ney/PPM with a concentration theta, with modified Kneser-Ney's three
+discounts D1, D2, D3+ for tokens seen once, twice, or more). Everything depends only on the
 tokens before position t, so a decoder that has decoded them computes the very same floats:
 learning from the text being coded is legitimate and standard in compression (PPM, cmix).
 
@@ -30,7 +31,8 @@ from lmcore.models.lm import LanguageModel
 
 @dataclass(frozen=True)
 class AdaptiveConfig:
-    """Online context orders min_order..order, discount d in [0, 1), concentration theta > -d.
+    """Online context orders min_order..order, discounts D1 < 1, D2 < 2, D3+ < 3 (for tokens
+    seen once, twice, more), concentration theta > -D1.
 
     Tuned on the validation part of the built-in corpus over an order-6 KN char model:
     short online contexts add nothing a trained base does not know, and overriding the base
@@ -39,7 +41,7 @@ class AdaptiveConfig:
     """
 
     order: int = 10
-    discount: float = 0.7
+    discounts: tuple[float, float, float] = (0.5, 0.9, 1.5)
     concentration: float = 5.0
     min_order: int | None = None
 
@@ -49,10 +51,12 @@ class AdaptiveConfig:
         if self.min_order is not None and not 0 <= self.min_order <= self.order:
             raise ValueError(f"min_order must lie in 0..order ({self.order}), "
                              f"got {self.min_order}")
-        if not 0 <= self.discount < 1:
-            raise ValueError(f"discount must lie in [0, 1), got {self.discount}")
-        if not (math.isfinite(self.concentration) and self.concentration > -self.discount):
-            raise ValueError(f"concentration must exceed -discount, got {self.concentration}")
+        if len(self.discounts) != 3 or not all(
+                0 <= d < k for k, d in enumerate(self.discounts, start=1)):
+            raise ValueError(f"discounts must be (D1, D2, D3+) with 0 <= D1 < 1, 0 <= D2 < 2, "
+                             f"0 <= D3+ < 3; got {self.discounts}")
+        if not (math.isfinite(self.concentration) and self.concentration > -self.discounts[0]):
+            raise ValueError(f"concentration must exceed -D1, got {self.concentration}")
 
 
 class _Node:
@@ -129,7 +133,8 @@ class AdaptiveLM(LanguageModel):
         return next_probs(self.base, context)
 
     def _predict(self) -> np.ndarray:
-        h, d, theta = self._hist, self.config.discount, self.config.concentration
+        h, theta = self._hist, self.config.concentration
+        d1, d2, d3 = self.config.discounts
         p = self._base_probs(h)
         for k in range(self.min_order, min(self.config.order, len(h)) + 1):
             node = self._nodes.get(tuple(h[len(h) - k:]))
@@ -137,7 +142,8 @@ class AdaptiveLM(LanguageModel):
                 break  # a longer context cannot have been seen if this one was not
             ids = np.fromiter(node.counts.keys(), dtype=np.int64, count=len(node.counts))
             n = np.fromiter(node.counts.values(), dtype=np.float64, count=len(node.counts))
-            q = p * ((theta + d * len(ids)) / (node.total + theta))
+            d = np.where(n == 1, d1, np.where(n == 2, d2, d3))  # (T,) discount per token
+            q = p * ((theta + d.sum()) / (node.total + theta))
             q[ids] += (n - d) / (node.total + theta)
             p = q
         return p
