@@ -61,6 +61,14 @@ def test_overlap_is_exactly_as_asked_without_separators(text, size, data):
     assert chunks[-1].end == len(text)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet="the cat sat.猫坐在垫子上。 \n", max_size=300), st.integers(2, 30),
+       st.data())
+def test_bpe_chunks_map_back_exactly(text, size, data):
+    overlap = data.draw(st.integers(0, size - 1))
+    _check_layout(text, split_text(text, size, overlap, tokenizer=BPE))
+
+
 def test_bpe_token_lengths_and_repeated_text():
     text = "the cat sat on the mat. " * 40 + "猫坐在垫子上。" * 30
     chunks = split_text(text, 24, 6, tokenizer=BPE)

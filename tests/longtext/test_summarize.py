@@ -102,6 +102,22 @@ def test_model_surprisal_drives_salience():
     assert all(x.salience is None for x in ExtractiveSummarizer().score(text))
 
 
+def test_transformer_salience_through_the_window_scorer():
+    import torch
+
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+
+    tok = train_tokenizer("char", EN + ZH)
+    torch.manual_seed(0)
+    lm = TransformerLM(Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=32,
+                                                     n_layer=1, n_head=2, n_embd=16)), tok)
+    s = ExtractiveSummarizer(lm, tok)
+    out = s.summarize(EN, 120)  # the text is longer than the context: sliding windows
+    assert 0 < len(out) <= 120
+    assert all(x.bits_per_char > 0 and 0 <= x.salience <= 1 for x in s.last_scores)
+    assert {x.salience for x in s.last_scores} >= {0.0, 1.0}
+
+
 def test_mmr_avoids_picking_a_duplicate():
     text = "Entropy is surprise in bits. Entropy is surprise in bits. Models compress text."
     out = ExtractiveSummarizer(mmr_lambda=0.5).summarize(text, 60)
