@@ -9,10 +9,12 @@ held-out test split are scored every way, in one run:
 - one full pass over all T tokens with the tiled, sdpa and naive attention (naive
   materialises the T x T scores, the other two do not).
 
-Time: median of `--repeats` calls, strategies interleaved round by round. Peak memory: VmHWM
-minus the VmRSS read just before the call, after writing 5 to /proc/self/clear_refs, with
-glibc's mmap threshold set to 64 KiB through mallopt so freed tensors go back to the OS
-(DESIGN.md's method, in-process). A second table sweeps the stride.
+Time: median of `--repeats` calls, strategies interleaved round by round. Peak memory
+(DESIGN.md's method): VmHWM minus the VmRSS read just before the call, after a warm-up and
+writing 5 to /proc/self/clear_refs, in one fresh process per row started with
+MALLOC_MMAP_THRESHOLD_=65536 so freed tensors go back to the OS (with --quick or
+--in-process: in this process, the threshold set through mallopt). A second table sweeps the
+stride.
 
     .venv/bin/python bench/longtext.py           # T=2048, C=256
     .venv/bin/python bench/longtext.py --quick   # CI: T=512, C=64, < 60 s
@@ -22,11 +24,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,6 +42,7 @@ from lmcore.data.builtin import pydoc_corpus  # noqa: E402
 from lmcore.data.tokenizers import train_tokenizer  # noqa: E402
 from lmcore.longtext.strategies import char_bounds, evaluate_ids  # noqa: E402
 from lmcore.models.attention_profile import peak_bytes  # noqa: E402
+from lmcore.models.checkpoint import load_model, save_model  # noqa: E402
 from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM  # noqa: E402
 from lmcore.train.data import TokenData  # noqa: E402
 from lmcore.train.objectives import CausalLM  # noqa: E402
@@ -78,24 +86,55 @@ def _call(lm, ids, bounds, key):
                         sample_interval=0.05)
 
 
-def run(lm, ids, bounds, rows, repeats: int) -> dict:
+def run(lm, ids, bounds, rows, repeats: int, fresh_dir: Path | None = None) -> dict:
     """Per row: the result, `repeats` timings (interleaved rounds) and the peak bytes.
 
-    The peak is measured on the first timed call (after a warm-up call that gives the result).
+    With `fresh_dir` (a saved model and text) each peak is measured in a fresh process
+    started with MALLOC_MMAP_THRESHOLD_=65536 (exact); otherwise here, on the first timed call.
     """
     out = {}
     for key in rows:
         call = functools.partial(_call, lm, ids, bounds, key)
-        out[key] = {"result": call()}
+        out[key] = {"result": call()}  # also the warm-up
         t0 = time.perf_counter()
         out[key]["peak"] = peak_bytes(call, warmup=False)
         out[key]["times"] = [time.perf_counter() - t0]
+        if fresh_dir is not None:
+            out[key]["peak"] = fresh_peak(fresh_dir, key)
     for _ in range(repeats - 1):
         for key in rows:
             t0 = time.perf_counter()
             _call(lm, ids, bounds, key)
             out[key]["times"].append(time.perf_counter() - t0)
     return out
+
+
+def save_case(folder: Path, lm, ids, bounds) -> Path:
+    """The model and the scored text, for the fresh measuring processes."""
+    save_model(folder, lm)
+    (folder / "case.json").write_text(json.dumps({"ids": list(ids),
+                                                  "bounds": [int(b) for b in bounds]}))
+    return folder
+
+
+def fresh_peak(folder: Path, key: tuple) -> int:
+    """Peak bytes of one strategy call in a fresh interpreter (DESIGN.md's exact method)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    proc = subprocess.run([sys.executable, __file__, "--child", str(folder), "--row",
+                           json.dumps(list(key))], capture_output=True, text=True, env=env,
+                          timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"measuring {key} failed: {proc.stderr.strip()[-1500:]}")
+    return int(json.loads(proc.stdout.strip().splitlines()[-1])["peak"])
+
+
+def child(folder: str, row: str) -> None:
+    """In a fresh process: load the case, warm up, reset the high-water mark, measure."""
+    lm = load_model(folder).lm()
+    case = json.loads((Path(folder) / "case.json").read_text())
+    key = tuple(json.loads(row))
+    call = functools.partial(_call, lm, case["ids"], np.array(case["bounds"]), key)
+    print(json.dumps({"peak": peak_bytes(call, warmup=True)}))
 
 
 def _ratio(a: float, b: float) -> str:
@@ -145,24 +184,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--C", type=int, default=None, help="window of the chunked strategies")
     ap.add_argument("--steps", type=int, default=None, help="training steps")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--in-process", action="store_true",
+                    help="measure peaks in this process (default with --quick)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--row", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.child:
+        child(a.child, a.row)
+        return
     T = a.T or (512 if a.quick else 2048)
     C = a.C or (64 if a.quick else 256)
     steps = a.steps or (15 if a.quick else 100)
     repeats = a.repeats or (1 if a.quick else 3)
+    fresh = not (a.quick or a.in_process)
     t0 = time.perf_counter()
     lm, ids, bounds, res = build(T, steps, batch=2)
     trained = time.perf_counter() - t0
-    out = run(lm, ids, bounds, cases(C, len(ids)), repeats)
+    with tempfile.TemporaryDirectory(prefix="lmcore-bench-longtext-") as tmp:
+        folder = save_case(Path(tmp), lm, ids, bounds) if fresh else None
+        out = run(lm, ids, bounds, cases(C, len(ids)), repeats, folder)
     print(f"## Long-text strategies: {len(ids)} held-out tokens ({int(bounds[-1])} chars) of "
           f"the pydoc corpus, window C={C}, char Transformer 2x64 trained {steps} steps "
           f"({res.bits_per_char:.3f} bits/char on validation)\n")
     print(table(out), end="\n\n")
     print(f"### Stride sweep (sliding window, C={C}, tiled)\n")
     print(sweep_table(lm, ids, bounds, C, repeats), end="\n\n")
+    where = ("one fresh process per row, MALLOC_MMAP_THRESHOLD_=65536" if fresh
+             else "in-process, mmap threshold 64 KiB via mallopt")
     print(f"Time: median of {repeats} interleaved round(s). Peak: VmHWM - VmRSS after "
-          f"clear_refs, mmap threshold 64 KiB (in-process). Training {trained:.0f} s, "
-          f"total {time.perf_counter() - t0:.0f} s.")
+          f"clear_refs ({where}). Training {trained:.0f} s, total "
+          f"{time.perf_counter() - t0:.0f} s.")
 
 
 if __name__ == "__main__":
