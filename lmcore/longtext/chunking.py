@@ -86,8 +86,9 @@ def split_text(text: str, chunk_size: int, overlap: int = 0, *, tokenizer: Encod
         raise ValueError(f"overlap must be in [0, chunk size={chunk_size}), got {overlap}")
     measure = length_function(tokenizer, unit)
     splitter = RecursiveCharacterTextSplitter(
-        separators=list(separators), keep_separator="end", is_separator_regex=True, chunk_size=chunk_size,
-        chunk_overlap=overlap, length_function=measure, strip_whitespace=True)
+        separators=list(separators), keep_separator="end", is_separator_regex=True,
+        chunk_size=chunk_size, chunk_overlap=overlap, length_function=measure,
+        strip_whitespace=True)
     pieces = splitter.split_text(text)
     count = length_function(tokenizer, "tokens") if tokenizer is not None else len
     return locate_chunks(text, pieces, count, overlap=overlap, measure=measure)

@@ -16,7 +16,8 @@ A model with a window of W tokens cannot see a T-token text at once (T > W). The
 Every window is scored as a text of its own through the model's start-of-text convention (a
 Transformer's BOS, an n-gram's <s>), so a token's context is exactly the window tokens before
 it. Every token is scored at most once and the bits are divided by the characters those
-tokens cover, so strategies are comparable. Memory is the process RSS sampled while the strategy runs.
+tokens cover, so strategies are comparable. Memory is the process RSS sampled while the
+strategy runs.
 """
 
 from __future__ import annotations
