@@ -5,7 +5,9 @@ punctuation of Chinese and English, then commas, spaces, characters), with the l
 by an lmcore tokenizer through `length_function` when the size is in tokens. The splitter's own
 `add_start_index` searches for the chunk from `previous_start + len(previous) - overlap`, which
 is only right when lengths are characters; here each start is found by searching forward from
-the previous start, so `text[c.start:c.end] == c.text` always holds.
+the previous chunk (only whitespace may lie between chunks, an overlap is at most the asked
+size; repetitive text is resolved by backtracking), so `text[c.start:c.end] == c.text` always
+holds.
 """
 
 from __future__ import annotations
