@@ -28,14 +28,14 @@ def test_train_shows_live_points_then_finishes(page, server):
     page.goto(f"{server}/Transformer")
     wait_idle(page)
     for label, value in (("Layers", 1), ("Width (n_embd)", 16), ("Context (tokens)", 16),
-                         ("Steps", 40), ("Evaluate every (steps)", 20)):
+                         ("Steps", 30), ("Evaluate every (steps)", 15)):
         _set_number(page, label, value)
     page.get_by_role("button", name="Train").click()
     # the chart gains points while the job runs (the fragment polls every 0.5 s)
     page.wait_for_function(_POINTS, timeout=120_000)
     screenshot(page, "transformer_training_live")
     assert not exceptions_on(page)
-    page.get_by_text("bits/char", exact=False).first.wait_for(timeout=180_000)
+    page.get_by_text("bits/char", exact=False).first.wait_for(timeout=300_000)
     wait_idle(page)
     assert not exceptions_on(page), exceptions_on(page)
     assert "transformer" in page.locator('[data-testid="stSidebar"]').inner_text()
