@@ -121,8 +121,8 @@ def fresh_peak(folder: Path, key: tuple) -> int:
     """Peak bytes of one strategy call in a fresh interpreter (DESIGN.md's exact method)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     proc = subprocess.run([sys.executable, __file__, "--child", str(folder), "--row",
-                           json.dumps(list(key))], capture_output=True, text=True, env=env,
-                          timeout=600)
+                           json.dumps(list(key)), "--threads", str(torch.get_num_threads())],
+                          capture_output=True, text=True, env=env, timeout=600)
     if proc.returncode != 0:
         raise SystemExit(f"measuring {key} failed: {proc.stderr.strip()[-1500:]}")
     return int(json.loads(proc.stdout.strip().splitlines()[-1])["peak"])
@@ -186,9 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--in-process", action="store_true",
                     help="measure peaks in this process (default with --quick)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared, oversubscribed CPU a "
+                         "descheduled worker thread stalls every op and ruins timings)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--row", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    torch.set_num_threads(max(1, a.threads))
     if a.child:
         child(a.child, a.row)
         return
@@ -211,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     print(sweep_table(lm, ids, bounds, C, repeats), end="\n\n")
     where = ("one fresh process per row, MALLOC_MMAP_THRESHOLD_=65536" if fresh
              else "in-process, mmap threshold 64 KiB via mallopt")
-    print(f"Time: median of {repeats} interleaved round(s). Peak: VmHWM - VmRSS after "
+    print(f"Time: median of {repeats} interleaved round(s), {torch.get_num_threads()} torch "
+          f"thread(s). Peak: VmHWM - VmRSS after "
           f"clear_refs ({where}). Training {trained:.0f} s, total "
           f"{time.perf_counter() - t0:.0f} s.")
 
