@@ -39,7 +39,12 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def run(
-    Ts: list[int], repeats: int, naive_limit_mib: float, block_q: int | None, block_k: int | None
+    Ts: list[int],
+    repeats: int,
+    naive_limit_mib: float,
+    block_q: int | None,
+    block_k: int | None,
+    threads: int | None = None,
 ) -> dict:
     """Measure every cell; return {T: {impl: {fwd_ms, fwdbwd_ms, fwd_mib, fwdbwd_mib}}}."""
     blocks = {k: v for k, v in (("block_q", block_q), ("block_k", block_k)) if v}
@@ -48,7 +53,8 @@ def run(
     for T in Ts:
         predicted = predict_naive_peak(T, measured=naive_points)
         impls = [i for i in IMPLS if i != "naive" or predicted <= naive_limit_mib * MIB]
-        times = measure_times_subprocess(impls, T, repeats=repeats, **blocks)
+        extra = {"threads": threads} if threads else {}
+        times = measure_times_subprocess(impls, T, repeats=repeats, **blocks, **extra)
         row: dict[str, dict[str, float] | None] = {}
         for impl in IMPLS:
             if impl not in impls:
@@ -116,12 +122,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--naive-limit-mib", type=float, default=6144.0)
     ap.add_argument("--block-q", type=int, default=None)
     ap.add_argument("--block-k", type=int, default=None)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the timings (1 = robust when cores are shared)",
+    )
     a = ap.parse_args(argv)
     Ts = a.T or ([256, 512] if a.quick else [512, 1024, 2048, 4096, 8192])
     repeats = a.repeats or (2 if a.quick else 5)
     t0 = time.perf_counter()
-    results = run(Ts, repeats, a.naive_limit_mib, a.block_q, a.block_k)
-    print(f"## Attention on the CPU: B=1, H=4, D=64, causal, float32 (medians of {repeats})\n")
+    results = run(Ts, repeats, a.naive_limit_mib, a.block_q, a.block_k, a.threads)
+    threads = f", {a.threads} thread(s)" if a.threads else ""
+    print(
+        f"## Attention on the CPU: B=1, H=4, D=64, causal, float32 "
+        f"(medians of {repeats}{threads})\n"
+    )
     print(table(results, "fwd_ms", "Forward time", "ms"), end="\n\n")
     print(table(results, "fwdbwd_ms", "Forward+backward time", "ms"), end="\n\n")
     print(table(results, "fwd_mib", "Forward peak memory", "MiB"), end="\n\n")

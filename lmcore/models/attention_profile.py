@@ -231,7 +231,10 @@ def measure_peaks_subprocess(
 def measure_times_subprocess(
     impls: list[str], T: int, *, timeout: float = 600.0, **kwargs
 ) -> dict[str, tuple[float, float]]:
-    """`measure_times` in a fresh process with glibc's default heap behaviour."""
+    """`measure_times` in a fresh process with glibc's default heap behaviour.
+
+    `threads=N` among the keyword arguments sets torch's intra-op threads in that process.
+    """
     args = ["--mode", "times", "--impl", ",".join(impls), "--T", str(T), *_opts(kwargs)]
     rows = _run_json(args, small_mmap=False, timeout=timeout)
     return {r["impl"]: (r["fwd_ms"], r["fwdbwd_ms"]) for r in rows}
@@ -403,9 +406,12 @@ def main(argv: list[str] | None = None) -> None:
     for name, default in (("B", 1), ("H", 4), ("D", 64), ("repeats", 5), ("backward", 1)):
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--causal", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--block_q", type=int, default=None)
     ap.add_argument("--block_k", type=int, default=None)
     a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)  # a fresh process: nothing else is affected
     kw = {key: getattr(a, key) for key in ("block_q", "block_k") if getattr(a, key)}
     kw.update(B=a.B, H=a.H, D=a.D, causal=bool(a.causal), backward=bool(a.backward))
     if a.mode == "times":
