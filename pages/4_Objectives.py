@@ -148,6 +148,7 @@ def _start() -> None:
             name, model, data, tcfg, objective, tok, lab.corpus, lab.session_id)).id
     res["jobs"], res["context"] = jobs, int(context)
     res.pop("demo", None)
+    res.pop("fill", None)
 
 
 if st.button("Train the three", type="primary", key=K + "train", disabled=not config_ok):
@@ -209,7 +210,8 @@ if done:
     # --- fill in the blank ------------------------------------------------------------------
     st.subheader("5 · Fill in the blanks")
     tok = next(iter(done.values()))["tokenizer"]
-    snippet = lab.corpus.split().valid[:60].replace("\n", " ")
+    lines = [ln.strip() for ln in lab.corpus.split().valid.splitlines()]
+    snippet = next((ln for ln in lines if len(ln) >= 30 and "_" not in ln), "the cat sat")[:60]
     text = st.text_input("A sentence with blanks `_` (one token each)",
                          make_blanks(snippet, n=3, seed=int(seed)), key=K + "blank_text")
     st.caption("Masked model: all blanks at once, using both sides. Prefix model: left to right,"
@@ -230,7 +232,9 @@ if done:
                                     temperature=0.8, top_k=20, seed=int(seed))
                 out.append({"model": "causal (continues)",
                             "filled": left + tok.decode(g.new[0].tolist()), "blanks": ""})
-            st.dataframe(pd.DataFrame(out), hide_index=True, width="stretch")
+            res["fill"] = pd.DataFrame(out)
+    if "fill" in res:
+        st.dataframe(res["fill"], hide_index=True, width="stretch")
 
     # --- generation -------------------------------------------------------------------------
     if "causal" in done:
@@ -259,7 +263,9 @@ if done:
         if "demo" in res:
             out, times, same = res["demo"]
             st.code(prompt + tok.decode(out.new[0].tolist()), language=None)
-            st.caption(f"with cache {times[True]:.2f} s ({out.cached_steps} cached steps) · "
+            st.caption(f"with cache {times[True]:.2f} s ({out.cached_steps} cached steps; "
+                       f"past the context of {res.get('context', int(context))} tokens each "
+                       "step re-encodes the last window, as without a cache) · "
                        f"without {times[False]:.2f} s · "
                        f"{times[False] / max(times[True], 1e-9):.1f}× · "
                        f"identical tokens: {'yes' if same else 'NO'}")

@@ -45,7 +45,7 @@ def mask_heatmaps(T: int, prefix_len: int, chosen: list[int] | None = None) -> g
     for i, m in enumerate(masks.values()):
         z = m[0, 0].int().numpy()
         fig.add_trace(go.Heatmap(z=z, colorscale=[[0, "#f3f4f6"], [1, "#1d4ed8"]],
-                                 showscale=False, xgap=1, ygap=1,
+                                 showscale=False, xgap=1, ygap=1, zmin=0, zmax=1,
                                  hovertemplate="query %{y} → key %{x}: %{z}<extra></extra>"),
                       row=1, col=i + 1)
         fig.update_yaxes(autorange="reversed", title_text="query position" if i == 0 else None,

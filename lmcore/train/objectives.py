@@ -161,17 +161,17 @@ class MaskedLM:
         la = (T - 3) // 2
         lb = T - 3 - la
         a, b_true = batch[:, :la], batch[:, la:la + lb]
-        is_next = torch.rand(B, generator=gen) < 0.5  # (B,)
+        is_next = (torch.rand(B, generator=gen) < 0.5).to(batch.device)  # (B,)
         if B > 1:  # another window of the corpus (windows are drawn at random offsets)
             b_fake = batch.roll(1, dims=0)[:, T - lb:]
         else:  # one sample only: the segments in the wrong order (ALBERT's SOP)
             a_swap = batch[:, lb:lb + la]
             a = torch.where(is_next[:, None], a, a_swap)
             b_fake = batch[:, :lb]
-        b = torch.where(is_next[:, None].to(batch.device), b_true, b_fake)
+        b = torch.where(is_next[:, None], b_true, b_fake)
         col = torch.full((B, 1), CLS_ID, dtype=batch.dtype, device=batch.device)
         sep = torch.full((B, 1), SEP_ID, dtype=batch.dtype, device=batch.device)
-        return torch.cat([col, a, sep, b, sep], dim=1), is_next.long().to(batch.device)
+        return torch.cat([col, a, sep, b, sep], dim=1), is_next.long()
 
     def loss(self, model: torch.nn.Module, batch: torch.Tensor,
              gen: torch.Generator | None = None) -> torch.Tensor:

@@ -21,6 +21,7 @@ from lmcore.train.objectives import (
     causal_nats,
     fair_metrics,
     fill_blanks,
+    make_blanks,
     make_objective,
     pseudo_log_likelihood,
     suffix_nats,
@@ -211,3 +212,11 @@ def test_objective_windows_and_names():
     assert CausalLM().window(16) == PrefixLM().window(16) == 17 and MaskedLM().window(16) == 16
     with pytest.raises(ValueError, match="unknown objective"):
         make_objective("seq2seq")
+
+
+def test_make_blanks_hides_letters_only():
+    text = "the cat sat on the mat"
+    out = make_blanks(text, n=3, seed=1)
+    assert len(out) == len(text) and out.count("_") == 3 and out[0] == "t"
+    assert all(a == b or (b == "_" and a.isalpha()) for a, b in zip(text, out, strict=True))
+    assert out == make_blanks(text, n=3, seed=1)
