@@ -131,8 +131,9 @@ with errors():
     m = st.columns(4)
     m[0].metric("Parameters", f"{n_params:,}")
     m[1].metric("FLOPs / token (train)", f"{probe.flops_per_token():,}")
-    m[2].metric("≈ time per step", f"{1000 * per_step:,.0f} ms")
-    m[3].metric("≈ total", f"{per_step * int(steps):,.0f} s")
+    ms, total_s = 1000 * per_step, per_step * int(steps)
+    m[2].metric("≈ time per step", f"{ms:,.1f} ms" if ms < 10 else f"{ms:,.0f} ms")
+    m[3].metric("≈ total", f"{total_s:,.1f} s" if total_s < 10 else f"{total_s:,.0f} s")
     st.caption("Estimate: 6N + 12·L·T·d FLOPs per token × tokens per step, at the training "
                "speed measured on this server. The vocabulary (and so N) is known exactly once "
                "the tokenizer is trained.")
