@@ -12,25 +12,23 @@ from lmcore.app.jobs import job_panel, registry
 from lmcore.app.objective_charts import effective_rank_chart, loss_curves, mask_heatmaps
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.generate import generate_tokens
-from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+from lmcore.models.transformer import TransformerConfig, TransformerLM
 from lmcore.runs.store import RunStore
 from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
-from lmcore.train.effective_rank import attention_effective_ranks
 from lmcore.train.objectives import (
+    MODEL_MASKS,
     PLL_NOTE,
-    disjoint_windows,
-    fair_metrics,
+    build_models,
     fill_blanks,
     make_blanks,
-    make_objective,
+    train_and_score,
 )
 from lmcore.train.record import Recorder
-from lmcore.train.trainer import Eval, Step, TrainConfig, train
+from lmcore.train.trainer import Eval, Step, TrainConfig
 
 K = "obj."  # widget key prefix
 NAMES = ("causal", "prefix", "masked")
-MASKS = {"causal": "causal", "prefix": "prefix", "masked": "bidirectional"}
 
 lab = page(
     "Objectives", "🎭",
@@ -77,7 +75,7 @@ config_ok = False
 with errors():
     configs = {name: TransformerConfig(vocab_size=8, context=int(context), n_layer=int(n_layer),
                                        n_head=int(n_head), n_embd=int(n_embd),
-                                       mask=MASKS[name], nsp_head=nsp and name == "masked")
+                                       mask=MODEL_MASKS[name], nsp_head=nsp and name == "masked")
                for name in NAMES}
     config_ok = True
 
@@ -92,8 +90,8 @@ def _tokenizer():
     return res["tok"]
 
 
-def _job(name, model, data, tcfg, objective, tok, corpus, session):
-    """Job function: train one objective (recorded as a run), then score it (no streamlit)."""
+def _job(name, model, data, tcfg, tok, corpus, session):
+    """Job function: train and score one objective, recorded as a run (no streamlit)."""
 
     def fn(ctx):
         cfg = model.config
@@ -103,28 +101,21 @@ def _job(name, model, data, tcfg, objective, tok, corpus, session):
                                "train": dataclasses.asdict(tcfg)}, corpus_name=corpus.name,
                               corpus_fingerprint=corpus.fingerprint,
                               tokenizer=f"{tok.kind} ({tok.vocab_size})", session=session)
+
         def feed(e):
             if isinstance(e, Step):
                 ctx.log("train", step=e.step, loss=e.loss)
                 ctx.progress(e.step / e.steps, f"{name}: step {e.step}/{e.steps} · "
                                                f"loss {e.loss:.3f}")
+                if e.step == e.steps:
+                    ctx.progress(1.0, f"{name}: scoring held-out text…")
             elif isinstance(e, Eval):
                 ctx.log("eval", step=e.step, valid_loss=e.valid_loss)
 
-        result = train(model, objective, data, tcfg, stop=ctx.stop,
-                       callback=Recorder(store, run_id, then=feed))
-        if result.status == "failed":
-            raise ValueError(f"{name} training failed: {result.error}")
-        ctx.progress(1.0, f"{name}: scoring held-out text…")
-        rows = fair_metrics({name: model}, data, tcfg.context, max_tokens=tcfg.eval_tokens,
-                            seed=tcfg.seed, rate=getattr(objective, "rate", 0.15))
-        win = disjoint_windows(data.ids("valid"), tcfg.context, 8 * tcfg.context)
-        kw = {}
-        if name == "prefix":
-            kw = {"mask": "prefix", "prefix_len": torch.full((len(win),), tcfg.context // 2)}
-        ranks = attention_effective_ranks(model, win, **kw)
-        return {"model": model, "tokenizer": tok, "result": result, "metrics": rows,
-                "ranks": ranks}
+        run = train_and_score(name, model, data, tcfg, rate=float(rate), nsp=nsp,
+                              callback=Recorder(store, run_id, then=feed), stop=ctx.stop)
+        return {"model": run.model, "tokenizer": tok, "result": run.result,
+                "metrics": run.metrics, "ranks": run.ranks}
 
     return fn
 
@@ -136,17 +127,14 @@ def _start() -> None:
     tcfg = TrainConfig(steps=int(steps), batch_size=int(batch), context=int(context),
                        lr=float(lr), seed=int(seed), eval_every=max(int(steps) // 5, 1),
                        eval_tokens=int(eval_tokens), memory_every=0)
-    jobs = {}
-    for name in NAMES:
-        cfg = TransformerConfig(**{**configs[name].to_dict(), "vocab_size": tok.vocab_size})
-        torch.manual_seed(int(seed))  # identical initial weights for all three
-        model = Transformer(cfg)
+    base = TransformerConfig(**{**configs["causal"].to_dict(), "vocab_size": tok.vocab_size})
+    models = build_models(base, seed=int(seed), nsp=nsp)
+    for model in models.values():
         get_settings().check("max_params", model.num_parameters())
-        objective = make_objective(name, **({"rate": float(rate), "nsp_weight": 1.0 * nsp}
-                                            if name == "masked" else {}))
-        jobs[name] = reg.submit(f"objective: {name}", _job(
-            name, model, data, tcfg, objective, tok, lab.corpus, lab.session_id)).id
-    res["jobs"], res["context"] = jobs, int(context)
+    res["jobs"] = {name: reg.submit(f"objective: {name}", _job(
+        name, model, data, tcfg, tok, lab.corpus, lab.session_id)).id
+        for name, model in models.items()}
+    res["context"] = int(context)
     res.pop("demo", None)
     res.pop("fill", None)
 

@@ -225,11 +225,14 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight
-        self.nsp = nn.Linear(config.n_embd, 2) if config.nsp_head else None  # BERT's NSP
+        self.nsp: nn.Linear | None = None
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.nsp_head:  # BERT's next-sentence head, made last: other weights match a
+            self.nsp = nn.Linear(config.n_embd, 2)  # model without it under the same seed
+            self._init_weights(self.nsp)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:

@@ -440,3 +440,63 @@ def make_blanks(text: str, n: int = 3, blank: str = "_", seed: int = 0) -> str:
     for i in picks:
         chars[i] = blank
     return "".join(chars)
+
+
+# --- one budget, three objectives --------------------------------------------------------
+
+MODEL_MASKS = {"causal": "causal", "prefix": "prefix", "masked": "bidirectional"}
+
+
+def build_models(config, seed: int = 0, nsp: bool = False) -> dict[str, torch.nn.Module]:
+    """The three backbones from one `TransformerConfig`, identical initial weights (seeded).
+
+    Only the mask differs (and, with `nsp`, the masked model's extra [CLS] head, which is
+    created last so every shared weight still starts equal).
+    """
+    from lmcore.models.transformer import Transformer, TransformerConfig
+
+    models = {}
+    for name, mask in MODEL_MASKS.items():
+        cfg = TransformerConfig(**{**config.to_dict(), "mask": mask,
+                                   "nsp_head": nsp and name == "masked"})
+        torch.manual_seed(seed)
+        models[name] = Transformer(cfg)
+    return models
+
+
+@dataclass
+class ObjectiveRun:
+    """One trained objective with its fair held-out rows and attention effective ranks."""
+
+    name: str
+    model: torch.nn.Module
+    result: object  # lmcore.train.trainer.TrainResult
+    metrics: list[Metric]
+    ranks: object  # np.ndarray (L, H)
+
+
+def train_and_score(name: str, model: torch.nn.Module, data, train_config, *,
+                    rate: float = 0.15, nsp: bool = False, callback=None,
+                    stop=None) -> ObjectiveRun:
+    """Train `model` with objective `name` on `data`, then score it fairly on held-out text.
+
+    The held-out windows, prefix lengths and masking draws depend only on the seed in
+    `train_config`, so three calls (one per objective) produce directly comparable rows.
+    """
+    from lmcore.train.effective_rank import attention_effective_ranks
+    from lmcore.train.trainer import train
+
+    kw = {"rate": rate, "nsp_weight": 1.0 if nsp else 0.0} if name == "masked" else {}
+    result = train(model, make_objective(name, **kw), data, train_config, callback=callback,
+                   stop=stop)
+    if result.status == "failed":
+        raise ValueError(f"{name} training failed: {result.error}")
+    context = train_config.context or model.config.context
+    rows = fair_metrics({name: model}, data, context, max_tokens=train_config.eval_tokens,
+                        seed=train_config.seed, rate=rate)
+    win = disjoint_windows(data.ids("valid"), context, 8 * context)
+    mask_kw = {}
+    if name == "prefix":  # half the window as prefix: both attention patterns in one matrix
+        mask_kw = {"mask": "prefix", "prefix_len": torch.full((len(win),), context // 2)}
+    ranks = attention_effective_ranks(model, win, **mask_kw)
+    return ObjectiveRun(name, model, result, rows, ranks)

@@ -18,6 +18,7 @@ from lmcore.train.objectives import (
     CausalLM,
     MaskedLM,
     PrefixLM,
+    build_models,
     causal_nats,
     fair_metrics,
     fill_blanks,
@@ -26,6 +27,7 @@ from lmcore.train.objectives import (
     pseudo_log_likelihood,
     suffix_nats,
     suffix_positions,
+    train_and_score,
 )
 from lmcore.train.trainer import TrainConfig, train
 
@@ -220,3 +222,28 @@ def test_make_blanks_hides_letters_only():
     assert len(out) == len(text) and out.count("_") == 3 and out[0] == "t"
     assert all(a == b or (b == "_" and a.isalpha()) for a, b in zip(text, out, strict=True))
     assert out == make_blanks(text, n=3, seed=1)
+
+
+def test_build_models_share_initial_weights_and_differ_in_mask():
+    cfg = TransformerConfig(vocab_size=V, context=8, n_layer=1, n_head=2, n_embd=16)
+    models = build_models(cfg, seed=3, nsp=True)
+    assert {n: m.config.mask for n, m in models.items()} == {
+        "causal": "causal", "prefix": "prefix", "masked": "bidirectional"}
+    sd = {n: m.state_dict() for n, m in models.items()}
+    for k, v in sd["causal"].items():
+        assert torch.equal(v, sd["prefix"][k]) and torch.equal(v, sd["masked"][k]), k
+    assert models["masked"].nsp is not None and models["causal"].nsp is None
+
+
+def test_train_and_score_gives_comparable_rows():
+    tok = train_tokenizer("char", "abcdefgh")
+    data = _data("abcdefgh" * 40, tok)
+    cfg = TransformerConfig(vocab_size=tok.vocab_size, context=8, n_layer=1, n_head=2,
+                            n_embd=16)
+    tcfg = TrainConfig(steps=2, batch_size=4, eval_every=0, eval_tokens=48, memory_every=0)
+    runs = {n: train_and_score(n, m, data, tcfg) for n, m in build_models(cfg).items()}
+    suffix = [r for run in runs.values() for r in run.metrics if r.metric.startswith("suffix")]
+    assert len(suffix) == 2 and suffix[0].tokens == suffix[1].tokens
+    assert runs["masked"].metrics[0].pseudo
+    assert all(run.ranks.shape == (1, 2) and run.result.status == "done"
+               for run in runs.values())
