@@ -16,7 +16,7 @@ MALLOC_MMAP_THRESHOLD_=65536 so freed tensors go back to the OS (with --quick or
 --in-process: in this process, the threshold set through mallopt). A second table sweeps the
 stride.
 
-    .venv/bin/python bench/longtext.py           # T=2048, C=256
+    .venv/bin/python bench/longtext.py           # T=2048, C=256, 600 steps (~4 min)
     .venv/bin/python bench/longtext.py --quick   # CI: T=512, C=64, < 60 s
 """
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     T = a.T or (512 if a.quick else 2048)
     C = a.C or (64 if a.quick else 256)
-    steps = a.steps or (15 if a.quick else 100)
+    steps = a.steps or (15 if a.quick else 600)
     repeats = a.repeats or (1 if a.quick else 3)
     fresh = not (a.quick or a.in_process)
     t0 = time.perf_counter()
