@@ -85,11 +85,12 @@ activation = c[0].selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index("
 norm = c[1].selectbox("Norm", NORMS, key=K + "norm")
 norm_position = c[2].selectbox("Norm position", NORM_POSITIONS, key=K + "norm_position")
 attention_impl = c[3].selectbox("Attention", ["sdpa", "naive", "tiled"], key=K + "attention")
-c = st.columns(4)
+c = st.columns(5)
 mlp_ratio = c[0].number_input("MLP ratio", 1.0, 8.0, 4.0, step=0.5, key=K + "mlp_ratio")
 dropout = c[1].number_input("Dropout", 0.0, 0.9, 0.0, step=0.05, key=K + "dropout")
 residual = c[2].checkbox("Residual connections", True, key=K + "residual")
 tie = c[3].checkbox("Tie input/output embeddings", True, key=K + "tie")
+bias = c[4].checkbox("Biases", True, key=K + "bias")
 
 c = st.columns(4)
 steps = c[0].number_input("Steps", 1, 1_000_000, key=K + "steps")
@@ -112,7 +113,8 @@ with st.expander(f"The update rule {optimizer} runs", expanded=False):
 model_config = dict(context=int(context), n_layer=int(n_layer), n_head=int(n_head),
                     n_embd=int(n_embd), mlp_ratio=float(mlp_ratio), activation=activation,
                     norm=norm, norm_position=norm_position, residual=residual,
-                    dropout=float(dropout), tie_weights=tie, attention=attention_impl)
+                    dropout=float(dropout), tie_weights=tie, attention=attention_impl,
+                    bias=bias)
 train_config = None
 with errors():
     vocab_guess = {"char": 200, "byte": 263, "bpe": int(vocab or 1000)}[tok_kind]
