@@ -63,3 +63,19 @@ def test_train_two_steps_then_generate_and_look_at_attention():
     assert_no_exception(at)
     assert any("surprisal" in c.value for c in at.caption)
     assert any("layer 0, head 0" in str(getattr(e, "proto", "")) for e in at.get("plotly_chart"))
+
+
+def test_dynamics_comparison_runs_as_a_job_and_shows_gradients_per_layer():
+    at = open_page(PAGE)
+    at.selectbox(key="tf.dyn_kind").set_value("residual & norm").run()
+    at.number_input(key="tf.dyn_steps").set_value(5).run()
+    at.button(key="tf.dyn_run").click().run()
+    assert_no_exception(at)
+    _wait_for_jobs()
+    at.run()
+    assert_no_exception(at)
+    table = at.dataframe[-1].value
+    assert list(table["variant"]) == ["residual + norm", "no residual", "no norm", "neither"]
+    assert (table["status"] == "done").all()
+    charts = [str(getattr(e, "proto", "")) for e in at.get("plotly_chart")]
+    assert any("Gradient norm per layer" in c for c in charts)
