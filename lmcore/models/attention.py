@@ -60,7 +60,7 @@ def naive_attention(
         B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
     )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    att = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
+    att = (q @ k.transpose(-2, -1)).mul_(scale)  # (B, H, Tq, Tk); in place: one T×T fewer
     mask = build_mask(
         Tq,
         Tk,
@@ -69,14 +69,16 @@ def naive_attention(
         key_padding_mask=key_padding_mask,
         device=q.device,
     )
+    row_any = None
     if mask is not None:
         row_any = mask.any(-1, keepdim=True)  # (B|1, 1, Tq, 1) rows with a visible key
-        # a fully hidden row gets finite logits (so softmax stays finite), then zero weights
-        att = att.masked_fill(~(mask | ~row_any), float("-inf"))
-        att = torch.softmax(att, dim=-1).masked_fill(~row_any, 0.0)
-    else:
-        att = torch.softmax(att, dim=-1)
+        # a fully hidden row keeps finite logits (softmax stays finite); its output is zeroed
+        att.masked_fill_(~(mask | ~row_any), float("-inf"))
+    att = torch.softmax(att, dim=-1)
     y = att @ v  # (B, H, Tq, Dv)
+    if row_any is not None and not bool(row_any.all()):
+        y = y.masked_fill(~row_any, 0.0)
+        att = att.masked_fill(~row_any, 0.0) if return_weights else att
     return (y, att) if return_weights else y
 
 

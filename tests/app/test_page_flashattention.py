@@ -17,8 +17,8 @@ def test_page_renders_online_softmax_and_saved_bytes():
     by_impl = saved.set_index("implementation")
     assert bool(by_impl.loc["naive", "holds a T×T tensor"])
     assert not bool(by_impl.loc["tiled", "holds a T×T tensor"])
-    # T=1024, d=64: two T×T tensors vs four T×d ones, about 9×
-    assert by_impl.loc["naive", "saved (MiB)"] > 5 * by_impl.loc["tiled", "saved (MiB)"]
+    # T=1024, d=64: the T×T weights (16 MiB) vs four T×d tensors (4 MiB)
+    assert by_impl.loc["naive", "saved (MiB)"] > 4 * by_impl.loc["tiled", "saved (MiB)"]
     assert not error_texts(at)
 
 

@@ -164,7 +164,7 @@ def _saved_bytes(fn):
 
 @pytest.mark.parametrize("kw", [{"causal": True}, {"prefix_len": torch.tensor([3, 100])}])
 def test_tiled_saves_no_txt_tensor_for_backward(kw):
-    B, H, T, D = 2, 2, 256, 16
+    B, H, T, D = 2, 2, 256, 8
     q, k, v = _inputs(B, H, T, T, D, seed=0)
     total, largest = _saved_bytes(lambda: tiled_attention(q, k, v, block_q=64, block_k=64, **kw))
     # q, k, v, O (B·H·T·D each) and the log-sum-exp (B·H·T), float32, plus the (B,) prefix
@@ -172,7 +172,7 @@ def test_tiled_saves_no_txt_tensor_for_backward(kw):
     assert largest <= B * H * T * D < T * T
     naive_total, naive_largest = _saved_bytes(lambda: naive_attention(q, k, v, **kw))
     assert naive_largest >= B * H * T * T  # the reference does keep the weights
-    assert naive_total > 5 * total  # T=256 keys per row vs 4·D=64 floats per row
+    assert naive_total >= B * H * T * T * 4 > 4 * total  # 256 weights per row vs 4·8+1 floats
 
 
 def test_tiled_saved_bytes_grow_linearly_in_t():
