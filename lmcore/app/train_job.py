@@ -92,10 +92,14 @@ def training_job(corpus: Corpus, tokenizer_kind: str, model_config: dict[str, An
         out = Path(get_settings().home).expanduser() / "models" / run_id
         tcfg = dataclasses.replace(train_config, checkpoint_dir=str(out))
         ctx.set("run_id", run_id)
-        with RSSSampler(interval=0.05) as sampler:
-            result = train(model, objective, data, tcfg,
-                           callback=Recorder(store, run_id, then=_Feed(ctx, sampler)),
-                           stop=ctx.stop)
+        try:
+            with RSSSampler(interval=0.05) as sampler:
+                result = train(model, objective, data, tcfg,
+                               callback=Recorder(store, run_id, then=_Feed(ctx, sampler)),
+                               stop=ctx.stop)
+        except Exception as exc:  # refused before the first step: the run did not happen
+            store.finish(run_id, "failed", {}, error=str(exc))
+            raise
         if result.status == "failed":
             raise ValueError(f"training failed at step {result.steps + 1}: {result.error}")
         from lmcore.models.checkpoint import save_model

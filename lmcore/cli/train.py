@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
         store.finish(run_id, "stopped", {})
         raise
+    except Exception as exc:  # refused before the first step (limits, a checkpoint mismatch)
+        store.finish(run_id, "failed", {}, error=str(exc))
+        raise
     finally:
         bar.close()
     if result.status == "failed":

@@ -95,3 +95,12 @@ def test_bad_input_is_one_line_exit_2(capsys, args, needle):
 def test_generate_without_model_folder_is_a_clear_error(capsys, tmp_path):
     assert main(["generate", "--model", str(tmp_path / "none"), "-n", "3"]) == 2
     assert "no checkpoint folder" in capsys.readouterr().err
+
+
+def test_limit_stops_before_training_and_the_run_is_not_left_running(capsys, text_file,
+                                                                      monkeypatch):
+    monkeypatch.setenv("LMCORE_MAX_STEPS", "3")
+    code, _, err = _train(capsys, "--corpus", str(text_file), "--steps", "5")
+    assert code == 2 and "max_steps" in err and "LMCORE_MAX_STEPS" in err
+    runs = RunStore().list()
+    assert [r.status for r in runs] == ["failed"] and "max_steps" in runs[0].error
