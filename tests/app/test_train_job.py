@@ -1,0 +1,65 @@
+"""Training as a job: series for the live charts, the run in the store, a loadable model."""
+
+from __future__ import annotations
+
+from lmcore.app.jobs import JobRegistry, Slots
+from lmcore.app.train_job import TrainOutcome, dynamics_job, training_job
+from lmcore.data.corpus import from_text
+from lmcore.models.checkpoint import load_model
+from lmcore.runs.store import RunStore
+from lmcore.train.objectives import CausalLM
+from lmcore.train.trainer import TrainConfig
+
+CORPUS = from_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 80, name="cats")
+TINY = dict(context=16, n_layer=1, n_head=2, n_embd=16)
+
+
+def test_training_job_feeds_series_records_run_and_saves_model():
+    reg = JobRegistry(slots=Slots(1))
+    cfg = TrainConfig(steps=4, batch_size=4, eval_every=2, eval_tokens=64)
+    job = reg.submit("t", training_job(CORPUS, "char", TINY, cfg, CausalLM(), session="s1"))
+    assert job.wait(120) and job.status == "done", job.error
+    out = job.result
+    assert isinstance(out, TrainOutcome) and out.result.steps == 4
+    snap = job.snapshot()
+    assert snap["train"]["step"] == [1, 2, 3, 4]
+    assert snap["eval"]["step"] == [2, 4] and "layer 0" in snap["grad"]
+    assert len(snap["memory"]["rss_mb"]) >= 1 and job.progress == 1.0
+    run = RunStore().get(out.run_id, session="s1")
+    assert run.status == "done" and run.checkpoint == out.checkpoint
+    assert run.final["valid_loss"] == out.result.valid_loss
+    assert RunStore().list(session="someone else") == []
+    loaded = load_model(out.checkpoint)
+    assert loaded.tokenizer.vocab_size == out.tokenizer.vocab_size
+    assert loaded.extra["run_id"] == out.run_id
+
+
+def test_stopped_training_job_keeps_its_model():
+    reg = JobRegistry(slots=Slots(1))
+    cfg = TrainConfig(steps=10_000, batch_size=4, eval_every=0, eval_tokens=64)
+    job = reg.submit("t", training_job(CORPUS, "char", TINY, cfg, CausalLM()))
+    while not job.snapshot().get("train"):
+        assert not job.wait(0.01)
+    job.stop()
+    assert job.wait(120) and job.status == "stopped"
+    assert isinstance(job.result, TrainOutcome) and job.result.result.status == "stopped"
+    assert RunStore().get(job.result.run_id).status == "stopped"
+
+
+def test_failed_training_job_says_why(monkeypatch):
+    monkeypatch.setenv("LMCORE_MAX_STEPS", "2")
+    reg = JobRegistry(slots=Slots(1))
+    job = reg.submit("t", training_job(CORPUS, "char", TINY, TrainConfig(steps=3),
+                                       CausalLM()))
+    assert job.wait(120) and job.status == "failed"
+    assert "max_steps" in job.error
+    assert [r.status for r in RunStore().list()] == ["failed"]
+
+
+def test_dynamics_job_logs_one_series_per_variant():
+    reg = JobRegistry(slots=Slots(1))
+    cfg = TrainConfig(steps=2, batch_size=2, eval_every=0, eval_tokens=32, memory_every=0)
+    job = reg.submit("d", dynamics_job("optimizers", CORPUS, TINY, cfg, CausalLM()))
+    assert job.wait(120) and job.status == "done", job.error
+    assert set(job.snapshot()) == {"SGD", "SGD + momentum", "Adam", "AdamW"}
+    assert [r.label for r in job.result] == ["SGD", "SGD + momentum", "Adam", "AdamW"]
