@@ -189,12 +189,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a few steps, for CI (< 60 s)")
     ap.add_argument("--steps", type=int, default=None, help="measured steps per round")
     ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default 2; 1 with --quick: on a busy machine two "
+                         "OpenMP threads can stall for whole time slices)")
     args = ap.parse_args()
     # many short interleaved rounds: the load on this shared machine swings within seconds
     steps = args.steps or (3 if args.quick else 8)
     rounds = args.rounds or (1 if args.quick else 8)
     warmup = 2
+    args.threads = args.threads or (1 if args.quick else 2)
     torch.set_num_threads(args.threads)
     L, H, W, C, B = 4, 4, 128, 256, 16
     if args.quick:  # CI only checks that it runs: an eighth of the tokens per step

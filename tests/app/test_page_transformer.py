@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+import torch
 from apptest import assert_no_exception, error_texts, open_page
 
 PAGE = "pages/3_Transformer.py"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _wait_for_jobs(timeout: float = 60) -> None:

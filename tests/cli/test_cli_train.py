@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from lmcore.cli import main
 from lmcore.runs.store import RunStore
 
 TINY = ["--layers", "1", "--heads", "2", "--width", "16", "--context", "16",
         "--batch-size", "4", "--eval-every", "2", "--quiet"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
