@@ -165,12 +165,12 @@ def lmcore_tokens_per_s(model: Transformer, data: TokenData, steps: int, warmup:
 
     from lmcore.app.jobs import JobRegistry, Slots
     from lmcore.app.train_charts import training_dashboard
-    from lmcore.app.train_job import _Feed
+    from lmcore.app.train_job import JobFeed
     from lmcore.train.memory import RSSSampler
 
     def fn(ctx):
         with RSSSampler(interval=0.05) as sampler:
-            feed = _Feed(ctx, sampler)
+            feed = JobFeed(ctx, sampler)
             return train(model, CausalLM(), data, config, stop=ctx.stop,
                          callback=lambda e: (timing(e), feed(e)))
 

@@ -45,7 +45,7 @@ def get_tokenizer(corpus: Corpus, kind: str, vocab_size: int | None = None,
     return train_tokenizer(kind, corpus.split().train, vocab_size=vocab_size)
 
 
-class _Feed:
+class JobFeed:
     """Trainer callback that fills the job's series (train, eval, grad, memory) and progress."""
 
     def __init__(self, ctx: JobContext, sampler: RSSSampler):
@@ -95,7 +95,7 @@ def training_job(corpus: Corpus, tokenizer_kind: str, model_config: dict[str, An
         try:
             with RSSSampler(interval=0.05) as sampler:
                 result = train(model, objective, data, tcfg,
-                               callback=Recorder(store, run_id, then=_Feed(ctx, sampler)),
+                               callback=Recorder(store, run_id, then=JobFeed(ctx, sampler)),
                                stop=ctx.stop)
         except Exception as exc:  # refused before the first step: the run did not happen
             store.finish(run_id, "failed", {}, error=str(exc))

@@ -156,11 +156,3 @@ def cuda_peak_bytes(reset: bool = False) -> int | None:
         torch.cuda.reset_peak_memory_stats()
     return peak
 
-
-@dataclass(frozen=True)
-class MemoryReading:
-    """One memory reading for a training step (bytes; None where not measured)."""
-
-    rss: int
-    saved_for_backward: int | None = None
-    cuda_peak: int | None = None
