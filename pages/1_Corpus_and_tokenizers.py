@@ -2,13 +2,13 @@
 
 import pandas as pd
 import streamlit as st
-from lmcore.data.tokenizers import tokenizer_stats, train_tokenizer
 
 from lmcore.app.charts import frequency_bar, grouped_bars
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
 from lmcore.app.highlight import token_boundaries_html
 from lmcore.data.frequency import char_frequency, token_frequency
+from lmcore.data.tokenizers import tokenizer_stats, train_tokenizer
 
 KINDS = ["char", "byte", "word", "bpe", "wordpiece", "unigram"]
 
