@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A local lab: every run in the store is listed and a summarizer URL may be typed in the app
+# (both off by default, for a hosted demo). Override either from the environment.
 run: install
+	LMCORE_SHARED_RUNS=$${LMCORE_SHARED_RUNS:-1} LMCORE_ALLOW_LLM_URL=$${LMCORE_ALLOW_LLM_URL:-1} \
 	$(VENV)/bin/streamlit run streamlit_app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 test: install

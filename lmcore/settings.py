@@ -15,10 +15,19 @@ class LimitError(ValueError):
     """A request exceeded one of the configured limits; the message names the limit."""
 
 
-def _env(name: str, default: float | int | str, cast: type) -> float | int | str:
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _env(name: str, default: float | int | str | bool, cast: type) -> float | int | str | bool:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
+    if cast is bool:
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError(f"{name}={raw!r} is not a yes/no value (use 1 or 0)")
+        return word in _TRUE
     try:
         value = cast(raw)
     except ValueError as exc:
@@ -40,6 +49,12 @@ class Settings:
     max_jobs: int = 2  # LMCORE_MAX_JOBS: concurrent background jobs per process
     home: str = str(Path.home() / ".lmcore")  # LMCORE_HOME: run store and checkpoints
     llm_url: str = ""  # LMCORE_LLM_URL: optional OpenAI-compatible endpoint for summaries
+    # LMCORE_ALLOW_LLM_URL: let visitors type their own endpoint URL. Off for a hosted demo,
+    # where a free URL would let any visitor make the server send requests anywhere.
+    allow_llm_url: bool = False
+    # LMCORE_SHARED_RUNS: the app lists every run in the store (CLI runs, earlier sessions).
+    # Off for a hosted demo, where each session sees only its own runs; `make run` turns it on.
+    shared_runs: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
