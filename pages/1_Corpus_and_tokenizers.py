@@ -8,9 +8,10 @@ from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
 from lmcore.app.highlight import token_boundaries_html
 from lmcore.data.frequency import char_frequency, token_frequency
-from lmcore.data.tokenizers import tokenizer_stats, train_tokenizer
+from lmcore.data.tokenizers import MIN_VOCAB, tokenizer_stats, train_tokenizer
 
 KINDS = ["char", "byte", "word", "bpe", "wordpiece", "unigram"]
+SIZED = ("bpe", "wordpiece", "unigram")  # the kinds the vocabulary box applies to
 
 lab = page(
     "Corpus & tokenizers", "📚",
@@ -47,20 +48,27 @@ st.markdown("Train tokenizers on the training split and compare them on the test
             "*chars/token* says how much text one model step sees; *unk share* says how much "
             "text a tokenizer cannot represent.")
 left, right = st.columns([2, 1])
-kinds = left.multiselect("Kinds", KINDS, default=["char", "byte", "bpe", "unigram"])
-vocab = right.number_input("Vocabulary size (bpe, wordpiece, unigram)", 100, 50_000, 1000,
-                           step=100)
+kinds = left.multiselect("Kinds", KINDS, default=["char", "byte", "bpe", "unigram"],
+                         key="corpus.kinds")
+vocab = int(right.number_input(
+    "Vocabulary size (bpe, wordpiece, unigram)", 100, 50_000, 1000, step=100,
+    key="corpus.vocab", help=f"Byte-level BPE needs at least {MIN_VOCAB['bpe'][0]} "
+                             f"({MIN_VOCAB['bpe'][1]}); a smaller size is raised to that."))
 cache = lab.results.setdefault("tokenizers", {})
-if st.button("Train tokenizers", type="primary"):
+if st.button("Train tokenizers", type="primary", key="corpus.train"):
     bar = st.progress(0.0, "training…")
-    with errors():
-        for i, kind in enumerate(kinds):
-            bar.progress(i / max(len(kinds), 1), f"training {kind}…")
-            tok = train_tokenizer(kind, split.train,
-                                  vocab_size=int(vocab) if kind in ("bpe", "wordpiece",
-                                                                   "unigram") else None)
-            cache[(c.fingerprint, kind)] = tok
-        bar.progress(1.0, "done")
+    for i, kind in enumerate(kinds):
+        bar.progress(i / max(len(kinds), 1), f"training {kind}…")
+        size = None
+        if kind in SIZED:
+            least, why = MIN_VOCAB[kind]
+            size = max(vocab, least) if kind == "bpe" else vocab
+            if size != vocab:
+                st.warning(f"{kind}: vocabulary size raised from {vocab:,} to {size:,}, the "
+                           f"least a byte-level BPE can have ({why}).")
+        with errors():  # one kind refused (e.g. vocab too small for its alphabet): go on
+            cache[(c.fingerprint, kind)] = train_tokenizer(kind, split.train, vocab_size=size)
+    bar.progress(1.0, "done")
 trained = {k: t for (fp, k), t in cache.items() if fp == c.fingerprint}
 if trained:
     stats = {k: tokenizer_stats(t, split.test or split.train) for k, t in trained.items()}

@@ -24,3 +24,25 @@ def assert_no_exception(at: AppTest) -> None:
 
 def error_texts(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
+
+
+def open_app(timeout: float = 60) -> AppTest:
+    """Run the home page (the entrypoint): other pages are then reached with `goto`."""
+    return open_page("streamlit_app.py", timeout=timeout)
+
+
+def goto(at: AppTest, relpath: str) -> AppTest:
+    """Switch to another page the way a sidebar link does (same session), run it, check it."""
+    at.switch_page(relpath).run()
+    assert_no_exception(at)
+    return at
+
+
+def current_corpus(at: AppTest):
+    """The corpus this AppTest session is using (its `Lab` in session state)."""
+    return at.session_state["lmcore.lab"].corpus
+
+
+def sidebar_text(at: AppTest) -> str:
+    """Everything the shared sidebar writes as markdown, joined."""
+    return "\n".join(m.value for m in at.sidebar.markdown)

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 import gzip
 
-from apptest import assert_no_exception, error_texts, open_page
+import pytest
+from apptest import (
+    assert_no_exception,
+    current_corpus,
+    error_texts,
+    goto,
+    open_app,
+    open_page,
+    sidebar_text,
+)
+
+from lmcore.data.builtin import PYDOC_NAME, builtin_corpora
+
+HOME = "streamlit_app.py"
+CORPUS = "pages/1_Corpus_and_tokenizers.py"
+NGRAM = "pages/2_N-gram_models.py"
+LONGTEXT = "pages/6_Long_texts.py"
+MINE = ("My own notes on language models: a model predicts the next token from the ones "
+        "before it. Meine eigenen Notizen.\n") * 30
 
 
 def _choose_upload(at):
@@ -57,8 +75,8 @@ def test_corpus_page_trains_and_compares_tokenizers():
     text = "the cat sat on the mat. 猫坐在垫子上。 " * 200
     at.text_area(key="corpus.paste").set_value(text).run()
     at.button(key="corpus.use").click().run()
-    at.multiselect[0].set_value(["char", "byte", "bpe"]).run()
-    at.button[1].click().run()  # "Train tokenizers"
+    at.multiselect(key="corpus.kinds").set_value(["char", "byte", "bpe"]).run()
+    at.button(key="corpus.train").click().run()
     assert_no_exception(at)
     assert not error_texts(at)
     table = at.dataframe[0].value
@@ -66,3 +84,145 @@ def test_corpus_page_trains_and_compares_tokenizers():
     # a byte is at most one byte per token; char tokens carry one character each (or less)
     byte_row = table[table["kind"] == "byte"].iloc[0]
     assert abs(byte_row["bytes_per_token"] - 1.0) < 1e-9
+
+
+# --------------------------------------------------------------- the corpus survives pages
+
+
+def _upload(at, key: str, name: str = "mine.txt", data: bytes | None = None):
+    at.radio(key=f"{key}.source").set_value("Upload a file").run()
+    at.file_uploader(key=f"{key}.upload").set_value(
+        (name, MINE.encode() if data is None else data, "text/plain")).run()
+    assert_no_exception(at)
+    return at
+
+
+def _assert_uses_mine(at, key: str) -> None:
+    c = current_corpus(at)
+    assert (c.name, c.source, c.text) == ("mine.txt", "upload", MINE.rstrip("\n") + "\n")
+    assert at.radio(key=f"{key}.source").value == "Upload a file"
+    assert any("mine.txt" in s.value for s in at.success), [s.value for s in at.success]
+    assert "mine.txt" in sidebar_text(at)
+
+
+def test_home_upload_shows_corpus_in_sidebar():
+    at = _upload(open_app(), "home")
+    assert not error_texts(at)
+    side = sidebar_text(at)
+    assert "**Corpus:** mine.txt" in side, side
+    assert f"{len(MINE):,} characters" in side
+
+
+def test_home_bad_upload_shows_error_and_keeps_builtin():
+    at = _upload(open_app(), "home", "scan.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    errs = error_texts(at)
+    assert errs and "scan.txt" in errs[0] and "png image" in errs[0].lower(), errs
+    assert current_corpus(at).name == PYDOC_NAME
+    assert PYDOC_NAME in sidebar_text(at)
+
+
+def test_home_upload_is_kept_when_the_corpus_page_opens():
+    at = _upload(open_app(), "home")
+    goto(at, CORPUS)
+    _assert_uses_mine(at, "corpus")
+    assert not error_texts(at)
+
+
+def test_corpus_page_upload_survives_ngram_and_long_texts_and_back():
+    at = goto(open_app(), CORPUS)
+    _upload(at, "corpus")
+    at.multiselect(key="corpus.kinds").set_value(["char"]).run()
+    at.button(key="corpus.train").click().run()
+    assert_no_exception(at)
+    tok = at.session_state["lmcore.lab"].tokenizer
+    assert tok is not None and tok.kind == "char"
+    for path in (NGRAM, CORPUS, LONGTEXT, CORPUS, HOME):
+        goto(at, path)
+        c = current_corpus(at)
+        assert (c.name, c.text) == ("mine.txt", MINE), path
+        # the tokenizer trained on it was not thrown away by a silent corpus switch
+        assert at.session_state["lmcore.lab"].tokenizer is tok, path
+    _assert_uses_mine(at, "home")
+    goto(at, CORPUS)
+    _assert_uses_mine(at, "corpus")
+    assert list(at.dataframe[0].value["kind"]) == ["char"]  # the comparison table is kept
+
+
+def test_pasted_corpus_survives_a_page_switch():
+    at = goto(open_app(), CORPUS)
+    at.radio(key="corpus.source").set_value("Paste text").run()
+    at.text_area(key="corpus.paste").set_value(MINE).run()
+    at.button(key="corpus.use").click().run()
+    assert current_corpus(at).source == "paste"
+    goto(goto(at, NGRAM), CORPUS)
+    assert current_corpus(at).text == MINE
+    assert at.radio(key="corpus.source").value == "Paste text"
+
+
+def test_choosing_builtin_after_upload_switches_only_on_a_pick():
+    at = goto(open_app(), CORPUS)
+    _upload(at, "corpus")
+    at.radio(key="corpus.source").set_value("Built-in").run()
+    assert_no_exception(at)
+    box = at.selectbox(key="corpus.builtin")
+    assert box.value is None  # nothing chosen yet: the upload stays current
+    assert current_corpus(at).name == "mine.txt"
+    markov = list(builtin_corpora())[1]
+    at.selectbox(key="corpus.builtin").set_value(markov).run()
+    assert_no_exception(at)
+    assert current_corpus(at).name == markov
+    # the same file uploaded again is loaded again
+    _upload(at, "corpus")
+    assert current_corpus(at).name == "mine.txt"
+
+
+@pytest.mark.parametrize("first", [HOME, CORPUS])
+def test_two_sessions_never_see_each_others_upload(first):
+    secret = ("Only visitor A may read this sentence about zebras. " * 40).encode()
+    a = open_app() if first == HOME else goto(open_app(), CORPUS)
+    b = open_app()
+    _upload(a, "home" if first == HOME else "corpus", "secret.txt", secret)
+    assert current_corpus(a).name == "secret.txt"
+    b.run()
+    for path in (HOME, CORPUS, NGRAM):
+        goto(b, path)
+        assert current_corpus(b).name == PYDOC_NAME, path
+        assert "zebras" not in current_corpus(b).text
+        shown = sidebar_text(b) + " ".join(s.value for s in b.success)
+        assert "secret.txt" not in shown, path
+    assert a.session_state["lmcore.lab"] is not b.session_state["lmcore.lab"]
+
+
+def test_small_bpe_vocabulary_is_raised_to_the_byte_alphabet_with_a_message():
+    at = open_page(CORPUS)
+    at.radio(key="corpus.source").set_value("Paste text").run()
+    at.text_area(key="corpus.paste").set_value("the cat sat on the mat. 猫坐在垫子上。 " * 200).run()
+    at.button(key="corpus.use").click().run()
+    at.multiselect(key="corpus.kinds").set_value(["bpe", "wordpiece", "char"]).run()
+    at.number_input(key="corpus.vocab").set_value(100).run()
+    at.button(key="corpus.train").click().run()
+    assert_no_exception(at)
+    warns = [w.value for w in at.warning]
+    assert any("bpe" in w and "from 100 to 263" in w for w in warns), warns
+    cache = at.session_state["lmcore.lab"].results["tokenizers"]
+    fp = current_corpus(at).fingerprint
+    assert cache[(fp, "bpe")].vocab_size == 263  # all the alphabet allows: no merges fit
+    # wordpiece at 100 fits this small alphabet; a refusal of one kind would not stop the rest
+    assert (fp, "char") in cache and (fp, "wordpiece") in cache
+    assert list(at.dataframe[0].value["kind"]) == ["bpe", "wordpiece", "char"]
+
+
+def test_a_kind_refused_for_its_vocabulary_shows_why_and_the_others_train():
+    at = open_page(CORPUS)
+    at.radio(key="corpus.source").set_value("Paste text").run()
+    # 300 distinct characters: wordpiece's alphabet alone needs more than 100 entries
+    text = " ".join(chr(0x4E00 + i) * 3 for i in range(300)) + "\n"
+    at.text_area(key="corpus.paste").set_value(text * 3).run()
+    at.button(key="corpus.use").click().run()
+    at.multiselect(key="corpus.kinds").set_value(["wordpiece", "char"]).run()
+    at.number_input(key="corpus.vocab").set_value(100).run()
+    at.button(key="corpus.train").click().run()
+    assert_no_exception(at)
+    errs = error_texts(at)
+    assert errs and "wordpiece" in errs[0] and "use vocab_size >=" in errs[0], errs
+    assert list(at.dataframe[0].value["kind"]) == ["char"]
