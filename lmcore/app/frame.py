@@ -43,12 +43,30 @@ def _nav_links() -> list[tuple[str, str, str]]:
 def page(title: str, icon: str = "🧪", intro: str | None = None) -> Lab:
     """Set the page config, draw the shared sidebar and the title; return this session's Lab."""
     st.set_page_config(page_title=f"{title} · lmcore", page_icon=icon, layout="wide")
+    _check_settings(title, icon)
     lab = get_lab()
     _sidebar(lab)
     st.title(f"{icon} {title}")
     if intro:
         st.markdown(intro)
     return lab
+
+
+def _check_settings(title: str, icon: str) -> None:
+    """Stop the page with a readable message when an `LMCORE_*` variable cannot be read.
+
+    The page stops rather than falling back to the defaults: a limit its operator meant to set
+    (LMCORE_UPLOAD_MB=5MB, LMCORE_MAX_JOBS=one) would otherwise be silently replaced by another.
+    """
+    try:
+        get_settings()
+    except ValueError as exc:
+        log.error("bad lmcore setting: %s", exc)
+        st.title(f"{icon} {title}")
+        st.error(f"lmcore cannot run with its current settings: {exc}. Fix or unset this "
+                 "environment variable and restart the app (the defaults are listed in "
+                 "lmcore/settings.py).", icon="⚠️")
+        st.stop()
 
 
 def _sidebar(lab: Lab) -> None:
