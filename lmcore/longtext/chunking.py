@@ -4,17 +4,18 @@ The cutting is LangChain's `RecursiveCharacterTextSplitter` (paragraphs, lines, 
 punctuation of Chinese and English, then commas, spaces, characters), with the length measured
 by an lmcore tokenizer through `length_function` when the size is in tokens. The splitter's own
 `add_start_index` searches for the chunk from `previous_start + len(previous) - overlap`, which
-is only right when lengths are characters; here each start is found by searching forward from
-the previous chunk (only whitespace may lie between chunks, an overlap is at most the asked
-size; repetitive text is resolved by backtracking), so `text[c.start:c.end] == c.text` always
-holds.
+is only right when lengths are characters. Here the splitter keeps whitespace, so its pieces
+tile the text exactly (each starts inside or at the end of the previous one and reaches past
+it); `place_pieces` finds those places, and only then is whitespace stripped, so
+`text[c.start:c.end] == c.text` always holds. Stripping the whitespace first loses that: a
+piece that began with a run of spaces and the next piece can then start at the same offset.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -35,7 +36,6 @@ SEPARATORS: tuple[str, ...] = (
 )
 
 _NONSPACE = re.compile(r"\S")
-_NONSPACE_END = re.compile(r"\S\s*\Z")
 
 Unit = Literal["tokens", "chars"]
 
@@ -87,95 +87,115 @@ def split_text(text: str, chunk_size: int, overlap: int = 0, *, tokenizer: Encod
     if overlap < 0 or overlap >= chunk_size:
         raise ValueError(f"overlap must be in [0, chunk size={chunk_size}), got {overlap}")
     measure = length_function(tokenizer, unit)
+    # strip_whitespace=False: the pieces then tile the text exactly (each one a run of whole
+    # splits), which is what lets `locate_chunks` place them; whitespace is stripped after.
+    # The splitter decides its cuts from the unstripped splits either way.
     splitter = RecursiveCharacterTextSplitter(
         separators=list(separators), keep_separator="end", is_separator_regex=True,
         chunk_size=chunk_size, chunk_overlap=overlap, length_function=measure,
-        strip_whitespace=True)
+        strip_whitespace=False)
     pieces = splitter.split_text(text)
     count = length_function(tokenizer, "tokens") if tokenizer is not None else len
     return locate_chunks(text, pieces, count, overlap=overlap, measure=measure)
 
 
-_SKIP = -1
-
-
 def locate_chunks(text: str, pieces: Sequence[str], count: Callable[[str], int] = len, *,
                   overlap: int | None = None,
                   measure: Callable[[str], int] = len) -> list[Chunk]:
-    """Give each piece its offsets by searching forward from the previous piece.
+    """Place the splitter's unstripped pieces in `text`, then strip them into chunks.
 
-    The splitter only drops whitespace, so a piece starts after the previous one's start, no
-    later than the first non-space character after its end, ends after its end, and shares at
-    most `overlap` units (as `measure` counts them) with it; the first such occurrence is the
-    piece's place (the splitter keeps as much overlap as fits). The splitter also emits a
-    repeat lying wholly inside the previous chunk when the only new text was whitespace it
-    then stripped; such a piece adds no text and is dropped. Repetitive text can make the
-    choice ambiguous, so the search backtracks until the chunks reach the end of the text.
+    The pieces tile the text (see `place_pieces`). Each is then stripped of surrounding
+    whitespace; a stripped chunk lying wholly inside its neighbour adds nothing and is dropped
+    (a piece whose only new text was whitespace, or one that began with whitespace and starts
+    where the next one does). When `overlap` is given, a chunk whose shared text with the
+    previous one measures more than `overlap` (token counts of a join can exceed the sum the
+    splitter added up) starts later, until it does not.
     """
-    last = _NONSPACE_END.search(text)
-    need_end = last.start() + 1 if last else 0
-    stack: list[tuple[list[int], int]] = []  # per piece: its options, how many tried
-    starts: list[int] = []
-    steps, max_steps = 0, 20 * len(pieces) + 100
-    while True:
-        if len(stack) < len(pieces):
-            i = len(stack)
-            ps, pe = _previous(starts, pieces)
-            stack.append((_options(text, pieces[i], ps, pe, overlap, measure), 0))
-            starts.append(_SKIP)
-        elif _previous(starts, pieces)[1] >= need_end:
-            break
-        while stack:  # take the next untried option, backtracking where none is left
-            opts, k = stack[-1]
-            if k < len(opts):
-                stack[-1] = (opts, k + 1)
-                starts[-1] = opts[k]
-                break
-            stack.pop()
-            starts.pop()
-        steps += 1
-        if not stack or steps > max_steps:
-            raise ValueError("could not place the splitter's chunks in the text (this is a "
-                             "bug: please report the text)")
+    spans = []  # (start, end) of each stripped chunk
+    places = place_pieces(text, pieces, overlap=overlap, measure=measure)
+    for start, piece in zip(places, pieces, strict=True):
+        lead = len(piece) - len(piece.lstrip())
+        end = start + len(piece.rstrip())
+        start += lead
+        if end <= start:
+            continue  # whitespace only
+        if spans and end <= spans[-1][1]:
+            continue  # inside the previous chunk (stripped starts never go back)
+        while spans and start <= spans[-1][0]:
+            spans.pop()  # the previous chunk lies inside this one
+        if spans and overlap is not None:
+            start = _fit_overlap(text, start, spans[-1][1], overlap, measure)
+        spans.append((start, end))
     chunks: list[Chunk] = []
-    prev_end = 0
-    for piece, start in zip(pieces, starts, strict=True):
-        if start == _SKIP:
-            continue
-        end = start + len(piece)
-        shared = max(0, prev_end - start) if chunks else 0
-        chunks.append(Chunk(index=len(chunks), start=start, end=end, text=piece,
-                            tokens=count(piece), overlap_with_prev=shared))
-        prev_end = end
+    for i, (start, end) in enumerate(spans):
+        shared = max(0, spans[i - 1][1] - start) if i else 0
+        piece = text[start:end]
+        chunks.append(Chunk(index=i, start=start, end=end, text=piece, tokens=count(piece),
+                            overlap_with_prev=shared))
     return chunks
 
 
-def _previous(starts: list[int], pieces: Sequence[str]) -> tuple[int, int]:
-    """(start, end) of the last placed piece, (-1, 0) before the first."""
-    for i in range(len(starts) - 1, -1, -1):
-        if starts[i] != _SKIP:
-            return starts[i], starts[i] + len(pieces[i])
-    return -1, 0
+def place_pieces(text: str, pieces: Sequence[str], *, overlap: int | None = None,
+                 measure: Callable[[str], int] = len) -> list[int]:
+    """Start of each piece, where the pieces tile `text` as the splitter emits them unstripped.
+
+    The first piece starts at 0 and the last ends at len(text); each later piece starts inside
+    the previous one or right at its end (it carries whole splits over as the overlap) and
+    reaches past it (it adds at least one split). In text without repeats one place fits; in
+    repetitive text several do, so a depth-first search tries first the places sharing the
+    most text that still measures at most `overlap` (what the splitter keeps), and remembers
+    dead ends (whether a place leads to the end of the text depends on the place alone).
+    """
+    if not pieces:
+        return []
+    if not text.startswith(pieces[0]):
+        raise ValueError("the pieces do not tile the text: the first is not its beginning")
+    n = len(pieces)
+    stack: list[tuple[int, Iterator[int] | None]] = [(0, None)]  # (start, places of the next)
+    dead: set[tuple[int, int]] = set()
+    while stack:
+        i = len(stack) - 1
+        start, places = stack[-1]
+        if i == n - 1:
+            if start + len(pieces[i]) == len(text):
+                return [s for s, _ in stack]
+            dead.add((i, start))
+            stack.pop()
+            continue
+        if places is None:
+            places = _places(text, pieces[i + 1], start, start + len(pieces[i]), overlap,
+                             measure)
+            stack[-1] = (start, places)
+        p = next((p for p in places if (i + 1, p) not in dead), None)
+        if p is None:
+            dead.add((i, start))
+            stack.pop()
+        else:
+            stack.append((p, None))
+    raise ValueError("the pieces do not tile the text: each must start inside the previous "
+                     "one (or at its end), reach past it, and the last must end the text")
 
 
-def _options(text: str, piece: str, prev_start: int, prev_end: int, overlap: int | None,
-             measure: Callable[[str], int]) -> list[int]:
-    """Where `piece` may go, most likely first: after the previous chunk, dropped, anywhere."""
-    opts = []
-    lo = prev_start + 1
-    if prev_start >= 0 and overlap is not None:
-        lo = max(lo, prev_end - _longest_suffix(text, prev_start, prev_end, overlap, measure))
-    nxt = _NONSPACE.search(text, prev_end)
-    hi = nxt.start() if nxt else len(text)
-    p = _find_between(text, piece, lo, hi, prev_end)
-    if p is not None:
-        opts.append(p)
-    if prev_start >= 0 and text.find(piece, prev_start, prev_end) != -1:
-        opts.append(_SKIP)
-    p = _find_between(text, piece, prev_start + 1, len(text), prev_end)
-    if p is not None and p not in opts:
-        opts.append(p)
-    return opts
+def _places(text: str, piece: str, prev_start: int, prev_end: int, overlap: int | None,
+            measure: Callable[[str], int]) -> Iterator[int]:
+    """Starts p in (prev_start, prev_end] where `piece` occurs and reaches past prev_end.
+
+    First those whose shared text measures at most `overlap`, most shared first; then the
+    others, nearest to fitting first.
+    """
+    lo = max(prev_start + 1, prev_end - len(piece) + 1, 0)
+    fit = lo
+    if overlap is not None and prev_end > lo:
+        fit = max(lo, prev_end - _longest_suffix(text, prev_start, prev_end, overlap, measure))
+    hi = prev_end + len(piece)  # the piece must end by here (it starts at most at prev_end)
+    p = text.find(piece, fit, hi)
+    while p != -1:
+        yield p
+        p = text.find(piece, p + 1, hi)
+    p = text.rfind(piece, lo, fit - 1 + len(piece))  # starts in [lo, fit)
+    while p != -1:
+        yield p
+        p = text.rfind(piece, lo, p - 1 + len(piece))
 
 
 def _longest_suffix(text: str, start: int, end: int, limit: int,
@@ -191,12 +211,20 @@ def _longest_suffix(text: str, start: int, end: int, limit: int,
     return lo
 
 
-def _find_between(text: str, piece: str, lo: int, hi: int, prev_end: int) -> int | None:
-    """First start p in [lo, hi] with text[p:] starting with `piece` and ending past prev_end."""
-    pos = text.find(piece, max(lo, prev_end - len(piece) + 1, 0))
-    if pos == -1 or pos > hi:
-        return None
-    return pos
+def _fit_overlap(text: str, start: int, prev_end: int, limit: int,
+                 measure: Callable[[str], int]) -> int:
+    """`start`, moved right (past whitespace) until text[start:prev_end] measures ≤ limit."""
+    while start < prev_end and measure(text[start:prev_end]) > limit:
+        nxt = _skip_space(text, prev_end - _longest_suffix(text, start, prev_end, limit,
+                                                           measure))
+        start = nxt if nxt > start else _skip_space(text, start + 1)
+    return start
+
+
+def _skip_space(text: str, i: int) -> int:
+    """The first non-space position at or after i (len(text) if none)."""
+    m = _NONSPACE.search(text, i)
+    return m.start() if m else len(text)
 
 
 def overlap_spans(chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
