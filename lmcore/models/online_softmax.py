@@ -13,6 +13,7 @@ does not. `naive_softmax` and `stable_softmax` show both.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -113,8 +114,23 @@ def stable_softmax(x: torch.Tensor) -> torch.Tensor:
 
 
 def overflow_demo(logits: list[float], dtype: torch.dtype = torch.float16) -> dict[str, list]:
-    """The same row through both softmaxes in `dtype`, with a float64 reference."""
+    """The same row through both softmaxes in `dtype`, with a float64 reference.
+
+    A logit that is not finite once stored in `dtype` (float16 holds at most ±65504; NaN)
+    is refused: no softmax, stable or not, can be computed from it, so the demo would only
+    show NaN on both sides.
+    """
     x = torch.tensor(logits, dtype=dtype)
+    bad = [(v, float(c)) for v, c in zip(logits, x.tolist(), strict=True) if not math.isfinite(c)]
+    if bad:
+        big = torch.finfo(dtype).max
+        name = str(dtype).removeprefix("torch.")
+        what = ", ".join(f"{v:g} is not a number" if math.isnan(v) else f"{v:g} becomes {c:g}"
+                         for v, c in bad)
+        raise ValueError(
+            f"{what} in {name} (its largest number is {big:g}) before any exp, so neither "
+            f"softmax can be computed: enter logits between −{big:g} and {big:g} (the naive "
+            f"softmax already overflows above ≈ {math.log(big):.2f}).")
     return {
         "logit": [float(v) for v in x],
         "exp(x)": [float(v) for v in torch.exp(x)],

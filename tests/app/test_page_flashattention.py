@@ -29,6 +29,19 @@ def test_bad_logits_show_an_error_not_a_traceback():
     assert any("'abc' is not a number" in e for e in error_texts(at))
 
 
+def test_logits_beyond_float16_are_refused_not_called_no_overflow():
+    at = open_page(PAGE)
+    at.text_input(key="fa.logits").set_value("70000, 1").run()
+    assert_no_exception(at)
+    assert any("70000 becomes inf in float16" in e and "65504" in e for e in error_texts(at))
+    assert not any("No overflow" in i.value for i in at.info)
+    at.text_input(key="fa.logits").set_value("65504, 1").run()  # the largest float16 is fine
+    assert not error_texts(at)
+    assert any("naive softmax overflowed" in w.value for w in at.warning)
+    at.text_input(key="fa.logits").set_value("3, 1").run()
+    assert any("No overflow" in i.value for i in at.info)
+
+
 def test_stepping_through_tiles_in_float16():
     at = open_page(PAGE)
     at.radio(key="fa.dtype").set_value("float16").run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -54,6 +55,19 @@ def test_float16_naive_overflows_where_stable_does_not():
     demo = overflow_demo([12.0, 11.0, 10.0, 2.0])
     assert math.isnan(demo["naive softmax"][0]) and math.isinf(demo["exp(x)"][0])
     assert abs(sum(demo["stable softmax"]) - 1) < 1e-3
+
+
+def test_logits_beyond_float16_are_refused_not_shown_as_no_overflow():
+    # 65504 is the largest float16: it is finite, exp overflows, the stable softmax works
+    demo = overflow_demo([65504.0, 1.0])
+    assert math.isnan(demo["naive softmax"][0]) and demo["stable softmax"] == [1.0, 0.0]
+    # 65520 and up round to inf in float16 before any exp: both softmaxes would be NaN
+    for bad, word in [([70000.0, 1.0], "70000 becomes inf"), ([1.0, -1e6], "-1e+06 becomes -inf"),
+                      ([65520.0], "65520 becomes inf"), ([float("nan")], "nan is not a number")]:
+        with pytest.raises(ValueError, match=re.escape(word)) as err:
+            overflow_demo(bad)
+        assert "between −65504 and 65504" in str(err.value)
+    assert overflow_demo([1e6], dtype=torch.float32)["stable softmax"] == [1.0]
 
 
 def test_float16_trace_stays_finite_and_close():
