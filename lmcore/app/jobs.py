@@ -268,22 +268,33 @@ class JobRegistry:
                 job._status = status
                 if status == "done":
                     job._progress = 1.0
-                elif job._stop_reason and job._stop_reason != "requested":
-                    job._message = job._stop_reason
                 else:
-                    job._message = "stopped by request"
+                    job._message = self._stopped_message(job)
         except Exception as exc:  # becomes a readable error on the page, never a traceback
-            log.error("job %s failed:\n%s", job.name, "".join(traceback.format_exception(exc)))
-            if isinstance(exc, LimitError | ValueError):
-                msg = str(exc)
+            if job._stop.is_set():  # a cooperative loop gave up because it was asked to stop
+                log.info("job %s stopped (%s: %s)", job.name, type(exc).__name__, exc)
+                with job._lock:
+                    job._status = "stopped"
+                    job._message = self._stopped_message(job)
             else:
-                msg = f"{type(exc).__name__}: {exc}"
-            job._set(status="failed", error=msg)
+                log.error("job %s failed:\n%s", job.name,
+                          "".join(traceback.format_exception(exc)))
+                if isinstance(exc, LimitError | ValueError):
+                    msg = str(exc)
+                else:
+                    msg = f"{type(exc).__name__}: {exc}"
+                job._set(status="failed", error=msg)
         finally:
             timer.cancel()
             job._set(ended=time.monotonic())
             self._slots.release()
             job._finished.set()
+
+    @staticmethod
+    def _stopped_message(job: Job) -> str:
+        """The limit that stopped `job`, or 'stopped by request' (call under the job's lock)."""
+        reason = job._stop_reason
+        return reason if reason and reason != "requested" else "stopped by request"
 
     @staticmethod
     def _time_limit(job: Job, limit: float) -> None:

@@ -174,3 +174,42 @@ def test_progress_is_clamped(frac, expected):
 
     assert reg.submit("p", work).wait(5)
     assert seen == [expected]
+
+
+class Stopped(Exception):
+    """What a cooperative loop raises when it notices its stop event."""
+
+
+def test_exception_raised_because_of_stop_is_stopped_not_failed():
+    reg = JobRegistry(slots=Slots(1))
+    running = threading.Event()
+
+    def loop(ctx):
+        running.set()
+        while True:
+            if ctx.stop.is_set():
+                raise Stopped("gave up at the next check")
+            time.sleep(0.002)
+
+    job = reg.submit("coop", loop)
+    assert running.wait(5)
+    job.stop()
+    assert job.wait(5)
+    assert job.status == "stopped" and job.error is None
+    assert job.message == "stopped by request"
+    # the same exception without a stop request is a failure
+    bad = reg.submit("bad", lambda ctx: (_ for _ in ()).throw(Stopped("no stop was asked")))
+    assert bad.wait(5) and bad.status == "failed" and "no stop was asked" in bad.error
+
+
+def test_exception_after_the_time_limit_names_the_limit():
+    reg = JobRegistry(slots=Slots(1), max_seconds=0.05)
+
+    def loop(ctx):
+        while not ctx.stop.is_set():
+            time.sleep(0.002)
+        raise Stopped("out of time")
+
+    job = reg.submit("slow", loop)
+    assert job.wait(5)
+    assert job.status == "stopped" and "max_job_seconds" in job.message
