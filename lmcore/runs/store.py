@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import shutil
 import socket
 import sqlite3
 import time
@@ -204,16 +205,33 @@ class RunStore:
             if final is not None:
                 con.execute("UPDATE runs SET final=? WHERE id=?", (_dumps(final), run_id))
 
-    def delete(self, run_id: str, session: str | None = None) -> bool:
-        """Delete a run and its metrics; True if it existed (and belonged to `session`)."""
+    def delete(self, run_id: str, session: str | None = None,
+               remove_model: bool = False) -> bool:
+        """Delete a run and its metrics; True if it existed (and belonged to `session`).
+
+        With `remove_model`, the run's checkpoint folder goes too, but only when it lies
+        under `$LMCORE_HOME/models` (where lmcore put it); a folder chosen elsewhere (`--out`)
+        is never touched.
+        """
         with self._db() as con:
             sql, args = "DELETE FROM runs WHERE id=?", [run_id]
             if session is not None:
                 sql += " AND session=?"
                 args.append(session)
+            row = con.execute("SELECT checkpoint FROM runs WHERE id=?"
+                              + (" AND session=?" if session is not None else ""),
+                              args).fetchone()
             con.execute("DELETE FROM metrics WHERE run_id IN (SELECT id FROM runs WHERE id=?"
                         + (" AND session=?" if session is not None else "") + ")", args)
-            return con.execute(sql, args).rowcount > 0
+            deleted = con.execute(sql, args).rowcount > 0
+            others = [r["checkpoint"] for r in con.execute(
+                "SELECT checkpoint FROM runs WHERE checkpoint IS NOT NULL")]
+        if deleted and remove_model and row is not None and row["checkpoint"]:
+            folder = managed_model_dir(row["checkpoint"])
+            shared = folder is not None and any(managed_model_dir(c) == folder for c in others)
+            if folder is not None and not shared:  # a resumed run may share the folder
+                shutil.rmtree(folder, ignore_errors=True)
+        return deleted
 
     # --- crash recovery ------------------------------------------------------------------
     def recover(self) -> int:
@@ -322,6 +340,16 @@ class RunStore:
                             *[_cell(cols.get(k, [None] * (i + 1))[i]) for k in names]])
         return buf.getvalue()
 
+    def export_runs_json(self, session: str | None = None) -> str:
+        """Every run (fields + metric history, as `export_json`) as one JSON list."""
+        out = []
+        for run in self.list(session):
+            d = asdict(run)
+            d["display_status"] = run.display_status
+            d["metrics"] = self.metrics(run.id)
+            out.append(d)
+        return json.dumps(_clean(out), indent=1, allow_nan=False)
+
     def export_runs_csv(self, session: str | None = None) -> str:
         """The run list (one row per run, final numbers as columns) as CSV."""
         rows = [r.row() for r in self.list(session)]
@@ -334,6 +362,21 @@ class RunStore:
         for r in rows:
             w.writerow({k: _cell(v) for k, v in r.items()})
         return buf.getvalue()
+
+
+def managed_model_dir(checkpoint: str | Path) -> Path | None:
+    """`checkpoint` resolved, if it is a folder strictly inside `$LMCORE_HOME/models`, else None.
+
+    Symlinks and `..` are resolved first, so a recorded path can never lead outside.
+    """
+    root = (Path(get_settings().home).expanduser() / "models").resolve()
+    path = Path(checkpoint).expanduser()
+    if path.is_symlink():
+        return None
+    target = path.resolve()
+    if target == root or not target.is_relative_to(root) or not target.is_dir():
+        return None
+    return target
 
 
 def _cell(v: Any) -> Any:

@@ -114,3 +114,59 @@ def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     return env
+
+
+def test_export_all_runs_as_json(store):
+    a, b = _run(store, "alice"), _run(store, "bob")
+    store.log(a, "train", 1, loss=2.5)
+    store.finish(a, "done", {"valid_loss": 2.6})
+    every = json.loads(store.export_runs_json())
+    assert [d["id"] for d in every] == [r.id for r in store.list()] and len(every) == 2
+    by_id = {d["id"]: d for d in every}
+    assert by_id[a]["metrics"]["train"]["loss"] == [2.5] and by_id[a]["final"]["valid_loss"] == 2.6
+    assert by_id[b]["display_status"] == "running" and by_id[b]["metrics"] == {}
+    assert [d["id"] for d in json.loads(store.export_runs_json("bob"))] == [b]
+
+
+def _model_folder(home, name):
+    folder = home / "models" / name
+    folder.mkdir(parents=True)
+    (folder / "tokenizer.json").write_text("{}")  # what a visitor's text taught
+    return folder
+
+
+def test_delete_removes_the_model_lmcore_saved_but_nothing_outside(store, tmp_path,
+                                                                   monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("LMCORE_HOME", str(home))
+    inside = _model_folder(home, "r1")
+    outside = tmp_path / "mine"  # e.g. `lmcore train --out mine`
+    outside.mkdir()
+    (outside / "model.safetensors").write_text("x")
+    sneaky = home / "models" / "link"
+    sneaky.symlink_to(outside, target_is_directory=True)
+    runs = {name: _run(store, checkpoint=str(ck)) for name, ck in [
+        ("inside", inside), ("outside", outside), ("dotdot", home / "models" / ".." / ".."),
+        ("root", home / "models"), ("link", sneaky)]}
+    assert store.delete(runs["inside"], remove_model=True) and not inside.exists()
+    for name in ("outside", "dotdot", "root", "link"):
+        assert store.delete(runs[name], remove_model=True)
+    assert (outside / "model.safetensors").exists() and (home / "models").is_dir()
+    kept = _model_folder(home, "r2")
+    assert store.delete(_run(store, checkpoint=str(kept))) and kept.exists()  # not asked to
+
+
+def test_delete_keeps_a_model_folder_another_run_still_uses(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("LMCORE_HOME", str(tmp_path / "home"))
+    shared = _model_folder(tmp_path / "home", "r1")
+    first, resumed = _run(store, checkpoint=str(shared)), _run(store, checkpoint=str(shared))
+    assert store.delete(first, remove_model=True) and shared.exists()
+    assert store.delete(resumed, remove_model=True) and not shared.exists()
+
+
+def test_delete_of_another_sessions_run_removes_nothing(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("LMCORE_HOME", str(tmp_path / "home"))
+    folder = _model_folder(tmp_path / "home", "r1")
+    rid = _run(store, session="bob", checkpoint=str(folder))
+    assert not store.delete(rid, session="alice", remove_model=True)
+    assert folder.exists() and store.get(rid).checkpoint == str(folder)
