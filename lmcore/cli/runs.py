@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from lmcore.cli import CLIError
-from lmcore.runs.store import RunStore
+from lmcore.runs.store import RunStore, managed_model_dir
 
 _LIST_COLUMNS = ("id", "name", "status", "created", "corpus", "tokenizer", "steps",
                  "train_loss", "valid_loss", "bits_per_char")
@@ -30,13 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmp.set_defaults(func=_compare)
     ex = sub.add_parser("export", help="a run (or all runs) as JSON or CSV")
     ex.add_argument("run_id", nargs="?", help="run id; omit with --all")
-    ex.add_argument("--all", action="store_true", help="the run list as CSV")
+    ex.add_argument("--all", action="store_true",
+                    help="every run: JSON (all fields and metrics) or CSV (one row per run)")
     ex.add_argument("--format", choices=("json", "csv"), default="json",
-                    help="json: everything; csv: the metric history (default json)")
+                    help="json: everything; csv: the metric history, or with --all the run "
+                         "list (default json)")
     ex.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     ex.set_defaults(func=_export)
-    rm = sub.add_parser("delete", help="delete a run and its metrics (not its checkpoint)")
+    rm = sub.add_parser("delete", help="delete a run, its metrics and the model lmcore saved",
+                        description="Delete a run and its metrics. Its model folder is "
+                                    "removed too when it lies under $LMCORE_HOME/models "
+                                    "(where lmcore saves by default); a folder given with "
+                                    "`lmcore train --out` is never touched.")
     rm.add_argument("run_id")
+    rm.add_argument("--keep-model", action="store_true",
+                    help="keep the model folder under $LMCORE_HOME/models")
     rm.set_defaults(func=_delete)
 
 
@@ -106,7 +114,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     store = RunStore()
     if args.all:
-        text = store.export_runs_csv()
+        text = store.export_runs_json() if args.format == "json" else store.export_runs_csv()
     elif not args.run_id:
         raise CLIError("give a run id, or --all for the run list")
     else:
@@ -123,6 +131,7 @@ def _export(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     store = RunStore()
     run = _get(store, args.run_id)
-    store.delete(run.id)
-    print(f"deleted run {run.id}")
+    folder = None if args.keep_model or not run.checkpoint else managed_model_dir(run.checkpoint)
+    store.delete(run.id, remove_model=folder is not None)
+    print(f"deleted run {run.id}" + (f" and its model {folder}" if folder else ""))
     return 0

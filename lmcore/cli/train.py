@@ -1,12 +1,23 @@
-"""`lmcore train`: train a tiny Transformer on a text with a progress bar; record the run."""
+"""`lmcore train`: train a tiny Transformer on a text with a progress bar; record the run.
+
+Ctrl-C once stops at the next step (the model is evaluated, checkpointed, saved and the run
+recorded 'stopped' with its numbers); Ctrl-C again aborts at once. `--checkpoint-every N`
+writes the training state every N steps, and `--resume` continues from the last one after a
+kill with the same following losses.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import signal
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 from lmcore.cli import CLIError
 from lmcore.data.builtin import builtin_corpora, pydoc_corpus
@@ -46,8 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="where to save the model (default $LMCORE_HOME/models/RUN_ID)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="save the training state every N steps (default 0: only at the end)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the training state saved in --out")
+                   help="continue from the last training state: the one in --out, or without "
+                        "--out the newest recorded run's (same model and optimizer)")
+    p.add_argument("--log-json", metavar="FILE", default=None,
+                   help="append one JSON line per step, evaluation and end (machine-readable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -67,6 +83,84 @@ def read_corpus(spec: str) -> Corpus:
     return load_text(path.read_bytes(), path.name)
 
 
+class StopOnInterrupt:
+    """SIGINT handler: the first Ctrl-C sets `stop` (a clean stop), the second aborts."""
+
+    def __init__(self, stop: threading.Event, say: Callable[[str], None]):
+        self.stop = stop
+        self.say = say
+        self._previous: Any = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        self.say("stopping after this step: evaluating and saving the model "
+                 "(Ctrl-C again to abort)")
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+class JsonLog:
+    """Trainer callback writing one JSON object per line (step, eval, done, error) to `f`."""
+
+    def __init__(self, f: IO[str]):
+        self.f = f
+
+    def __call__(self, e: Any) -> None:
+        from lmcore.train.trainer import Error
+
+        if isinstance(e, Step):
+            d = {"event": "step", "step": e.step, "loss": e.loss, "lr": e.lr,
+                 "grad_norm": e.grad_norm, "tokens_per_s": e.tokens_per_s}
+        elif isinstance(e, Eval):
+            d = {"event": "eval", **dataclasses.asdict(e)}
+        elif isinstance(e, Done):
+            d = {"event": "done", **dataclasses.asdict(e)}
+        elif isinstance(e, Error):
+            d = {"event": "error", **dataclasses.asdict(e)}
+        else:
+            return
+        d = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+             for k, v in d.items()}
+        self.f.write(json.dumps(d) + "\n")
+        self.f.flush()
+
+
+def _resume_dir(args: argparse.Namespace, home: Path) -> Path:
+    """Where `--resume` continues from: --out, else the newest run's folder with a state."""
+    from lmcore.runs.store import RunStore
+    from lmcore.train.trainer import STATE_FILE
+
+    if args.out:
+        if not (Path(args.out) / STATE_FILE).exists():
+            raise CLIError(f"--resume: no training state in {args.out} (nothing was "
+                           "checkpointed there; train with --checkpoint-every N)")
+        return Path(args.out)
+    for run in RunStore().list():
+        for folder in (run.config.get("out"), run.checkpoint, home / "models" / run.id):
+            if folder and (Path(folder) / STATE_FILE).exists():
+                return Path(folder)
+    raise CLIError("--resume: no recorded run left a training state; give --out DIR of the "
+                   "interrupted run")
+
+
+def _chain(*fns: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    def call(e: Any) -> None:
+        for fn in fns:
+            if fn is not None:
+                fn(e)
+    return call
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -75,10 +169,13 @@ def run(args: argparse.Namespace) -> int:
     from lmcore.runs.store import RunStore
     from lmcore.settings import get_settings
     from lmcore.train.data import TokenData
+    from lmcore.train.estimate import count_parameters
     from lmcore.train.objectives import CausalLM
     from lmcore.train.record import Recorder
-    from lmcore.train.trainer import train
+    from lmcore.train.trainer import Error, saved_step, seeded, train
 
+    if args.checkpoint_every < 0:
+        raise CLIError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     corpus = read_corpus(args.corpus)
     split = corpus.split()
     vocab = args.vocab_size or (1000 if args.tokenizer == "bpe" else None)
@@ -90,24 +187,37 @@ def run(args: argparse.Namespace) -> int:
                              dropout=args.dropout)
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer,
                        lr=args.lr, warmup_steps=args.warmup, grad_clip=args.grad_clip or None,
-                       eval_every=args.eval_every, seed=args.seed)
-    model = Transformer(mcfg)
-    get_settings().check("max_params", model.num_parameters())
+                       eval_every=args.eval_every, seed=args.seed,
+                       checkpoint_every=args.checkpoint_every)
+    settings = get_settings()
+    settings.check("max_params", count_parameters(mcfg))  # before allocating the model
+    model = seeded(lambda: Transformer(mcfg), args.seed)
+    home = Path(settings.home).expanduser()
+
+    resume, start = None, 0
+    if args.resume:  # refused here, before a run is recorded, when there is nothing to resume
+        resume = _resume_dir(args, home)
+        try:
+            start = saved_step(resume, model, tcfg)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CLIError(f"--resume from {resume}: {exc}") from None
 
     store = RunStore()
     config = {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg),
-              "tokenizer": args.tokenizer, "corpus": corpus.name}
+              "tokenizer": args.tokenizer, "corpus": corpus.name,
+              "out": str(resume or args.out) if (resume or args.out) else None,
+              "resumed_from_step": start or None}
     run_id = store.create(f"transformer {args.layers}x{args.width}", config,
                           corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
                           tokenizer=f"{tok.kind} ({tok.vocab_size})")
-    out = Path(args.out) if args.out else Path(get_settings().home).expanduser() / "models" \
-        / run_id
+    out = resume or (Path(args.out) if args.out else home / "models" / run_id)
     tcfg.checkpoint_dir = str(out)
-    resume = out if args.resume else None
-    if resume is not None and not (out / "train_state.safetensors").exists():
-        raise CLIError(f"--resume: no training state in {out}")
 
-    bar = tqdm(total=args.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=args.steps, initial=start, disable=args.quiet, unit="step",
+               dynamic_ncols=True)
+    if start:
+        print(f"resuming from step {start} of the training state in {out}", file=sys.stderr)
+    finished = [False]  # the Recorder has written the run's end (Done or Error)
 
     def show(e) -> None:
         if isinstance(e, Step):
@@ -117,30 +227,52 @@ def run(args: argparse.Namespace) -> int:
         elif isinstance(e, Eval):
             bar.write(f"step {e.step}: train {e.train_loss:.4f} · valid {e.valid_loss:.4f} · "
                       f"{e.bits_per_char:.3f} bits/char")
-        elif isinstance(e, Done):
+        elif isinstance(e, Done | Error):
+            finished[0] = True
             bar.close()
 
     stop = threading.Event()
+    log_file = open(args.log_json, "a", encoding="utf-8") if args.log_json else None  # noqa: SIM115
+    recorder = Recorder(store, run_id, then=_chain(JsonLog(log_file) if log_file else None,
+                                                   show))
+    last = [start]
+
+    def track(e) -> None:
+        if isinstance(e, Step):
+            last[0] = e.step
+        recorder(e)
+
     try:
-        result = train(model, CausalLM(), data, tcfg, callback=Recorder(store, run_id, then=show),
-                       stop=stop, resume_from=resume)
-    except KeyboardInterrupt:
-        stop.set()
-        store.finish(run_id, "stopped", {})
-        raise
-    except Exception as exc:  # refused before the first step (limits, a checkpoint mismatch)
-        store.finish(run_id, "failed", {}, error=str(exc))
+        with StopOnInterrupt(stop, lambda m: print(m, file=sys.stderr, flush=True)):
+            try:
+                result = train(model, CausalLM(), data, tcfg, callback=track, stop=stop,
+                               resume_from=resume)
+            except Exception as exc:  # refused before the first step (a checkpoint mismatch)
+                store.finish(run_id, "failed", {}, error=str(exc))
+                raise
+            if result.status == "failed":
+                raise CLIError(f"training failed: {result.error} (run {run_id})")
+            save_model(out, model, tok, extra={"run_id": run_id, "corpus": corpus.name,
+                                               "corpus_fingerprint": corpus.fingerprint,
+                                               **result.summary()})
+            store.update(run_id, checkpoint=str(out))
+    except KeyboardInterrupt:  # the second Ctrl-C: no final evaluation, nothing saved
+        if not finished[0]:
+            recorder.flush()
+            store.finish(run_id, "stopped", {"steps": last[0]},
+                         error="aborted by a second Ctrl-C: no final evaluation; the last "
+                               "training state (if any) is in " + str(out))
         raise
     finally:
         bar.close()
-    if result.status == "failed":
-        raise CLIError(f"training failed: {result.error} (run {run_id})")
-    save_model(out, model, tok, extra={"run_id": run_id, "corpus": corpus.name,
-                                       "steps": result.steps})
-    store.update(run_id, checkpoint=str(out))
+        if log_file is not None:
+            log_file.close()
+    stopped = result.status == "stopped"
     print(f"run {run_id}: {result.steps} steps in {result.elapsed_s:.1f} s "
-          f"({result.tokens_per_s:,.0f} tokens/s); model saved to {out}")
+          f"({result.tokens_per_s:,.0f} tokens/s); model saved to {out}"
+          + (f" (stopped by Ctrl-C at step {result.steps} of {tcfg.steps}: continue with "
+             "--resume)" if stopped else ""))
     print(f"final train loss {result.train_loss:.4f} · validation loss {result.valid_loss:.4f} "
           f"(nats/token) · {result.bits_per_char:.4f} bits/char · perplexity "
           f"{result.perplexity:.2f}" + ("" if math.isfinite(result.valid_loss) else " (!)"))
-    return 0
+    return 130 if stopped else 0

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import safe_open
@@ -336,6 +336,36 @@ def load_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.
     return int(meta["step"])
 
 
+def saved_step(path: str | Path, model: torch.nn.Module, config: TrainConfig) -> int:
+    """The step of the training state in `path`, checked to fit `model` and `config`.
+
+    Reads only the metadata and tensor shapes (nothing is loaded), so a caller can refuse a
+    resume before it records a run; raises FileNotFoundError or ValueError saying why.
+    """
+    file = Path(path)
+    if file.is_dir() or not file.suffix:
+        file = file / STATE_FILE
+    if not file.exists():
+        raise FileNotFoundError(f"no training checkpoint at {file}")
+    with safe_open(str(file), framework="pt") as f:
+        meta = json.loads(f.metadata()["lmcore"])
+        shapes = {k[6:]: tuple(f.get_slice(k).get_shape()) for k in f.keys()
+                  if k.startswith("model.")}
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if shapes != want:
+        differ = sorted(k for k in set(shapes) | set(want) if shapes.get(k) != want.get(k))
+        raise ValueError(f"checkpoint does not fit this model ({', '.join(differ[:3])} "
+                         "differ): use the same model config")
+    if meta["optimizer"] != config.optimizer:
+        raise ValueError(f"checkpoint was trained with {meta['optimizer']}; resume with the "
+                         "same optimizer")
+    step = int(meta["step"])
+    if step >= config.steps:
+        raise ValueError(f"the training state is at step {step:,} already: ask for more than "
+                         f"{step:,} steps to continue")
+    return step
+
+
 def _optimizer_name(opt: torch.optim.Optimizer, saved: str) -> str:
     if isinstance(opt, torch.optim.AdamW):
         return "adamw"
@@ -347,6 +377,19 @@ def _optimizer_name(opt: torch.optim.Optimizer, saved: str) -> str:
 
 
 # --- the loop ----------------------------------------------------------------------------
+
+M = TypeVar("M")
+
+
+def seeded(build: Callable[[], M], seed: int) -> M:
+    """`build()` with torch's global RNG seeded: same seed, same initial weights.
+
+    The global RNG state is restored afterwards, so other users of it are not disturbed.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
 
 def _model_context(model: torch.nn.Module) -> int:
     cfg = getattr(model, "config", None)
@@ -479,8 +522,8 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
 def _norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
     """The L2 norm of the gradients of `params` (0 when none has a gradient)."""
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
+    if not grads:  # on the parameters' device: torch.stack refuses a CPU zero among CUDA norms
+        return torch.zeros((), device=params[0].device if params else None)
     return torch.nn.utils.get_total_norm(grads)
 
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from lmcore.cli import main
+from lmcore.models.checkpoint import load_model
 from lmcore.runs.store import RunStore
 
 TINY = ["--layers", "1", "--heads", "2", "--width", "16", "--context", "16",
@@ -114,3 +123,177 @@ def test_limit_stops_before_training_and_the_run_is_not_left_running(capsys, tex
     assert code == 2 and "max_steps" in err and "LMCORE_MAX_STEPS" in err
     runs = RunStore().list()
     assert [r.status for r in runs] == ["failed"] and "max_steps" in runs[0].error
+
+
+# --- kill and resume, Ctrl-C ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH = "import sys; from lmcore.cli import main; sys.exit(main())"
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    """`lmcore ARGS` in a fresh process (one torch thread, this test's LMCORE_HOME)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _events(path: Path, kind: str = "step") -> list[dict]:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return [d for d in map(json.loads, lines) if d["event"] == kind]
+
+
+def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            pytest.fail(f"process ended ({proc.returncode}) first: {proc.communicate()[1]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)
+
+
+def test_sigkill_then_resume_gives_the_same_following_losses(text_file, tmp_path):
+    common = ["train", *TINY, "--corpus", str(text_file), "--steps", "600", "--eval-every",
+              "0", "--checkpoint-every", "5"]
+    ref = _cli(*common, "--out", str(tmp_path / "ref"), "--log-json", str(tmp_path / "r.jsonl"))
+    killed_dir = tmp_path / "killed"
+    victim = _cli(*common, "--out", str(killed_dir), "--log-json", str(tmp_path / "k.jsonl"))
+    state = killed_dir / "train_state.safetensors"
+    _wait_for(state.exists, victim)  # renamed into place: a complete checkpoint
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+    with safe_open(str(state), framework="pt") as f:
+        at = json.loads(f.metadata()["lmcore"])["step"]
+    assert 5 <= at < 600 and at % 5 == 0
+    killed = [r for r in RunStore().list() if r.config["out"] == str(killed_dir)]
+    assert killed[0].display_status == "failed (process died)"  # not left 'running'
+
+    resumed = _cli(*common, "--out", str(killed_dir), "--resume", "--log-json",
+                   str(tmp_path / "c.jsonl"))
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert f"resuming from step {at}" in err
+    ref_out, ref_err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, ref_err
+    want = {d["step"]: d["loss"] for d in _events(tmp_path / "r.jsonl")}
+    got = {d["step"]: d["loss"] for d in _events(tmp_path / "c.jsonl")}
+    assert sorted(got) == list(range(at + 1, 601))
+    assert got == {s: want[s] for s in got}  # bit for bit, not approximately
+    final = _events(tmp_path / "c.jsonl", "done")[0]
+    assert final["valid_loss"] == _events(tmp_path / "r.jsonl", "done")[0]["valid_loss"]
+
+
+def test_resume_without_saved_state_is_refused_before_a_run_is_recorded(capsys, text_file,
+                                                                          tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _train(capsys, "--corpus", str(text_file), "--steps", "4", "--out",
+                          str(empty), "--resume")
+    assert code == 2 and "no training state" in err and "--checkpoint-every" in err
+    code, _, err = _train(capsys, "--corpus", str(text_file), "--steps", "4", "--resume")
+    assert code == 2 and "no recorded run left a training state" in err
+    assert RunStore().list() == []  # no false 'failed' record
+    # a state that does not fit (another width) is refused before recording, too
+    assert _train(capsys, "--corpus", str(text_file), "--steps", "2", "--out",
+                  str(tmp_path / "m"))[0] == 0
+    code, _, err = _train(capsys, "--corpus", str(text_file), "--steps", "4", "--out",
+                          str(tmp_path / "m"), "--resume", "--width", "32")
+    assert code == 2 and "same model config" in err
+    assert len(RunStore().list()) == 1
+
+
+def test_resume_without_out_continues_the_newest_run(capsys, text_file):
+    assert _train(capsys, "--corpus", str(text_file), "--steps", "2")[0] == 0
+    first = RunStore().list()[0]
+    code, out, err = _train(capsys, "--corpus", str(text_file), "--steps", "4", "--resume")
+    assert code == 0, err
+    run = RunStore().list()[0]
+    assert run.id != first.id and run.checkpoint == first.checkpoint
+    assert RunStore().metrics(run.id)["train"]["step"] == [3, 4]
+
+
+def test_first_ctrl_c_stops_cleanly_with_numbers_and_a_saved_model(text_file, tmp_path):
+    log = tmp_path / "log.jsonl"
+    proc = _cli("train", *TINY, "--corpus", str(text_file), "--steps", "20000",
+                "--eval-every", "0", "--out", str(tmp_path / "m"), "--log-json", str(log))
+    _wait_for(lambda: len(_events(log)) >= 3, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopping after this step" in err and "Traceback" not in err
+    assert "final train loss" in out and "continue with --resume" in out
+    done = _events(log, "done")[0]
+    assert done["status"] == "stopped" and 3 <= done["step"] < 20000
+    run = RunStore().list()[0]
+    assert run.status == "stopped" and run.error is None
+    assert run.final["steps"] == done["step"] and run.final["valid_loss"] == done["valid_loss"]
+    assert run.checkpoint == str(tmp_path / "m")
+    loaded = load_model(run.checkpoint)
+    assert loaded.extra["steps"] == done["step"] and loaded.extra["status"] == "stopped"
+
+
+def test_second_ctrl_c_aborts_and_records_the_run_stopped(capsys, text_file, tmp_path,
+                                                          monkeypatch):
+    """Two SIGINTs during step 3: the second aborts at once (no final evaluation)."""
+    import lmcore.cli.train as cli_train
+
+    real = cli_train.JsonLog.__call__
+
+    def interrupt_twice(self, e):
+        real(self, e)
+        if e.__class__.__name__ == "Step" and e.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler sets the stop event
+            os.kill(os.getpid(), signal.SIGINT)  # ... and now raises KeyboardInterrupt
+
+    monkeypatch.setattr(cli_train.JsonLog, "__call__", interrupt_twice)
+    log = tmp_path / "log.jsonl"
+    before = signal.getsignal(signal.SIGINT)
+    code, _, err = _train(capsys, "--corpus", str(text_file), "--steps", "50", "--out",
+                          str(tmp_path / "m"), "--log-json", str(log))
+    assert code == 130 and "interrupted" in err
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    assert [d["step"] for d in _events(log)] == [1, 2, 3] and not _events(log, "done")
+    run = RunStore().list()[0]
+    assert run.status == "stopped" and "aborted by a second Ctrl-C" in run.error
+    assert run.final == {"steps": 3}
+    assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_stop_on_interrupt_sets_then_aborts():
+    from lmcore.cli.train import StopOnInterrupt
+
+    stop, said = threading.Event(), []
+    handler = StopOnInterrupt(stop, said.append)
+    handler(signal.SIGINT, None)
+    assert stop.is_set() and "Ctrl-C again to abort" in said[0]
+    with pytest.raises(KeyboardInterrupt):
+        handler(signal.SIGINT, None)
+
+
+def test_export_all_honours_the_format_and_delete_removes_the_saved_model(capsys, text_file,
+                                                                           tmp_path):
+    assert _train(capsys, "--corpus", str(text_file), "--steps", "2")[0] == 0
+    assert _train(capsys, "--corpus", str(text_file), "--steps", "2", "--out",
+                  str(tmp_path / "mine"))[0] == 0
+    runs = RunStore().list()
+    assert main(["runs", "export", "--all", "--format", "json"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert [d["id"] for d in every] == [r.id for r in runs]
+    assert every[0]["metrics"]["train"]["step"] == [1, 2]
+    assert main(["runs", "export", "--all", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("id,name,status,")
+    mine, managed = runs  # newest first
+    assert Path(managed.checkpoint).parent.name == "models"
+    assert main(["runs", "delete", managed.id]) == 0
+    assert "and its model" in capsys.readouterr().out
+    assert not Path(managed.checkpoint).exists()
+    assert main(["runs", "delete", mine.id]) == 0  # --out folders are never touched
+    assert Path(mine.checkpoint).is_dir() and RunStore().list() == []
+
+
+def test_delete_keep_model(capsys, text_file):
+    assert _train(capsys, "--corpus", str(text_file), "--steps", "2")[0] == 0
+    run = RunStore().list()[0]
+    assert main(["runs", "delete", run.id, "--keep-model"]) == 0
+    assert Path(run.checkpoint, "model.safetensors").exists()
