@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,47 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_longtext", ROOT / "bench" / "longtext.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_timings_run_after_every_peak_pass_with_the_big_mmap_threshold(monkeypatch):
+    """The peak pass sets glibc's threshold to 64 KiB; no timed call may run under it."""
+    bench = _bench_module()
+    events = []
+    state = {"threshold": None}
+
+    def fake_call(lm, ids, bounds, key):
+        events.append(("call", key, state["threshold"]))
+        return key
+
+    def fake_peak(fn, warmup=True):
+        state["threshold"] = 65536
+        events.append(("peak",))
+        fn()
+        return 1
+
+    def fake_set(nbytes):
+        state["threshold"] = nbytes
+        events.append(("mmap", nbytes))
+        return True
+
+    monkeypatch.setattr(bench, "_call", fake_call)
+    monkeypatch.setattr(bench, "peak_bytes", fake_peak)
+    monkeypatch.setattr(bench, "set_mmap_threshold", fake_set)
+    rows = [("truncation", "tiled", 8, None), ("full", "tiled", 32, None)]
+    out = bench.run(None, [], [], rows, repeats=3)
+    assert all(len(out[k]["times"]) == 3 and out[k]["peak"] == 1 for k in rows)
+    reset = events.index(("mmap", bench.BIG_MMAP))
+    assert max(i for i, e in enumerate(events) if e[0] == "peak") < reset
+    timed = events[reset + 1:]
+    assert len(timed) == 3 * len(rows)
+    assert all(e[0] == "call" and e[2] == bench.BIG_MMAP for e in timed)
 
 
 def _rows(out: str, header: str) -> list[list[str]]:
