@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lmcore.longtext.strategies import max_window
 from lmcore.models.lm import LanguageModel, sample_next
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,16 @@ class Continuation:
         return self.context_start
 
 
-def continue_text(model: LanguageModel, tokenizer, text: str, n_tokens: int, *,
+def continue_text(model: LanguageModel, tokenizer: Tokenizer, text: str, n_tokens: int, *,
                   window: int | None = None, seed: int = 0, temperature: float = 1.0,
                   top_k: int | None = None, top_p: float | None = None,
-                  stop: threading.Event | None = None) -> Continuation:
-    """Generate `n_tokens` after the last window of `text` (window: the model's, by default)."""
+                  stop: threading.Event | None = None,
+                  on_token: Callable[[int, int], None] | None = None) -> Continuation:
+    """Generate `n_tokens` after the last window of `text` (window: the model's, by default).
+
+    `on_token(done, n_tokens)` is called after each generated token (progress for a job);
+    setting `stop` ends the generation early with the tokens so far.
+    """
     if n_tokens < 1:
         raise ValueError(f"generate at least 1 token, got {n_tokens}")
     if not text:
@@ -73,6 +83,8 @@ def continue_text(model: LanguageModel, tokenizer, text: str, n_tokens: int, *,
         if eos is not None and tok == eos:
             break
         out.append(tok)
+        if on_token is not None:
+            on_token(len(out), n_tokens)
     return Continuation(context_start=char_start, context_text=text[char_start:],
                         context_tokens=keep, total_tokens=len(ids), ids=out,
                         text=tokenizer.decode(out, skip_special=True) if out else "",

@@ -11,11 +11,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lmcore.longtext.strategies import with_attention
 from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
 from lmcore.train.data import TokenData
-from lmcore.train.trainer import TrainConfig, TrainResult, train
+from lmcore.train.trainer import Event, TrainConfig, TrainResult, train
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,9 @@ class QuickModelConfig:
     seed: int = 0
 
 
-def train_quick_transformer(train_text: str, valid_text: str, tokenizer,
+def train_quick_transformer(train_text: str, valid_text: str, tokenizer: Tokenizer,
                             config: QuickModelConfig | None = None, *,
-                            callback: Callable | None = None,
+                            callback: Callable[[Event], None] | None = None,
                             stop: threading.Event | None = None,
                             ) -> tuple[TransformerLM, TrainResult]:
     """Train the tiny model on `train_text` (evaluated on `valid_text`); tiled attention after."""

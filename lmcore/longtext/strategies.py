@@ -28,13 +28,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from lmcore.models.lm import LN2, LanguageModel
 from lmcore.train.memory import RSSSampler, rss_bytes
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
 
 StrategyName = Literal["truncation", "disjoint", "sliding", "full"]
 STRATEGIES: tuple[str, ...] = ("truncation", "disjoint", "sliding", "full")
@@ -358,7 +361,7 @@ def _relay(sampler: RSSSampler, on_memory: Callable[[float, int], None],
             return
 
 
-def evaluate(model: LanguageModel, tokenizer, text: str, strategy: str, *,
+def evaluate(model: LanguageModel, tokenizer: Tokenizer, text: str, strategy: str, *,
              window: int | None = None, stride: int | None = None,
              attention: str | None = "tiled", **kwargs) -> StrategyResult:
     """Tokenize `text` and run `strategy` over it (see `evaluate_ids` for the options)."""
@@ -371,7 +374,8 @@ def evaluate(model: LanguageModel, tokenizer, text: str, strategy: str, *,
                         stride=stride, attention=attention, **kwargs)
 
 
-def stride_sweep(model: LanguageModel, tokenizer, text: str, strides: Sequence[int], *,
+def stride_sweep(model: LanguageModel, tokenizer: Tokenizer, text: str,
+                 strides: Sequence[int], *,
                  window: int | None = None, attention: str | None = "tiled",
                  stop: threading.Event | None = None,
                  on_result: Callable[[StrategyResult], None] | None = None,

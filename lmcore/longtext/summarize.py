@@ -32,15 +32,18 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from lmcore.longtext.chunking import Encoder, Unit, split_text
 from lmcore.longtext.rouge import tokenize as words
 from lmcore.models.lm import LanguageModel
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
 
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 # A sentence ends after Chinese 。！？；… (and closing quotes), after English .!? (and closing
@@ -151,7 +154,7 @@ class SentenceScore:
 class ExtractiveSummarizer:
     """Pick sentences by model surprisal + TF-IDF centrality − MMR redundancy (see module)."""
 
-    def __init__(self, model: LanguageModel | None = None, tokenizer=None, *,
+    def __init__(self, model: LanguageModel | None = None, tokenizer: Tokenizer | None = None, *,
                  salience_weight: float = 0.5, mmr_lambda: float = 0.7,
                  window: int | None = None):
         if (model is None) != (tokenizer is None):
@@ -350,7 +353,7 @@ class SummaryNode:
     def span(self) -> tuple[int, int]:
         return (self.start, self.end)
 
-    def walk(self):
+    def walk(self) -> Iterator[SummaryNode]:
         """This node and every descendant, depth first."""
         yield self
         for c in self.children:

@@ -47,3 +47,21 @@ def test_bad_requests_say_why():
         continue_text(lm, TOK, "", 3, window=10)
     with pytest.raises(ValueError, match="window"):
         continue_text(lm, TOK, TEXT, 3)
+
+
+def test_progress_per_token_and_stop_keeps_what_was_written():
+    import threading
+
+    lm = NGramLM.from_tokenizer(TOK, TEXT, order=3, smoothing="kn")
+    seen = []
+    out = continue_text(lm, TOK, TEXT, 5, window=10, temperature=0,
+                        on_token=lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 5) for k in range(1, 6)] and len(out.ids) == 5
+    stop = threading.Event()
+
+    def halt(done, total):
+        if done == 2:
+            stop.set()
+
+    cut = continue_text(lm, TOK, TEXT, 5, window=10, temperature=0, stop=stop, on_token=halt)
+    assert cut.ids == out.ids[:2] and cut.text == out.text[:2]
