@@ -4,8 +4,11 @@ Each mis-read character stands for one byte of the original UTF-8 (`é` became `
 runs of such characters back to bytes and decode them as UTF-8. Bytes the wrong decoder could
 not represent (0x81 0x8D 0x8F 0x90 0x9D in Windows-1252) were lost on the way: dropped, turned
 into U+FFFD or '?', and the no-break space 0xA0 often became a plain space. Every character
-whose bytes all survived is recovered; a character that lost a byte is marked U+FFFD. Whatever
-this pass does not explain is left to ftfy's heuristics (other codecs, HTML-era quirks).
+whose bytes all survived is recovered; a character that lost a byte is marked U+FFFD. A '?'
+right after a lead byte's image such as "Ã" is such a lost byte ("Ã?lvaro" was "Álvaro") only
+on a line already judged mojibake; elsewhere it may be real ("IRMÃ?"). Whatever this pass does
+not explain is left to ftfy's heuristics (other codecs, HTML-era quirks); what ftfy marks with
+U+FFFD is counted in the report too.
 """
 
 from __future__ import annotations
@@ -63,12 +66,31 @@ class _Stats:
     lost: int = 0  # characters replaced by U+FFFD because some of their bytes were lost
     kept: int = 0  # U+FFFD found outside any sequence, left as it was
     valid_fffd: int = 0  # whole sequences that decoded to U+FFFD itself ("ï¿½")
+    qmark: int = 0  # "Ã?" (a lead, then '?') left alone: lost byte or real text (see lead_q)
+    qlost: int = 0  # "Ã?" taken as a lead whose continuation byte became '?': marked
     c1: bool = False  # a C1 control was read: the wrong decoder was Latin-1
     cp1252: bool = False  # a Windows-1252-only character was read
 
 
-def _scan(text: str, mark_lone: bool, stats: _Stats) -> str:
-    """One left-to-right pass decoding byte-image runs; returns the repaired text."""
+def _rest_fits(text: str, j: int, k: int, image: bool) -> bool:
+    """Whether the k characters from text[j] are continuation-byte images or '?' (lost bytes),
+    with at least one image if `image`: then a '?' before them completes a sequence."""
+    seen = False
+    for c in text[j:j + k]:
+        b = _byte(c)
+        if b is not None and 0x80 <= b <= 0xBF:
+            seen = True
+        elif c != "?":
+            return False
+    return (seen or not image) and len(text) >= j + k
+
+
+def _scan(text: str, mark_lone: bool, stats: _Stats, lead_q: bool = False) -> str:
+    """One left-to-right pass decoding byte-image runs; returns the repaired text.
+
+    `lead_q`: a '?' right after the image of a lead byte ("Ã?" for Á, "Ð?" for А) is its lost
+    continuation byte (set only for lines already judged mojibake).
+    """
     out: list[str] = []
     pos, n = 0, len(text)
     while True:
@@ -91,13 +113,19 @@ def _scan(text: str, mark_lone: bool, stats: _Stats) -> str:
                     stats.orphan += 1
                 i += 1
                 continue
-            seq, lost, j = [b], False, i + 1
+            seq, lost, qlead, j = [b], False, False, i + 1
             while j < n and len(seq) <= need:
                 c = text[j]
                 nb = _byte(c)
-                if c == "?" and len(seq) > 1:
-                    nb = LOST  # '?' for a byte the decoder could not map ("ä¸?" for 丁); not
-                    # right after a lead, where it is usually real ("Qué pasó?")
+                if c == "?" and len(seq) == 1:  # right after the lead
+                    if need > 1 and _rest_fits(text, j + 1, need - 1, image=True):
+                        nb = LOST  # "â?¤" for ❤: continuation bytes follow, not a sentence
+                    elif lead_q and _rest_fits(text, j + 1, need - 1, image=False):
+                        nb, qlead = LOST, True  # "Ã?" for Á, "á??" for ᐍ on a mojibake line
+                    else:  # "IRMÃ?" may be real: decided per line (lead_q)
+                        break
+                elif c == "?" and len(seq) > 1:
+                    nb = LOST  # '?' for a byte the decoder could not map ("ä¸?" for 丁)
                 elif c == " " and len(seq) == 1 and b in (0xC2, 0xC3):
                     nb = 0xA0  # "Ã " for "à", "Â " for a no-break space: 0xA0 became a space
                 if nb is None or not (nb == LOST or 0x80 <= nb <= 0xBF):
@@ -119,6 +147,10 @@ def _scan(text: str, mark_lone: bool, stats: _Stats) -> str:
                 stats.cp1252 |= any(c in _CP1252_ONLY for c in text[i:j])
                 out.append(char)
                 i = j
+            elif got == 0 and j < n and text[j] == "?":
+                stats.qmark += 1  # neither evidence nor counter-evidence of mojibake
+                out.append(text[i])
+                i += 1
             elif got == 0:
                 stats.lone += 1
                 stats.lost += mark_lone
@@ -127,6 +159,7 @@ def _scan(text: str, mark_lone: bool, stats: _Stats) -> str:
             elif got < need or lost:
                 stats.broken += 1
                 stats.lost += 1
+                stats.qlost += qlead
                 out.append("\ufffd")
                 i = j
             else:  # complete but invalid UTF-8 (overlong, surrogate): not mojibake
@@ -188,13 +221,13 @@ def _fast(line: str) -> tuple[str, _Stats] | None:
     return out, stats
 
 
-def _decode_line(line: str, mark_lone: bool) -> tuple[str, _Stats]:
+def _decode_line(line: str, mark_lone: bool, lead_q: bool = False) -> tuple[str, _Stats]:
     """One line decoded from its byte images: the C fast path, else the careful scan."""
     fast = _fast(line)
     if fast is not None:
         return fast
     stats = _Stats()
-    return _scan(line, mark_lone=mark_lone, stats=stats), stats
+    return _scan(line, mark_lone=mark_lone, stats=stats, lead_q=lead_q), stats
 
 
 def _repair_lines(text: str) -> tuple[str, _Stats]:
@@ -227,33 +260,44 @@ def _repair_lines(text: str) -> tuple[str, _Stats]:
         if not (alone or with_doc):
             out.append(line)
             continue
-        if stats.lone and stats.orphan == 0:  # lone lead bytes are marked in such lines
-            fixed, stats = _decode_line(line, mark_lone=True)
+        if stats.qmark or (stats.lone and stats.orphan == 0):
+            # in a mis-decoded line "Ã?" lost its second byte; lone leads are marked unless
+            # stray Latin-1 characters say the line also holds real Latin-1 text
+            fixed, stats = _decode_line(line, mark_lone=stats.orphan == 0, lead_q=True)
         out.append(fixed)
-        for k in ("valid", "broken", "lone", "orphan", "lost", "kept", "valid_fffd"):
+        for k in ("valid", "broken", "lone", "orphan", "lost", "kept", "valid_fffd", "qmark",
+                  "qlost"):
             setattr(total, k, getattr(total, k) + getattr(stats, k))
         total.c1 |= stats.c1
         total.cp1252 |= stats.cp1252
     return "".join(out), total
 
 
-def _ftfy_pass(before: str, after: str) -> tuple[str, int]:
-    """Let ftfy fix the lines it judges bad that our pass left alone; (text, lines fixed)."""
+def _ftfy_pass(before: str, after: str) -> tuple[str, int, int]:
+    """Let ftfy fix the lines it judges bad that our pass left alone.
+
+    Returns (text, lines fixed, characters ftfy marked U+FFFD because their bytes were lost).
+    """
     if _SUSPECT.search(after) is None or not is_bad(after):  # cheap test first, then ftfy's
-        return after, 0
-    out, fixed = [], 0
+        return after, 0, 0
+    out, fixed, marked = [], 0, 0
     for old, line in zip(_lines(before), _lines(after), strict=True):
         if old == line and not line.isascii() and is_bad(line):
             new = ftfy.fix_encoding(line)
             if new != line:
                 fixed += 1
+                marked += max(0, new.count("\ufffd") - line.count("\ufffd"))
                 line = new
         out.append(line)
-    return "".join(out), fixed
+    return "".join(out), fixed, marked
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
 
 
 def repair_mojibake(text: str, repairs: list[str]) -> str:
@@ -272,14 +316,22 @@ def repair_mojibake(text: str, repairs: list[str]) -> str:
         valid = layers[-1].valid
         codec = _codec_name(layers[0])
         times = "" if len(layers) == 1 else f", {len(layers)} times over"
-        repairs.append(f"fixed mojibake (UTF-8 read as {codec}{times}) in {valid:,} places")
+        where = f" in {_count(valid, 'place')}" if valid else ""  # 0: only lost bytes marked
+        repairs.append(f"fixed mojibake (UTF-8 read as {codec}{times}){where}")
         # markers an outer layer wrote and an inner one kept count once, legit U+FFFD never
         carried = layers[-1].kept - layers[0].kept - sum(s.valid_fffd for s in layers[:-1])
         lost = layers[-1].lost + max(0, carried)
         if lost:
-            repairs.append(f"{_count(lost, 'character')} could not be recovered (their bytes "
-                           "were lost when the text was mis-decoded) and are marked \ufffd")
-    text, n_ftfy = _ftfy_pass(original, text)
+            qlost = sum(s.qlost for s in layers)
+            why = (f"; {qlost:,} of them showed as a letter and \"?\" for a second byte the "
+                   "Windows-1252 reader could not map (\"Ã?\" was one of Á Í Ï Ð Ý)"
+                   ) if qlost else ""
+            repairs.append(f"{_count(lost, 'character')} could not be recovered (bytes lost "
+                           f"when the text was mis-decoded) and {_are(lost)} marked \ufffd{why}")
+    text, n_ftfy, marked = _ftfy_pass(original, text)
     if n_ftfy:
-        repairs.append(f"fixed other encoding damage on {_count(n_ftfy, 'line')} (ftfy)")
+        lost_note = (f"; {_count(marked, 'character')} could not be recovered (bytes lost) "
+                     f"and {_are(marked)} marked \ufffd") if marked else ""
+        repairs.append(f"fixed other encoding damage on {_count(n_ftfy, 'line')} (ftfy)"
+                       f"{lost_note}")
     return text
