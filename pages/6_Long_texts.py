@@ -25,6 +25,9 @@ from lmcore.models.ngram import NGramLM
 from lmcore.settings import get_settings
 
 QUICK_NAME = "tiny Transformer (Long texts)"
+TRAIN = "Train a tiny Transformer now"
+NGRAM = "Fit a 3-gram now (instant)"
+MIN_CHARS = 200  # shorter than this there is no long text to cut or stream
 
 lab = page(
     "Long texts", "📜",
@@ -70,8 +73,16 @@ part = left.radio("Text to process", ["Held-out test split", "Whole corpus"], ho
                   key="lt.part",
                   help="Models here are trained on the training split; the test split is "
                        "text they have not seen.")
-source = (split.test or corpus.text) if part.startswith("Held") else corpus.text
-limit = left.number_input("Use the first N characters", 200, max(200, len(source)),
+held_out = part.startswith("Held")
+source = (split.test or corpus.text) if held_out else corpus.text
+if len(source) < MIN_CHARS:
+    hint = ("choose 'Whole corpus' above, or " if held_out and len(corpus.text) >= MIN_CHARS
+            else "")
+    left.info(f"{'The held-out test split' if held_out else 'This text'} has only "
+              f"{len(source):,} characters: the long-text tools need at least {MIN_CHARS:,}. "
+              f"To go on, {hint}paste or upload a longer text.")
+    st.stop()
+limit = left.number_input("Use the first N characters", MIN_CHARS, len(source),
                           min(len(source), 12_000), step=1000,
                           key=f"lt.chars.{corpus.fingerprint[:12]}.{part}")  # new text: reset
 text = source[: int(limit)]
@@ -79,12 +90,17 @@ left.caption(f"{len(text):,} characters of {len(source):,}.")
 
 tok_cache = lab.results.setdefault("longtext.tokenizers", {})
 models = {name: m for name, m in lab.models.items() if getattr(m, "tokenizer", None) is not None}
-options = list(models) + ["Fit a 3-gram now (instant)", "Train a tiny Transformer now"]
+# Models with a context (Transformers: they run the tiled attention) come first, so one is the
+# default whenever the session has one; without one the default is training the tiny model
+# here (nothing runs until the button is pressed), the instant 3-gram baseline last.
+models = dict(sorted(models.items(), key=lambda kv: max_window(kv[1]) is None))
+options = list(models) + [TRAIN, NGRAM]
 if lab.results.get("longtext.select") in options:  # just trained: select it
     st.session_state["lt.model"] = lab.results.pop("longtext.select")
 pick = right.selectbox("Model", options, key="lt.model",
-                       help="Models trained on other pages appear here; without one, fit an "
-                            "n-gram or train a tiny Transformer here.")
+                       help="Models trained on other pages appear here, Transformers first; "
+                            "without one, train a tiny Transformer here (about a minute) or "
+                            "fit a 3-gram baseline instantly.")
 model = tokenizer = None
 with errors():
     if pick in models:
@@ -94,7 +110,7 @@ with errors():
         tokenizer = lab.tokenizer or tok_cache.get(corpus.fingerprint)
         if tokenizer is None:
             tokenizer = tok_cache[corpus.fingerprint] = train_tokenizer("char", split.train)
-        if pick.startswith("Fit"):
+        if pick == NGRAM:
             key = (corpus.fingerprint, tokenizer.fingerprint())
             if lab.results.get("longtext.ngram", (None,))[0] != key:
                 lab.results["longtext.ngram"] = (key, NGramLM.from_tokenizer(
@@ -104,8 +120,10 @@ with errors():
                        "context window of its own, so the window below is imposed on it, and "
                        "it never looks back more than 2 tokens.")
         else:
-            right.info("No Transformer in this session yet: train a tiny one (2 layers, width "
-                       "64) on the training split, in about a minute.")
+            right.info("The strategies run through a Transformer with the **tiled "
+                       "(FlashAttention) attention**, and this session has none yet: train a "
+                       "tiny one (2 layers, width 64) on the training split here, in about a "
+                       "minute. For an instant baseline without attention, pick the 3-gram.")
             train_job = reg.latest("longtext-train")
             q1, q2 = right.columns(2)
             steps = q1.number_input("Training steps", 1, 5000, 150, key="lt.qsteps")
@@ -113,7 +131,8 @@ with errors():
                                    help="Positions the model learns. A full pass needs the "
                                         "whole text within them; longer contexts train "
                                         "slower.")
-            if right.button("Train the tiny Transformer", key="lt.train"):
+            if right.button("Train the tiny Transformer", type="primary", key="lt.train",
+                            disabled=train_job is not None and train_job.active):
                 tok_for_train = tokenizer
                 qcfg = QuickModelConfig(steps=int(steps), context=int(qctx))
 
@@ -147,6 +166,8 @@ if model is not None:
     right.caption(f"Tokenizer: {tokenizer.kind} · context: "
                   + (f"{limit_w} tokens" if limit_w else "none (n-gram)"))
 
+NO_MODEL = ("Train the tiny Transformer above first (Model: "
+            f"“{TRAIN}”, about a minute), or pick “{NGRAM}” for a baseline.")
 tab_chunks, tab_eval, tab_sum, tab_cont = st.tabs(
     ["Chunks", "Strategies", "Summary tree", "Continue the text"])
 
@@ -196,16 +217,20 @@ with tab_eval:
                 r"{\text{characters scored}}$; the sliding window follows Hugging Face's "
                 "fixed-length perplexity recipe.")
     if model is None:
-        st.info("Choose or train a model above first.")
+        st.info(NO_MODEL)
     else:
         limit_w = max_window(model)
+        if limit_w is None:
+            st.caption("The 3-gram has no attention, so the attention choice below does not "
+                       "apply: train the tiny Transformer (Model, above) to run these "
+                       "strategies through the tiled kernel.")
         c1, c2, c3 = st.columns(3)
         strategies = c1.multiselect("Strategies", list(STRATEGIES),
                                     default=["truncation", "disjoint", "sliding"],
                                     key="lt.strategies")
-        window = c2.number_input("Window C (tokens)", 2, limit_w or 100_000,
-                                 min(limit_w or 128, 128), key="lt.window",
-                                 help="At most the model's context.")
+        w_max = max(2, limit_w or 100_000)  # a model with a context under 2 is refused below
+        window = c2.number_input("Window C (tokens)", 2, w_max, min(w_max, 128),
+                                 key="lt.window", help="At most the model's context.")
         stride = c3.number_input("Stride S (tokens)", 1, 100_000, max(1, int(window) // 4),
                                  key="lt.stride")
         attention = c1.radio("Attention", ["tiled", "sdpa", "naive"], horizontal=True,
@@ -310,23 +335,45 @@ with tab_sum:
     fan_in = c3.number_input("Summaries joined per level", 2, 16, 4, key="lt.fanin")
     kind = st.radio("Summarizer", ["Extractive (offline)", "OpenAI-compatible chat endpoint"],
                     horizontal=True, key="lt.sumkind")
+    url = None
     if kind.startswith("Extractive"):
         weight = st.slider("Salience weight w", 0.0, 1.0, 0.5, key="lt.w",
                            disabled=model is None)
         mmr = st.slider("MMR λ", 0.0, 1.0, 0.7, key="lt.mmr")
     else:
-        url = st.text_input("Endpoint URL (Ollama: http://127.0.0.1:11434)",
-                            get_settings().llm_url, key="lt.url")
-        chat_model = st.text_input("Chat model", "qwen2.5:0.5b", key="lt.chatmodel")
-        api_key = st.text_input("API key (if the server needs one)", type="password",
-                                key="lt.apikey")
+        # A URL typed by a visitor makes the server POST wherever it points (SSRF): only
+        # when the operator allows it (LMCORE_ALLOW_LLM_URL, on under `make run`); otherwise
+        # the endpoint is the one configured in LMCORE_LLM_URL, or none.
+        settings = get_settings()
+        configured = settings.llm_url.strip()
+        if settings.allow_llm_url:
+            url = st.text_input("Endpoint URL (Ollama: http://127.0.0.1:11434)", configured,
+                                key="lt.url")
+        elif configured:
+            url = configured
+            st.caption(f"Endpoint configured on this server: `{configured}` (LMCORE_LLM_URL; "
+                       "visitors cannot choose another: LMCORE_ALLOW_LLM_URL is off).")
+        else:
+            st.info("The endpoint summarizer is disabled on this server: no endpoint is "
+                    "configured (LMCORE_LLM_URL), and visitors may not enter one "
+                    "(LMCORE_ALLOW_LLM_URL is off, as on a hosted demo, so that nobody can "
+                    "make the server send requests to an address of their choosing). Use the "
+                    "extractive summarizer, or run your own copy with `make run`.")
+        if url is not None:
+            chat_model = st.text_input("Chat model", "qwen2.5:0.5b", key="lt.chatmodel")
+            api_key = st.text_input("API key (if the server needs one)", type="password",
+                                    key="lt.apikey")
+    endpoint_off = not kind.startswith("Extractive") and url is None
     reference = st.text_area("Reference summary for ROUGE (optional)", key="lt.reference")
-    if st.button("Summarize", type="primary", key="lt.sum.run"):
+    if st.button("Summarize", type="primary", key="lt.sum.run", disabled=endpoint_off):
         with errors():
             if kind.startswith("Extractive"):
                 use_model = model if model is not None else None
                 summarizer = ExtractiveSummarizer(use_model, tokenizer if use_model else None,
                                                   salience_weight=weight, mmr_lambda=mmr)
+            elif url is None:
+                raise ValueError("the endpoint summarizer is disabled on this server "
+                                 "(LMCORE_LLM_URL is not set, LMCORE_ALLOW_LLM_URL is off)")
             else:
                 summarizer = ChatSummarizer(url, chat_model, api_key or None)
             b, cc, f = int(budget), int(chunk_chars), int(fan_in)
@@ -373,7 +420,7 @@ with tab_cont:
     st.markdown("**Partial processing:** the model continues the text from its last window "
                 "only; everything before it is invisible to the model.")
     if model is None:
-        st.info("Choose or train a model above first.")
+        st.info(NO_MODEL)
     else:
         c1, c2, c3 = st.columns(3)
         n_new = c1.number_input("Tokens to generate", 1, 500, 60, key="lt.n")
@@ -382,10 +429,19 @@ with tab_cont:
         cwin = None if max_window(model) else c1.number_input(
             "Window (tokens)", 2, 10_000, 128, key="lt.cwin")
         if st.button("Continue", key="lt.cont.run"):
-            with errors():
-                out = continue_text(model, tokenizer, text, int(n_new),
-                                    window=int(cwin) if cwin else None, seed=int(seed),
-                                    temperature=float(temp))
+            # one model call per token: seconds for a Transformer, so a job with progress
+            def _continue(ctx, lm=model, tok=tokenizer, src=text, n=int(n_new),
+                          w=int(cwin) if cwin else None, sd=int(seed), tp=float(temp)):
+                return continue_text(lm, tok, src, n, window=w, seed=sd, temperature=tp,
+                                     stop=ctx.stop, on_token=lambda done, total: ctx.progress(
+                                         done / total, f"token {done}/{total}"))
+
+            reg.submit("longtext-continue", _continue)
+        cjob = reg.latest("longtext-continue")
+        if cjob is not None:
+            _live_view(cjob, lambda snap: None, key="lt.contview")
+            out = cjob.result if cjob.status in ("done", "stopped") else None
+            if out is not None:
                 st.caption(f"The model saw the last {out.context_tokens:,} tokens (from "
                            f"character {out.context_start:,}); {out.unseen_chars:,} characters "
                            "before them were out of its view.")
