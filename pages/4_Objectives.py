@@ -1,19 +1,20 @@
 """Objectives: one backbone trained as a causal, a prefix and a masked LM on one budget."""
 
-import dataclasses
-import time
-
 import pandas as pd
 import streamlit as st
-import torch
 
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import job_panel, registry
-from lmcore.app.objective_charts import effective_rank_chart, loss_curves, mask_heatmaps
+from lmcore.app.jobs import job_panel, live_chart, registry
+from lmcore.app.objective_charts import (
+    effective_rank_chart,
+    fair_table,
+    loss_curves,
+    mask_heatmaps,
+)
+from lmcore.app.objective_job import generation_job, objective_job
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.generate import generate_tokens
 from lmcore.models.transformer import TransformerConfig, TransformerLM
-from lmcore.runs.store import RunStore
 from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
 from lmcore.train.objectives import (
@@ -22,10 +23,8 @@ from lmcore.train.objectives import (
     build_models,
     fill_blanks,
     make_blanks,
-    train_and_score,
 )
-from lmcore.train.record import Recorder
-from lmcore.train.trainer import Eval, Step, TrainConfig
+from lmcore.train.trainer import TrainConfig
 
 K = "obj."  # widget key prefix
 NAMES = ("causal", "prefix", "masked")
@@ -90,36 +89,6 @@ def _tokenizer():
     return res["tok"]
 
 
-def _job(name, model, data, tcfg, tok, corpus, session):
-    """Job function: train and score one objective, recorded as a run (no streamlit)."""
-
-    def fn(ctx):
-        cfg = model.config
-        store = RunStore()
-        run_id = store.create(f"objective {name} {cfg.n_layer}x{cfg.n_embd} ({tok.kind})",
-                              {"model": cfg.to_dict(), "objective": name,
-                               "train": dataclasses.asdict(tcfg)}, corpus_name=corpus.name,
-                              corpus_fingerprint=corpus.fingerprint,
-                              tokenizer=f"{tok.kind} ({tok.vocab_size})", session=session)
-
-        def feed(e):
-            if isinstance(e, Step):
-                ctx.log("train", step=e.step, loss=e.loss)
-                ctx.progress(e.step / e.steps, f"{name}: step {e.step}/{e.steps} · "
-                                               f"loss {e.loss:.3f}")
-                if e.step == e.steps:
-                    ctx.progress(1.0, f"{name}: scoring held-out text…")
-            elif isinstance(e, Eval):
-                ctx.log("eval", step=e.step, valid_loss=e.valid_loss)
-
-        run = train_and_score(name, model, data, tcfg, rate=float(rate), nsp=nsp,
-                              callback=Recorder(store, run_id, then=feed), stop=ctx.stop)
-        return {"model": run.model, "tokenizer": tok, "result": run.result,
-                "metrics": run.metrics, "ranks": run.ranks}
-
-    return fn
-
-
 def _start() -> None:
     tok = _tokenizer()
     data = TokenData.from_corpus(lab.corpus, tok)
@@ -131,12 +100,12 @@ def _start() -> None:
     models = build_models(base, seed=int(seed), nsp=nsp)
     for model in models.values():
         get_settings().check("max_params", model.num_parameters())
-    res["jobs"] = {name: reg.submit(f"objective: {name}", _job(
-        name, model, data, tcfg, tok, lab.corpus, lab.session_id)).id
-        for name, model in models.items()}
+    res["jobs"] = {name: reg.submit(f"objective: {name}", objective_job(
+        name, model, data, tcfg, tok, lab.corpus, rate=float(rate), nsp=nsp,
+        session=lab.session_id)).id for name, model in models.items()}
     res["context"] = int(context)
-    res.pop("demo", None)
-    res.pop("fill", None)
+    for key in ("gen_job", "fill"):
+        res.pop(key, None)
 
 
 if st.button("Train the three", type="primary", key=K + "train", disabled=not config_ok):
@@ -168,13 +137,13 @@ if done:
     st.subheader("3 · Fair held-out numbers")
     for name in ("causal", "prefix"):
         if name in done:
-            lab.models[f"{name} LM (objectives)"] = TransformerLM(done[name]["model"],
-                                                                  done[name]["tokenizer"])
-    rows = [m.as_row() for name in NAMES if name in done for m in done[name]["metrics"]]
-    table = pd.DataFrame(rows)
+            lab.models[f"{name} LM (objectives)"] = TransformerLM(done[name].run.model,
+                                                                  done[name].tokenizer)
+    table = fair_table([m for name in NAMES if name in done for m in done[name].run.metrics])
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                for c in ("bits/token", "bits/char", "accuracy")})
+                 column_config={c: st.column_config.NumberColumn(
+                     format="%d" if c in ("tokens", "characters") else "%.4f")
+                     for c in table.columns if c not in ("model", "scored")})
     st.download_button("Download table (CSV)", table.to_csv(index=False), "objectives.csv",
                        "text/csv", key=K + "csv")
     st.markdown(
@@ -182,13 +151,17 @@ if done:
         "tokens from the *same* preceding tokens (prefix lengths drawn with the seed); only "
         "how the prefix is read differs, so these two rows compare directly.\n"
         "- **full sequence**: the causal model on every token, the usual perplexity.\n"
-        f"- **[pseudo]**: {PLL_NOTE}\n"
-        "- Averages are token-weighted (total bits / total tokens); bits/char = bits/token × "
-        "tokens/char of the held-out text.")
+        f"- **[pseudo]**: {PLL_NOTE} Its numbers have their own columns.\n"
+        "- **masked tokens**: cross-entropy and accuracy on the BERT-corrupted positions only "
+        "(a random subset of tokens, not a text), so it has no bits/char and its own "
+        "perplexity column. **next-sentence prediction** (with the NSP head): accuracy on "
+        "held-out [CLS] A [SEP] B [SEP] pairs, half of them true continuations.\n"
+        "- Averages are token-weighted (total bits / total tokens); bits/char divides the "
+        "same total bits by the characters of exactly the scored tokens.")
 
     st.subheader("4 · Effective rank of attention")
     T_ctx = res.get("context", int(context))
-    ranks = {f"{n}" + (" (P = T/2)" if n == "prefix" else ""): done[n]["ranks"] for n in done}
+    ranks = {f"{n}" + (" (P = T/2)" if n == "prefix" else ""): done[n].run.ranks for n in done}
     st.plotly_chart(effective_rank_chart(ranks, T_ctx), key=K + "rank")
     st.caption("exp(entropy of the normalised singular values) of each head's T×T attention "
                "matrix on held-out windows. A causal matrix is triangular with a positive "
@@ -197,26 +170,28 @@ if done:
 
     # --- fill in the blank ------------------------------------------------------------------
     st.subheader("5 · Fill in the blanks")
-    tok = next(iter(done.values()))["tokenizer"]
+    tok = next(iter(done.values())).tokenizer
     lines = [ln.strip() for ln in lab.corpus.split().valid.splitlines()]
     snippet = next((ln for ln in lines if len(ln) >= 30 and "_" not in ln), "the cat sat")[:60]
     text = st.text_input("A sentence with blanks `_` (one token each)",
                          make_blanks(snippet, n=3, seed=int(seed)), key=K + "blank_text")
     st.caption("Masked model: all blanks at once, using both sides. Prefix model: left to right,"
                " the text before each blank read bidirectionally. Causal model: left to right "
-               "from the left context only, and it can simply continue the text.")
+               "from the left context only, and it can simply continue the text. A blank is "
+               "filled only with tokens seen in training that decode to printable text.")
     if st.button("Fill", key=K + "fill"):
         with errors():
             out = []
             for name in NAMES:
                 if name in done:
-                    filled, probs = fill_blanks(done[name]["model"], tok, text, name)
+                    filled, probs = fill_blanks(done[name].run.model, tok, text, name,
+                                                allowed=done[name].fillable)
                     out.append({"model": name, "filled": filled, "blanks": " · ".join(
                         f"{t} ({p:.0%})" for t, p in probs)})
             if "causal" in done:
                 left = text.split("_")[0]
-                g = generate_tokens(done["causal"]["model"],
-                                    torch.tensor([[tok.bos_id] + tok.encode(left)]), 40,
+                g = generate_tokens(done["causal"].run.model,
+                                    [[tok.bos_id] + tok.encode(left)], 40,
                                     temperature=0.8, top_k=20, seed=int(seed))
                 out.append({"model": "causal (continues)",
                             "filled": left + tok.decode(g.new[0].tolist()), "blanks": ""})
@@ -238,25 +213,22 @@ if done:
         prompt = g[2].text_input("Prompt", "", key=K + "prompt")
         if st.button("Generate with and without the KV cache", key=K + "generate"):
             with errors():
-                m = done["causal"]["model"]
-                ids = torch.tensor([[tok.bos_id] + tok.encode(prompt)])
-                times, outs = {}, {}
-                for use in (True, False):
-                    t0 = time.perf_counter()
-                    outs[use] = generate_tokens(m, ids, int(n_new), temperature=float(temp),
-                                                seed=int(seed), use_cache=use)
-                    times[use] = time.perf_counter() - t0
-                same = torch.equal(outs[True].ids, outs[False].ids)
-                res["demo"] = (outs[True], times, same)
-        if "demo" in res:
-            out, times, same = res["demo"]
-            st.code(prompt + tok.decode(out.new[0].tolist()), language=None)
-            st.caption(f"with cache {times[True]:.2f} s ({out.cached_steps} cached steps; "
-                       f"past the context of {res.get('context', int(context))} tokens each "
-                       "step re-encodes the last window, as without a cache) · "
-                       f"without {times[False]:.2f} s · "
-                       f"{times[False] / max(times[True], 1e-9):.1f}× · "
-                       f"identical tokens: {'yes' if same else 'NO'}")
-            probs = pd.DataFrame({"token": tok.token_strings(out.new[0].tolist()),
-                                  "probability": out.probs[0].tolist()})
+                res["gen_job"] = reg.submit("objectives: generation", generation_job(
+                    done["causal"].run.model, tok, prompt, int(n_new), temperature=float(temp),
+                    seed=int(seed))).id
+        gen_job = reg.get(res["gen_job"]) if "gen_job" in res else None
+        if gen_job is not None:
+            live_chart(gen_job, lambda snapshot: None, key=K + "gen")
+        if gen_job is not None and gen_job.status == "done" and gen_job.result is not None:
+            demo = gen_job.result
+            st.caption(f"Prompt {demo.prompt!r} · {demo.n} tokens at temperature "
+                       f"{demo.temperature:g}")
+            st.code(demo.prompt + demo.text, language=None)
+            t_c, t_n = demo.seconds["cache"], demo.seconds["no cache"]
+            st.caption(f"with cache {t_c:.2f} s ({demo.cached_steps} cached steps; past the "
+                       f"context of {demo.context} tokens each step re-encodes the last window, "
+                       f"as without a cache) · without {t_n:.2f} s · "
+                       f"{t_n / max(t_c, 1e-9):.1f}× · "
+                       f"identical tokens: {'yes' if demo.identical else 'NO'}")
+            probs = pd.DataFrame({"token": demo.tokens, "probability": demo.probs})
             st.dataframe(probs.head(100), hide_index=True, height=220)

@@ -1,16 +1,23 @@
-"""Plotly figures for the Objectives page: loss curves, the three masks, effective rank."""
+"""Figures and tables for the Objectives page: losses, the three masks, ranks, fair numbers."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
 from lmcore.models.masks import build_mask
+from lmcore.train.objectives import Metric, table_rows
 
 COLORS = {"causal": "#2563eb", "prefix": "#16a34a", "masked": "#dc2626"}
 MARGIN = dict(l=40, r=10, t=50, b=40)
+
+
+def fair_table(metrics: list[Metric]) -> pd.DataFrame:
+    """The fair-metrics table: one row per metric, only the columns some row fills."""
+    return pd.DataFrame(table_rows(metrics))
 
 
 def loss_curves(snapshots: dict[str, dict[str, dict[str, list]]]) -> go.Figure:

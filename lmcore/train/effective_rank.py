@@ -36,4 +36,4 @@ def attention_effective_ranks(model: torch.nn.Module, windows: torch.Tensor,
         _, weights = model(windows, return_attention=True, **kw)  # L x (N, H, T, T)
     finally:
         model.train(was)
-    return np.stack([effective_rank(w).mean(0).numpy() for w in weights])  # (L, H)
+    return np.stack([effective_rank(w).mean(0).cpu().numpy() for w in weights])  # (L, H)

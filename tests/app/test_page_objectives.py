@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 from apptest import assert_no_exception, error_texts, open_page
 
+from lmcore.app.jobs import JobRegistry
+from lmcore.runs.store import RunStore
+
 PAGE = "pages/4_Objectives.py"
+
+
+def _figure(at, key: str) -> dict:
+    """The plotly figure (as JSON) of the chart drawn with widget key `key`."""
+    for e in at.get("plotly_chart"):
+        if e.proto.id.endswith("-" + key):
+            return json.loads(e.proto.spec)
+    raise AssertionError(f"no chart with key {key}: "
+                         f"{[e.proto.id for e in at.get('plotly_chart')]}")
 
 
 def _wait_for_jobs(timeout: float = 90) -> None:
@@ -54,7 +67,24 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     assert any("[pseudo]" in s for s in scored)
     suffix = table[table["scored"] == "suffix (same positions)"]
     assert len(set(suffix["tokens"])) == 1  # causal and prefix scored on the same tokens
-    assert (table["bits/char"] > 0).all()
+    likelihood = table[table["model"].isin(["causal", "prefix"])]
+    assert (likelihood["bits/char"] > 0).all() and (likelihood["characters"] > 0).all()
+    masked = table[table["model"] == "masked"]
+    assert masked["bits/char"].isna().all() and masked["per-token perplexity"].isna().all()
+    mlm = masked[masked["scored"].str.startswith("masked tokens")]
+    assert (mlm["masked-token perplexity"] > 1).all() and mlm["pseudo bits/char"].isna().all()
+    pll = masked[masked["scored"].str.contains("pseudo")]
+    assert (pll["pseudo bits/char"] > 0).all() and (pll["pseudo-perplexity"] > 1).all()
+
+    loss = _figure(at, "obj.loss")
+    names = {t["name"].split()[0] for t in loss["data"]}
+    assert names == {"causal", "prefix", "masked"}
+    assert all(len(t["x"]) >= 1 for t in loss["data"])
+    rank = _figure(at, "obj.rank")
+    assert {t["name"].split()[0] for t in rank["data"]} == {"causal", "prefix", "masked"}
+    for t in rank["data"]:  # one layer, two heads, each rank between 1 and T = 16
+        heads = [float(v) for v in t["customdata"][0].split(", ")]
+        assert t["x"] == ["layer 0"] and len(heads) == 2 and all(1 <= v <= 16 for v in heads)
 
     at.text_input(key="obj.blank_text").set_value("no blanks").run()
     at.button(key="obj.fill").click().run()
@@ -68,8 +98,51 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     assert all("_" not in f for f in fills["filled"][:3])
     # the sidebar (drawn before the page body) lists the trained models on the next run
     assert any("causal LM (objectives)" in m.value for m in at.sidebar.markdown)
+    runs = RunStore().list()  # the fair rows are kept with each recorded run
+    assert len(runs) == 3 and all(r.final["fair_metrics"] for r in runs)
 
     at.number_input(key="obj.n").set_value(20).run()
+    at.text_input(key="obj.prompt").set_value("the ").run()
     at.button(key="obj.generate").click().run()
     assert_no_exception(at)
+    _wait_for_jobs()  # generation runs as a background job
+    at.run()
+    assert_no_exception(at)
     assert any("identical tokens: yes" in c.value for c in at.caption)
+    assert any(c.value.startswith("the ") for c in at.code)
+    # the prompt shown is the one stored with the result, not the widget's new value
+    at.text_input(key="obj.prompt").set_value("zzz").run()
+    assert any("Prompt 'the '" in c.value for c in at.caption)
+    assert any(c.value.startswith("the ") for c in at.code)
+
+
+def test_stop_before_the_first_step_skips_scoring(monkeypatch):
+    at = open_page(PAGE)
+    at.number_input(key="obj.steps").set_value(3)
+    at.number_input(key="obj.context").set_value(16)
+    at.number_input(key="obj.n_layer").set_value(1)
+    at.number_input(key="obj.n_embd").set_value(16)
+    at.run()
+    stopped = []
+    real_submit = JobRegistry.submit
+
+    def submit_stopped(self, name, fn):
+        def first_stop(ctx):
+            ctx.stop.set()  # as if Stop was pressed before step 1
+            stopped.append(name)
+            return fn(ctx)
+
+        return real_submit(self, name, first_stop)
+
+    with monkeypatch.context() as patch:  # only the submit; LMCORE_HOME stays private
+        patch.setattr(JobRegistry, "submit", submit_stopped)
+        at.button(key="obj.train").click().run()
+    _wait_for_jobs()
+    at.run()
+    assert_no_exception(at)
+    assert len(stopped) == 3
+    assert not at.dataframe  # nothing scored, no table
+    assert sum("stopped by request" in w.value for w in at.warning) == 3
+    runs = RunStore().list()  # each objective recorded as stopped, and never scored
+    assert len(runs) == 3 and all(r.status == "stopped" for r in runs)
+    assert all("fair_metrics" not in (r.final or {}) for r in runs)

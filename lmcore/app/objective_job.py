@@ -1,0 +1,166 @@
+"""The Objectives page's background jobs: train-and-score one objective, the generation demo.
+
+Each function builds the `fn(ctx)` a page submits to the session's job registry. They run in
+the job's thread and never call streamlit: progress (training steps, then held-out scoring)
+goes to `ctx.progress` as one fraction of the whole work, so the panel's ETA covers both.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lmcore.app.jobs import JobContext
+from lmcore.data.corpus import Corpus
+from lmcore.data.tokenizers import Tokenizer
+from lmcore.models.generate import generate_tokens
+from lmcore.models.transformer import Transformer
+from lmcore.runs.store import RunStore
+from lmcore.train.data import TokenData
+from lmcore.train.objectives import (
+    ObjectiveRun,
+    Scoring,
+    fillable_ids,
+    train_and_score,
+    work_plan,
+)
+from lmcore.train.record import Recorder
+from lmcore.train.trainer import Eval, Step, TrainConfig
+
+
+@dataclass
+class ObjectiveOutcome:
+    """What a finished objective job hands the page."""
+
+    run: ObjectiveRun
+    tokenizer: Tokenizer
+    fillable: torch.Tensor  # bool (V,): ids a blank may be filled with (printable, seen)
+    run_id: str
+
+
+class ObjectiveFeed:
+    """Trainer + scoring callback: loss series, and progress over training and scoring."""
+
+    def __init__(self, ctx: JobContext, name: str, train_work: int, score_work: int):
+        self.ctx, self.name = ctx, name
+        self.train_work, self.score_work = max(train_work, 1), max(score_work, 0)
+
+    def __call__(self, e: Any) -> None:
+        ctx, name = self.ctx, self.name
+        if isinstance(e, Step):
+            ctx.log("train", step=e.step, loss=e.loss)
+            total = self.train_work + self.score_work
+            ctx.progress(e.step / e.steps * self.train_work / total,
+                         f"{name}: step {e.step}/{e.steps} · loss {e.loss:.3f}")
+        elif isinstance(e, Eval):
+            ctx.log("eval", step=e.step, valid_loss=e.valid_loss)
+        elif isinstance(e, Scoring):
+            self.score_work = e.total  # exact now
+            total = self.train_work + e.total
+            ctx.progress((self.train_work + e.done) / total,
+                         f"{name}: scoring {e.stage.split(': ', 1)[-1]} "
+                         f"({e.done / max(e.total, 1):.0%})")
+
+
+def objective_job(name: str, model: Transformer, data: TokenData, train_config: TrainConfig,
+                  tokenizer: Tokenizer, corpus: Corpus, *, rate: float = 0.15,
+                  nsp: bool = False, session: str | None = None):
+    """A job function: train and score objective `name`, recorded as a run in the store."""
+
+    def fn(ctx: JobContext) -> ObjectiveOutcome:
+        cfg = model.config
+        store = RunStore()
+        run_id = store.create(
+            f"objective {name} {cfg.n_layer}x{cfg.n_embd} ({tokenizer.kind})",
+            {"model": cfg.to_dict(), "objective": name, "rate": rate, "nsp": nsp,
+             "train": dataclasses.asdict(train_config)},
+            corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
+            tokenizer=f"{tokenizer.kind} ({tokenizer.vocab_size})", session=session)
+        ctx.set("run_id", run_id)
+        context = train_config.context or cfg.context
+        feed = ObjectiveFeed(ctx, name, *work_plan(name, data, train_config, context, nsp))
+        try:
+            run = train_and_score(name, model, data, train_config, tokenizer=tokenizer,
+                                  rate=rate, nsp=nsp, callback=Recorder(store, run_id, then=feed),
+                                  stop=ctx.stop)
+        except Exception as exc:  # refused before the first step: the run did not happen
+            if store.get(run_id).status == "running":
+                store.finish(run_id, "failed", {}, error=str(exc))
+            raise
+        if run.metrics:
+            final = dict(store.get(run_id).final or {})
+            final["fair_metrics"] = [m.as_row() for m in run.metrics]
+            store.update(run_id, final=final)
+        return ObjectiveOutcome(run, tokenizer, fillable_ids(tokenizer, data.train), run_id)
+
+    return fn
+
+
+@dataclass
+class GenerationDemo:
+    """The same sampled continuation with and without the KV cache, and what each took."""
+
+    prompt: str
+    n: int
+    temperature: float
+    text: str  # the new text only
+    tokens: list[str]
+    probs: list[float]
+    seconds: dict[str, float]  # 'cache' and 'no cache'
+    cached_steps: int
+    identical: bool
+    context: int
+
+
+class GenerationStopped(Exception):
+    """Raised from a forward hook when the job is asked to stop mid-generation."""
+
+
+def generation_job(model: Transformer, tokenizer: Tokenizer, prompt: str, n: int, *,
+                   temperature: float = 0.8, seed: int = 0):
+    """A job function: generate `n` tokens twice (KV cache on, then off) and time both.
+
+    Generation runs on a private copy of the model, whose forward hook counts steps for the
+    progress bar and stops the loop (by raising) once the job's stop event is set.
+    """
+    ids = torch.tensor([[tokenizer.bos_id] + tokenizer.encode(prompt)])
+    if n < 1:
+        raise ValueError(f"ask for at least one token, got {n}")
+
+    def fn(ctx: JobContext) -> GenerationDemo:
+        m = copy.deepcopy(model)
+        calls = {"done": 0, "phase": "with the KV cache"}
+
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            if ctx.stop.is_set():
+                raise GenerationStopped("generation stopped")
+            calls["done"] += 1
+            ctx.progress(calls["done"] / (2 * n),
+                         f"generating {calls['phase']}: {calls['done'] % n or n}/{n} tokens")
+
+        handle = m.register_forward_hook(hook)
+        outs, seconds = {}, {}
+        try:
+            for use, label in ((True, "cache"), (False, "no cache")):
+                calls["phase"] = "with the KV cache" if use else "without a cache"
+                t0 = time.perf_counter()
+                outs[use] = generate_tokens(m, ids, n, temperature=temperature, seed=seed,
+                                            use_cache=use)
+                seconds[label] = time.perf_counter() - t0
+        finally:
+            handle.remove()
+        out = outs[True]
+        new = out.new[0].tolist()
+        return GenerationDemo(prompt=prompt, n=n, temperature=temperature,
+                              text=tokenizer.decode(new), tokens=tokenizer.token_strings(new),
+                              probs=out.probs[0].tolist(), seconds=seconds,
+                              cached_steps=out.cached_steps,
+                              identical=torch.equal(out.ids, outs[False].ids),
+                              context=m.config.context)
+
+    return fn
