@@ -5,7 +5,9 @@ cross-entropy on a text *is* a file size. `compress` turns that into bytes: for 
 it asks the model for the next-token distribution, quantises it to `constriction`'s 24-bit
 fixed point (every token keeps at least 2**-24, so nothing is uncodable) and range-codes the
 token. `decompress` asks the same model the same questions in the same order, so it sees
-bit-identical distributions and recovers the tokens exactly.
+bit-identical distributions and recovers the tokens exactly. Torch's floats depend on its
+thread count, so both sides run the model on one thread (in the calling thread only, see
+`lmcore.info.threads`): a file decodes in any process on the machine.
 
 File layout (all integers little-endian):
   b"LMZ" + version (1 byte)
@@ -19,21 +21,24 @@ caught by the CRC instead of coming back as garbage.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import struct
-import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import constriction
 import numpy as np
 
+from lmcore.info.threads import one_torch_thread
 from lmcore.models.lm import LanguageModel
 from lmcore.models.ngram import NGramLM
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
 
 MAGIC = b"LMZ"
 VERSION = 1
@@ -106,7 +111,7 @@ class Header:
         return cls(digest=digest, tokens=tokens, chars=chars, crc=crc, version=version), pos + 4
 
 
-def model_digest(model: LanguageModel, tokenizer) -> bytes:
+def model_digest(model: LanguageModel, tokenizer: Tokenizer | None) -> bytes:
     """8 bytes naming the model and tokenizer pair a file was coded with."""
     tok = tokenizer.fingerprint() if tokenizer is not None else "-"
     return hashlib.sha256(f"{model.fingerprint()}|{tok}".encode()).digest()[:8]
@@ -120,7 +125,7 @@ def read_header(data: bytes) -> Header:
 # ----------------------------------------------------------------------------- model access
 
 
-def _tokenizer(model: LanguageModel, tokenizer):
+def _tokenizer(model: LanguageModel, tokenizer: Tokenizer | None) -> Tokenizer:
     tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tok is None:
         raise CodingError("this model has no tokenizer; pass the tokenizer it was trained with")
@@ -152,23 +157,6 @@ def next_probs(model: LanguageModel, ids: list[int]) -> np.ndarray:
     if not p.sum() > 0:
         raise CodingError("the model gave every token probability 0")
     return p
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch on one thread while coding: one token at a time is latency-bound (threads
-    only add overhead, 20x on a busy machine), and a fixed thread count keeps the encoder's
-    and the decoder's floats identical whatever the process was configured with."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _categorical(p: np.ndarray):
@@ -213,7 +201,7 @@ class Encoded:
         return self.payload_bits / self.ideal_bits - 1 if self.ideal_bits else math.nan
 
 
-def encode(model: LanguageModel, text: str, tokenizer=None,
+def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
            progress: Progress | None = None) -> Encoded:
     """Compress `text` with `model` and report the sizes (see `compress`)."""
     tok = _tokenizer(model, tokenizer)
@@ -230,7 +218,7 @@ def encode(model: LanguageModel, text: str, tokenizer=None,
     model_bits = ideal_bits = 0.0
     n = len(ids)
     ctx: list[int] = []  # grows exactly as the decoder's does
-    with _one_thread():
+    with one_torch_thread():
         for t in range(n):
             p = next_probs(model, ctx)
             x = ids[t]
@@ -250,13 +238,13 @@ def encode(model: LanguageModel, text: str, tokenizer=None,
                    seconds=time.perf_counter() - t0)
 
 
-def compress(model: LanguageModel, text: str, tokenizer=None,
+def compress(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
              progress: Progress | None = None) -> bytes:
     """`text` as bytes coded with `model` (tokenizer: the model's own unless given)."""
     return encode(model, text, tokenizer, progress).data
 
 
-def decompress(model: LanguageModel, data: bytes, tokenizer=None,
+def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = None,
                progress: Progress | None = None) -> str:
     """The text `compress` coded into `data`; the same model (and tokenizer) is required."""
     tok = _tokenizer(model, tokenizer)
@@ -276,7 +264,7 @@ def decompress(model: LanguageModel, data: bytes, tokenizer=None,
     dec = constriction.stream.queue.RangeDecoder(words)
     ids: list[int] = []
     n = header.tokens
-    with _one_thread():
+    with one_torch_thread():
         for t in range(n):
             p = next_probs(model, ids)
             ids.append(int(dec.decode(_categorical(p))))

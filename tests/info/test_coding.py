@@ -101,17 +101,18 @@ def test_round_trip_ngram_random(ngram, text):
     assert decompress(ngram, compress(ngram, text)) == text
 
 
-@pytest.mark.parametrize("kind", ["toy", "ngram"])
+@pytest.mark.parametrize("kind", ["toy", "ngram", "transformer"])
 def test_size_within_bound_of_cross_entropy(kind, request):
     model = request.getfixturevalue(kind)
     text = TRAIN * 2 + "unseen: ∑ 🚀"
     enc = encode(model, text)
     ids = model.tokenizer.encode(text)
-    lp = model.token_logprobs(ids)
+    lp = model.token_logprobs(ids)  # a Transformer's batched windows: float32, agree to 1e-5
+    rel = 1e-6 if kind == "transformer" else 1e-9
     clipped = -np.log2(np.maximum(np.exp(lp), FLOOR)).sum()
-    assert enc.ideal_bits == pytest.approx(clipped, rel=1e-9)
-    if kind == "ngram":  # no zero probabilities: clipping changes nothing
-        assert enc.model_bits == pytest.approx(-lp.sum() / math.log(2), rel=1e-9)
+    assert enc.ideal_bits == pytest.approx(clipped, rel=rel)
+    if kind != "toy":  # no zero probabilities: clipping changes nothing
+        assert enc.model_bits == pytest.approx(-lp.sum() / math.log(2), rel=rel)
     # the payload stays within 0.1% + 8 bytes of the ideal code length
     assert enc.payload_bits <= enc.ideal_bits * 1.001 + 64
     assert enc.payload_bits >= enc.ideal_bits - 64  # no model beats its own cross-entropy
@@ -182,25 +183,29 @@ def test_round_trip_transformer_random(transformer, text):
 
 _SUBPROCESS = """
 import hashlib, torch
+torch.set_num_threads({threads})
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.coding import compress
 from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
 tok = train_tokenizer("char", {train!r})
 torch.manual_seed(0)
-cfg = TransformerConfig(vocab_size=tok.vocab_size, context=16, n_layer=1, n_head=2, n_embd=16)
+cfg = TransformerConfig(vocab_size=tok.vocab_size, context=64, n_layer=2, n_head=2, n_embd=64)
 print(hashlib.sha256(compress(TransformerLM(Transformer(cfg), tok), {text!r})).hexdigest())
 """
 
 
-def test_deterministic_across_processes(transformer):
+def test_deterministic_across_processes_and_thread_counts():
+    """The same file from processes on 1 and 2 torch threads (without coding on one thread
+    this model's file differs between the two on the 2-core machine it was measured on)."""
     import subprocess
     import sys
 
-    text = "Determinism: 同じ bytes every run 🦊"
-    code = _SUBPROCESS.format(train=TRAIN, text=text)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True).stdout.strip()
-    assert out == hashlib.sha256(compress(transformer, text)).hexdigest()
+    text = TRAIN[:200]
+    out = {subprocess.run([sys.executable, "-c",
+                           _SUBPROCESS.format(train=TRAIN, text=text, threads=n)],
+                          capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+           for n in (1, 2)}
+    assert len(out) == 1 and len(next(iter(out))) == 64
 
 
 @pytest.mark.parametrize("smoothing", ["mle", "addk", "stupid", "kn"])
