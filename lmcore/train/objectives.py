@@ -216,7 +216,7 @@ class MaskedLM:
 OBJECTIVES = {"causal": CausalLM, "prefix": PrefixLM, "masked": MaskedLM}
 
 
-def make_objective(name: str, **kwargs) -> CausalLM | PrefixLM | MaskedLM:
+def make_objective(name: str, **kwargs: Any) -> CausalLM | PrefixLM | MaskedLM:
     """An objective by name ('causal' | 'prefix' | 'masked')."""
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
