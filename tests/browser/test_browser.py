@@ -56,6 +56,22 @@ def test_upload_then_switch_pages(page, server, tmp_path: Path):
     wait_idle(page)
     assert not exceptions_on(page)
     screenshot(page, "switched_page_keeps_corpus")
+    # back on the Corpus page (and on the home page) the upload is still the current corpus:
+    # opening a page with the corpus picker must not fall back to the built-in corpus
+    for link, url, title in (("Corpus", "**/Corpus_and_tokenizers", "Corpus"),
+                             ("Home", "**/", "lmcore")):
+        page.locator('[data-testid="stSidebar"] a').filter(has_text=link).first.click()
+        page.wait_for_url(url)
+        page.locator("h1").filter(has_text=title).first.wait_for(timeout=60_000)
+        wait_idle(page)
+        assert not exceptions_on(page)
+        main = page.locator('[data-testid="stMain"]')
+        main.get_by_text("Using mixed.txt").first.wait_for(timeout=60_000)
+        assert main.get_by_text("Python reference docs").count() == 0
+        assert sidebar.get_by_text("mixed.txt").count() >= 1
+        checked = main.locator('[data-testid="stRadio"] input:checked').first
+        assert checked.evaluate("e => e.closest('label').innerText").strip() == "Upload a file"
+        screenshot(page, f"back_on_{link.lower()}_keeps_corpus")
 
 
 def test_bad_upload_shows_error_box(page, server, tmp_path: Path):
