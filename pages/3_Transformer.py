@@ -1,16 +1,15 @@
 """Transformer: size a tiny GPT, train it live in the background, sample from it, look inside."""
 
-import math
-
 import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.highlight import heat_html
 from lmcore.app.jobs import live_chart, registry
 from lmcore.app.train_charts import (
     attention_heatmap,
+    attention_maps,
     comparison_losses,
+    generated_html,
     grad_norm_bars,
     training_dashboard,
 )
@@ -19,14 +18,13 @@ from lmcore.models.transformer import (
     ACTIVATIONS,
     NORM_POSITIONS,
     NORMS,
-    Transformer,
     TransformerConfig,
     TransformerLM,
 )
 from lmcore.runs.store import RunStore
 from lmcore.settings import get_settings
 from lmcore.train.dynamics import COMPARISONS
-from lmcore.train.estimate import calibrate, step_seconds
+from lmcore.train.estimate import calibrate, shape_only, step_seconds, vocab_estimate
 from lmcore.train.objectives import CausalLM
 from lmcore.train.trainer import OPTIMIZERS, UPDATE_RULES, TrainConfig
 
@@ -36,6 +34,7 @@ PRESETS = {
                   lr=3e-3),
 }
 K = "tf."  # widget key prefix
+DEFAULTS = TrainConfig()  # the trainer's defaults for the optimizer knobs
 
 lab = page(
     "Transformer", "🤖",
@@ -103,12 +102,35 @@ warmup = c[0].number_input("Warmup steps", 0, 100_000, 10, key=K + "warmup")
 clip = c[1].number_input("Gradient clip (0 = off)", 0.0, 100.0, 1.0, key=K + "clip")
 eval_every = c[2].number_input("Evaluate every (steps)", 0, 100_000, 50, key=K + "eval_every")
 seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key=K + "seed")
+c = st.columns(4)  # the knobs of the chosen update rule (others do not apply)
+min_lr_frac = c[0].number_input("Min learning rate (× lr)", 0.0, 1.0, 0.1, step=0.05,
+                                key=K + "min_lr", help="the floor the cosine decays to")
+momentum, beta1, beta2, weight_decay = (DEFAULTS.momentum, DEFAULTS.beta1, DEFAULTS.beta2,
+                                        DEFAULTS.weight_decay)
+if optimizer == "momentum":
+    momentum = c[1].number_input("Momentum μ", 0.0, 0.999, DEFAULTS.momentum, step=0.05,
+                                 key=K + "momentum")
+if optimizer in ("adam", "adamw"):
+    beta1 = c[1].number_input("β₁", 0.0, 0.9999, DEFAULTS.beta1, step=0.01, format="%.4g",
+                              key=K + "beta1")
+    beta2 = c[2].number_input("β₂", 0.0, 0.9999, DEFAULTS.beta2, step=0.001, format="%.4g",
+                              key=K + "beta2")
+if optimizer == "adamw":
+    weight_decay = c[3].number_input("Weight decay λ", 0.0, 10.0, DEFAULTS.weight_decay,
+                                     step=0.01, key=K + "weight_decay")
 
 with st.expander(f"The update rule {optimizer} runs", expanded=False):
     st.latex(UPDATE_RULES[optimizer])
-    st.markdown("$\\eta$ is the learning rate: linear warmup for the first steps, then cosine "
-                "decay to a tenth of it. With clipping on, $g$ is first rescaled so that "
-                "$\\lVert g\\rVert \\le$ the clip value.")
+    values = {"sgd": "", "momentum": f", $\\mu = {momentum:g}$",
+              "adam": f", $\\beta_1 = {beta1:g}$, $\\beta_2 = {beta2:g}$, "
+                      f"$\\epsilon = {DEFAULTS.eps:g}$",
+              "adamw": f", $\\beta_1 = {beta1:g}$, $\\beta_2 = {beta2:g}$, "
+                       f"$\\epsilon = {DEFAULTS.eps:g}$, $\\lambda = {weight_decay:g}$"}
+    st.markdown(f"With these settings: $\\eta$ rises linearly to {float(lr):g} over "
+                f"{int(warmup)} warmup steps, then follows a cosine down to "
+                f"{float(lr) * float(min_lr_frac):g} ({float(min_lr_frac):g} × lr) at step "
+                f"{int(steps):,}{values[optimizer]}. With clipping on, $g$ is first rescaled "
+                "so that $\\lVert g\\rVert \\le$ the clip value.")
 
 model_config = dict(context=int(context), n_layer=int(n_layer), n_head=int(n_head),
                     n_embd=int(n_embd), mlp_ratio=float(mlp_ratio), activation=activation,
@@ -117,16 +139,24 @@ model_config = dict(context=int(context), n_layer=int(n_layer), n_head=int(n_hea
                     bias=bias)
 train_config = None
 with errors():
-    vocab_guess = {"char": 200, "byte": 263, "bpe": int(vocab or 1000)}[tok_kind]
-    if lab.tokenizer is not None and lab.tokenizer.kind == tok_kind:
-        vocab_guess = lab.tokenizer.vocab_size
-    probe = Transformer(TransformerConfig(vocab_size=vocab_guess, **model_config))
+    known = lab.tokenizer
+    if known is not None and known.kind == tok_kind and (vocab is None
+                                                         or known.vocab_size == int(vocab)):
+        vocab_size, vocab_note = known.vocab_size, "the session's tokenizer"
+    else:  # what the tokenizer trained on this corpus will have (exact for char and byte)
+        vocab_size = vocab_estimate(tok_kind, lab.corpus.split().train, vocab)
+        vocab_note = "estimated from the corpus" if tok_kind != "bpe" else "at most"
+    # shapes only (meta device): a 500M-parameter request is refused without allocating it
+    probe = shape_only(TransformerConfig(vocab_size=vocab_size, **model_config))
     n_params = probe.num_parameters()
     settings = get_settings()
     settings.check("max_params", n_params)
     settings.check("max_steps", int(steps))
     train_config = TrainConfig(steps=int(steps), batch_size=int(batch_size), optimizer=optimizer,
-                               lr=float(lr), warmup_steps=int(warmup),
+                               lr=float(lr), min_lr=float(lr) * float(min_lr_frac),
+                               warmup_steps=int(warmup), momentum=float(momentum),
+                               beta1=float(beta1), beta2=float(beta2),
+                               weight_decay=float(weight_decay),
                                grad_clip=float(clip) or None, eval_every=int(eval_every),
                                seed=int(seed))
     per_step = step_seconds(probe, int(batch_size), flops_per_s=_flops_per_s())
@@ -136,13 +166,17 @@ with errors():
     ms, total_s = 1000 * per_step, per_step * int(steps)
     m[2].metric("≈ time per step", f"{ms:,.1f} ms" if ms < 10 else f"{ms:,.0f} ms")
     m[3].metric("≈ total", f"{total_s:,.1f} s" if total_s < 10 else f"{total_s:,.0f} s")
-    st.caption("Estimate: 6N + 12·L·T·d FLOPs per token × tokens per step, at the training "
-               "speed measured on this server. The vocabulary (and so N) is known exactly once "
-               "the tokenizer is trained.")
+    st.caption(f"Vocabulary {vocab_size:,} tokens ({vocab_note}). Estimate: 6N + 12·L·T·d "
+               "FLOPs per token × tokens per step, at the training speed measured on this "
+               "server.")
 
 # --- training job ------------------------------------------------------------------------
 st.subheader("2 · Train")
 job = reg.latest("transformer")
+if job is not None and isinstance(job.result, TrainOutcome) \
+        and job.result.corpus_fingerprint != lab.corpus.fingerprint:
+    reg.forget(job.id)  # trained on a corpus this session has since switched away from
+    job = None
 busy = job is not None and job.active
 b = st.columns([1, 4])
 if b[0].button("Train", type="primary", disabled=busy or train_config is None, key=K + "train"):
@@ -158,6 +192,7 @@ if job is not None:
         lab.models["transformer"] = TransformerLM(out.model, out.tokenizer)
         lab.results[K + "installed"] = job.id
         lab.results[K + "outcome"] = out
+        lab.results.pop(K + "reloaded", None)
         st.rerun()  # once per job: the sidebar lists the new model
     if isinstance(out, TrainOutcome):
         r = out.result
@@ -166,7 +201,7 @@ if job is not None:
                    f"**{r.bits_per_char:.4f} bits/char**, perplexity {r.perplexity:.2f}. "
                    "The model is now `transformer` in this session.")
 else:
-    st.caption("No training yet in this session.")
+    st.caption("No training yet on this corpus in this session.")
 
 # --- generation --------------------------------------------------------------------------
 lm = lab.models.get("transformer")
@@ -193,16 +228,7 @@ else:
             lab.results[K + "generated"] = (prompt, pieces)
     if K + "generated" in lab.results:
         prompt_shown, pieces = lab.results[K + "generated"]
-        shown, offsets, pos = "", [], len(prompt_shown)
-        for piece, _ in pieces:
-            offsets.append((pos, pos + len(piece)))
-            pos += len(piece)
-            shown += piece
-        bits = [-math.log2(max(p, 1e-12)) for _, p in pieces]
-        st.markdown(heat_html(prompt_shown + shown, offsets, bits,
-                              labels=[f"p = {p:.3f} ({b:.1f} bits)"
-                                      for (_, p), b in zip(pieces, bits, strict=True)]),
-                    unsafe_allow_html=True)
+        st.markdown(generated_html(prompt_shown, pieces), unsafe_allow_html=True)
         st.caption("Each generated token glows by its surprisal −log₂ p under the model "
                    "(temperature 1, before top-k/top-p); hover for the probability.")
 
@@ -214,16 +240,10 @@ else:
     layer = a[1].number_input("Layer", 0, lm.config.n_layer - 1, 0, key=K + "att_layer")
     head = a[2].number_input("Head", 0, lm.config.n_head - 1, 0, key=K + "att_head")
     with errors():
-        import torch
-
-        ids = [lm.tokenizer.bos_id] + lm.tokenizer.encode(att_text)
-        ids = ids[: min(lm.config.context, 64)]
-        with torch.no_grad():
-            lm.model.eval()
-            _, weights = lm.model(torch.tensor([ids]), return_attention=True, mask="causal")
-        w = weights[int(layer)][0, int(head)].tolist()  # (T, T)
-        st.plotly_chart(attention_heatmap(w, lm.tokenizer.token_strings(ids),
-                                          f"layer {layer}, head {head}"), key=K + "att_fig")
+        maps, tokens = attention_maps(lm.model, lm.tokenizer, att_text, max_tokens=64)
+        w = maps[int(layer)][int(head)].tolist()  # (T, T)
+        st.plotly_chart(attention_heatmap(w, tokens, f"layer {layer}, head {head}"),
+                        key=K + "att_fig")
         st.caption("Row i: how query token i spreads its attention over keys 0..i (causal "
                    "mask: the upper triangle is zero). At most the first 64 tokens.")
 
@@ -265,16 +285,21 @@ if dyn is not None:
 st.subheader("6 · Runs")
 with errors():
     store = RunStore()
-    runs = store.list(session=lab.session_id)
+    shared = get_settings().shared_runs
+    scope = None if shared else lab.session_id  # None: every run in the store
+    runs = store.list(session=scope)
+    if shared:
+        st.caption(f"Every run recorded in `{store.path}`: this session's, earlier sessions' "
+                   "and `lmcore train`'s (LMCORE_SHARED_RUNS is on).")
     if not runs:
-        st.caption("Runs you train here are recorded (this session sees only its own).")
+        st.caption("Runs you train here are recorded" + ("." if shared else
+                                                         " (this session sees only its own)."))
     else:
         st.dataframe(pd.DataFrame([r.row() for r in runs]), hide_index=True)
         ids = [r.id for r in runs]
         chosen = st.multiselect("Compare runs", ids, default=ids[:2], key=K + "cmp")
         if chosen:
-            st.dataframe(pd.DataFrame(store.compare(chosen, session=lab.session_id)),
-                         hide_index=True)
+            st.dataframe(pd.DataFrame(store.compare(chosen, session=scope)), hide_index=True)
             snap = {}
             for rid in chosen:
                 ev = store.metrics(rid).get("eval", {})
@@ -282,19 +307,22 @@ with errors():
             st.plotly_chart(comparison_losses(snap, "validation loss"), key=K + "cmp_fig")
         one = st.selectbox("Run", ids, key=K + "run")
         r = st.columns(4)
-        r[0].download_button("JSON", store.export_json(one, session=lab.session_id),
+        r[0].download_button("JSON", store.export_json(one, session=scope),
                              file_name=f"{one}.json", key=K + "dl_json")
-        r[1].download_button("CSV (metrics)", store.export_csv(one, session=lab.session_id),
+        r[1].download_button("CSV (metrics)", store.export_csv(one, session=scope),
                              file_name=f"{one}.csv", key=K + "dl_csv")
         if r[2].button("Reload model", key=K + "reload"):
             from lmcore.models.checkpoint import load_model
 
-            ck = store.get(one, session=lab.session_id).checkpoint
+            ck = store.get(one, session=scope).checkpoint
             if not ck:
                 raise ValueError(f"run {one} has no saved model (it did not finish)")
-            loaded = load_model(ck)
-            lab.models["transformer"] = loaded.lm()
-            st.success(f"Loaded run {one} as `transformer`.")
-        if r[3].button("Delete", key=K + "delete"):
-            store.delete(one, session=lab.session_id)
+            lab.models["transformer"] = load_model(ck).lm()
+            lab.results[K + "reloaded"] = one
+            st.rerun()  # the sidebar and the generation section show the loaded model
+        if r[3].button("Delete", key=K + "delete", help="the run, its metrics and the model "
+                       "lmcore saved for it (weights and tokenizer)"):
+            store.delete(one, session=scope, remove_model=True)
             st.rerun()
+        if lab.results.get(K + "reloaded") in ids:
+            st.success(f"Loaded run {lab.results[K + 'reloaded']} as `transformer`.")

@@ -1,4 +1,4 @@
-"""Plotly figures for training: the live 2x2 dashboard, dynamics comparisons, attention."""
+"""Figures for training and its models: live dashboard, dynamics, attention, generated text."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
+import torch
+
+from lmcore.app.highlight import heat_html
 
 _M = dict(l=50, r=10, t=60, b=40)
 
@@ -53,11 +56,14 @@ def training_dashboard(snap: dict[str, dict[str, list]], title: str = "") -> go.
     mem = snap.get("memory", {})
     data.append(_line(3, *_finite(mem.get("t", []), mem.get("rss_mb", [])), "process RSS",
                       mode="lines"))
+    t_of = dict(zip(steps, tr.get("elapsed_s", []), strict=False))  # step -> seconds
     x, y = _finite(steps, tr.get("saved_mb", []))
     if x:
-        t_of = dict(zip(steps, tr.get("elapsed_s", []), strict=False))
         data.append(_line(3, [t_of.get(s) for s in x], y, "saved for backward",
                           mode="markers"))
+    x, y = _finite(steps, tr.get("cuda_peak_mb", []))
+    if x:  # only on a GPU: the allocator's high-water mark
+        data.append(_line(3, [t_of.get(s) for s in x], y, "CUDA peak", mode="lines"))
     layout: dict = dict(height=620, margin=_M, legend=dict(orientation="h", y=-0.12),
                         annotations=[])
     if title:
@@ -108,3 +114,35 @@ def attention_heatmap(weights: Sequence[Sequence[float]], tokens: Sequence[str],
                       height=520, margin=_M)
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+@torch.no_grad()
+def attention_maps(model: torch.nn.Module, tokenizer, text: str,
+                   max_tokens: int = 64) -> tuple[list[torch.Tensor], list[str]]:
+    """Causal attention weights of `text` (after BOS): one (H, T, T) tensor per layer, tokens.
+
+    At most `max_tokens` (and the model's context) tokens, so the heatmap stays readable.
+    """
+    ids = [tokenizer.bos_id] + tokenizer.encode(text)
+    ids = ids[: min(model.config.context, max_tokens)]
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        _, weights = model(torch.tensor([ids], device=device), return_attention=True,
+                           mask="causal")  # per layer (1, H, T, T)
+    finally:
+        model.train(was_training)
+    return [w[0].float().cpu() for w in weights], tokenizer.token_strings(ids)
+
+
+def generated_html(prompt: str, pieces: Sequence[tuple[str, float]]) -> str:
+    """The prompt, then each generated piece glowing by its surprisal; hover shows p and bits."""
+    offsets, pos = [], len(prompt)
+    for piece, _ in pieces:
+        offsets.append((pos, pos + len(piece)))
+        pos += len(piece)
+    bits = [-math.log2(max(p, 1e-12)) for _, p in pieces]
+    labels = [f"p = {p:.3f} ({b:.1f} bits)" for (_, p), b in zip(pieces, bits, strict=True)]
+    return heat_html(prompt + "".join(piece for piece, _ in pieces), offsets, bits,
+                     labels=labels)

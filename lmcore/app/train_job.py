@@ -8,6 +8,7 @@ when the job is done, takes the trained model from `job.result`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,18 @@ from lmcore.runs.store import RunStore
 from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
 from lmcore.train.dynamics import COMPARISONS, VariantResult, run_comparison
+from lmcore.train.estimate import count_parameters
 from lmcore.train.memory import RSSSampler
 from lmcore.train.record import Recorder, eval_values
-from lmcore.train.trainer import Eval, Event, Step, TrainConfig, TrainResult, train
+from lmcore.train.trainer import (
+    Eval,
+    Event,
+    Step,
+    TrainConfig,
+    TrainResult,
+    seeded,
+    train,
+)
 
 
 @dataclass
@@ -34,6 +44,7 @@ class TrainOutcome:
     result: TrainResult
     run_id: str
     checkpoint: str
+    corpus_fingerprint: str  # the corpus it was trained on: a page drops it after a switch
 
 
 def get_tokenizer(corpus: Corpus, kind: str, vocab_size: int | None = None,
@@ -58,7 +69,8 @@ class JobFeed:
         if isinstance(e, Step):
             ctx.log("train", step=e.step, loss=e.loss, lr=e.lr, tokens_per_s=e.tokens_per_s,
                     grad_norm=e.grad_norm, elapsed_s=e.elapsed_s, clipped=e.clipped,
-                    saved_mb=None if e.saved_bytes is None else e.saved_bytes / 2**20)
+                    saved_mb=None if e.saved_bytes is None else e.saved_bytes / 2**20,
+                    cuda_peak_mb=None if e.cuda_peak is None else e.cuda_peak / 2**20)
             ctx.log("grad", step=e.step, **e.grad_norms)
             ctx.progress(e.step / e.steps, f"step {e.step:,}/{e.steps:,} · loss {e.loss:.3f} · "
                                            f"{e.tokens_per_s:,.0f} tokens/s")
@@ -72,7 +84,8 @@ class JobFeed:
 
 def training_job(corpus: Corpus, tokenizer_kind: str, model_config: dict[str, Any],
                  train_config: TrainConfig, objective: Any, *, session: str | None = None,
-                 vocab_size: int | None = None, tokenizer: Tokenizer | None = None):
+                 vocab_size: int | None = None, tokenizer: Tokenizer | None = None
+                 ) -> Callable[[JobContext], TrainOutcome]:
     """A job function: tokenize, build, train (recorded in the run store), save, return."""
 
     def fn(ctx: JobContext) -> TrainOutcome:
@@ -80,8 +93,8 @@ def training_job(corpus: Corpus, tokenizer_kind: str, model_config: dict[str, An
         tok = get_tokenizer(corpus, tokenizer_kind, vocab_size, tokenizer)
         data = TokenData.from_corpus(corpus, tok)
         mcfg = TransformerConfig(vocab_size=tok.vocab_size, **model_config)
-        model = Transformer(mcfg)
-        get_settings().check("max_params", model.num_parameters())
+        get_settings().check("max_params", count_parameters(mcfg))  # before allocating
+        model = seeded(lambda: Transformer(mcfg), train_config.seed)
         store = RunStore()
         run_id = store.create(
             f"transformer {mcfg.n_layer}x{mcfg.n_embd} ({tok.kind})",
@@ -108,13 +121,14 @@ def training_job(corpus: Corpus, tokenizer_kind: str, model_config: dict[str, An
                                            "corpus_fingerprint": corpus.fingerprint,
                                            **result.summary()})
         store.update(run_id, checkpoint=str(out))
-        return TrainOutcome(model, tok, result, run_id, str(out))
+        return TrainOutcome(model, tok, result, run_id, str(out), corpus.fingerprint)
 
     return fn
 
 
 def dynamics_job(kind: str, corpus: Corpus, model_config: dict[str, Any],
-                 train_config: TrainConfig, objective: Any):
+                 train_config: TrainConfig, objective: Any
+                 ) -> Callable[[JobContext], list[VariantResult]]:
     """A job function running comparison `kind` with char tokens; one series per variant."""
     total = len(COMPARISONS[kind][1]) * train_config.steps
 

@@ -1,17 +1,58 @@
-"""How long will a training step take? FLOPs per step divided by this machine's measured rate.
+"""How big and how slow will a model be? Sizes without allocating, steps timed on this machine.
 
-`calibrate()` times a few real training steps of a fixed small Transformer and returns the
-training FLOP/s this machine actually reaches (far below the matmul peak for tiny models);
-`step_seconds()` scales that to another configuration by its FLOPs per token (6N + 12·L·T·d).
+`shape_only()` builds a Transformer on PyTorch's "meta" device: every parameter has its shape
+but no storage, so a 500M-parameter request is counted (and refused by the `max_params` limit)
+without allocating 2 GB. `vocab_estimate()` gives the vocabulary a tokenizer will have before
+it is trained. `calibrate()` times a few real training steps of a fixed small Transformer and
+returns the training FLOP/s this machine actually reaches (far below the matmul peak for tiny
+models); `step_seconds()` scales that to another configuration by its FLOPs per token
+(6N + 12·L·T·d).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import torch
 
+from lmcore.data.tokenizers import (
+    DEFAULT_MIN_FREQUENCY,
+    DEFAULT_VOCAB,
+    FALLBACK_TOKENS,
+    N_SPECIAL,
+)
 from lmcore.models.transformer import Transformer, TransformerConfig
+
+
+def shape_only(config: TransformerConfig) -> Transformer:
+    """The model of `config` with parameters on the meta device: shapes, counts, no memory."""
+    with torch.device("meta"):
+        return Transformer(config)
+
+
+def count_parameters(config: TransformerConfig) -> int:
+    """Distinct parameters of the model `config` describes (tied matrices once), not allocated."""
+    return shape_only(config).num_parameters()
+
+
+def vocab_estimate(kind: str, train_text: str, vocab_size: int | None = None) -> int:
+    """The vocabulary a `kind` tokenizer trained on `train_text` will have.
+
+    Exact for char (special + byte-fallback tokens + the distinct characters the trainer keeps)
+    and byte (special + 256); for the trained kinds the requested size, an upper bound (a short
+    text can yield fewer merges).
+    """
+    if kind == "byte":
+        return N_SPECIAL + 256
+    if kind == "char":
+        base = N_SPECIAL + len(FALLBACK_TOKENS)
+        least = DEFAULT_MIN_FREQUENCY["char"]
+        chars = set(train_text) if least <= 1 else {
+            c for c, n in Counter(train_text).items() if n >= least}
+        n = base + len(chars)
+        return n if vocab_size is None else min(n, vocab_size)
+    return int(vocab_size or DEFAULT_VOCAB.get(kind, 1000))
 
 
 def calibrate(steps: int = 3, batch: int = 8, context: int = 64) -> float:

@@ -20,6 +20,8 @@ def step_values(e: Step) -> dict[str, Any]:
          "elapsed_s": e.elapsed_s, "rss_mb": e.rss / 2**20, "clipped": e.clipped}
     if e.saved_bytes is not None:
         d["saved_mb"] = e.saved_bytes / 2**20
+    if e.cuda_peak is not None:
+        d["cuda_peak_mb"] = e.cuda_peak / 2**20
     d.update({f"grad_norm.{k}": v for k, v in e.grad_norms.items()})
     return d
 

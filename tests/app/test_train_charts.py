@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import math
 
-from lmcore.app.train_charts import attention_heatmap, grad_norm_bars, training_dashboard
+import torch
+
+from lmcore.app.train_charts import (
+    attention_heatmap,
+    attention_maps,
+    generated_html,
+    grad_norm_bars,
+    training_dashboard,
+)
+from lmcore.data.tokenizers import train_tokenizer
+from lmcore.models.transformer import Transformer, TransformerConfig
 
 
 def _snap(n):
@@ -40,3 +50,36 @@ def test_other_figures():
     assert grad_norm_bars({"a": {"layer 0": 0.0}}).data[0].y[0] > 0  # log axis needs > 0
     fig = attention_heatmap([[1.0, 0.0], [0.5, 0.5]], ["[BOS]", "a"], "layer 0, head 0")
     assert list(fig.data[0].x) == ["0:[BOS]", "1:a"]
+
+
+def test_cuda_peak_is_plotted_only_when_measured():
+    snap = _snap(4)
+    assert "CUDA peak" not in [t.name for t in training_dashboard(snap).data]  # on a CPU
+    snap["train"]["cuda_peak_mb"] = [100.0, 120.0, None, 125.0]
+    peak = [t for t in training_dashboard(snap).data if t.name == "CUDA peak"]
+    assert len(peak) == 1 and list(peak[0].y) == [100.0, 120.0, 125.0]
+    assert list(peak[0].x) == [0.0, 0.1, 0.30000000000000004]  # seconds, as the RSS line
+    assert peak[0].xaxis == "x4" and peak[0].yaxis == "y4"  # the memory panel
+
+
+def test_generated_html_marks_each_token_with_its_probability():
+    html = generated_html("x<", [("a", 0.5), ("\n", 0.25)])
+    assert 'title="p = 0.500 (1.0 bits)"' in html and 'title="p = 0.250 (2.0 bits)"' in html
+    assert html.index("x&lt;") < html.index(">a</span>")  # the prompt first, escaped
+    assert "rgba(239,68,68,0.500)" in html and "rgba(239,68,68,1.000)" in html
+
+
+def test_attention_maps_are_causal_distributions_per_layer_and_head():
+    tok = train_tokenizer("char", "hello world, hello attention")
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=8, n_layer=2,
+                                          n_head=2, n_embd=16))
+    model.train()
+    maps, tokens = attention_maps(model, tok, "hello world")
+    assert model.training  # put back as it was
+    assert len(maps) == 2 and tokens[0] == "[BOS]" and len(tokens) == 8  # cut at the context
+    for w in maps:
+        assert w.shape == (2, 8, 8)
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, 8))
+        assert float(w.triu(1).abs().max()) == 0.0  # no query attends to a later key
+    assert len(attention_maps(model, tok, "hello world", max_tokens=4)[1]) == 4

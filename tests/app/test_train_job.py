@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from lmcore.app.jobs import JobRegistry, Slots
-from lmcore.app.train_job import TrainOutcome, dynamics_job, training_job
+from lmcore.app.jobs import Job, JobContext, JobRegistry, Slots
+from lmcore.app.train_job import JobFeed, TrainOutcome, dynamics_job, training_job
 from lmcore.data.corpus import from_text
 from lmcore.models.checkpoint import load_model
+from lmcore.models.transformer import Transformer
 from lmcore.runs.store import RunStore
+from lmcore.train.memory import RSSSampler
 from lmcore.train.objectives import CausalLM
-from lmcore.train.trainer import TrainConfig
+from lmcore.train.record import step_values
+from lmcore.train.trainer import Step, TrainConfig
 
 CORPUS = from_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 80, name="cats")
 TINY = dict(context=16, n_layer=1, n_head=2, n_embd=16)
@@ -75,3 +80,38 @@ def test_dynamics_job_logs_one_series_per_variant():
     assert job.wait(120) and job.status == "done", job.error
     assert set(job.snapshot()) == {"SGD", "SGD + momentum", "Adam", "AdamW"}
     assert [r.label for r in job.result] == ["SGD", "SGD + momentum", "Adam", "AdamW"]
+
+
+def test_jobfeed_and_the_run_store_keep_the_cuda_peak():
+    job = Job("t")
+    feed = JobFeed(JobContext(job), RSSSampler())
+    step = Step(step=1, steps=2, loss=3.0, lr=1e-3, grad_norm=1.0, grad_norms={"layer 0": 1.0},
+                clipped=False, tokens_per_s=100.0, elapsed_s=0.5, rss=2**30,
+                cuda_peak=3 * 2**20)
+    feed(step)
+    feed(dataclasses.replace(step, step=2, cuda_peak=None))
+    assert job.snapshot()["train"]["cuda_peak_mb"] == [3.0, None]
+    assert step_values(step)["cuda_peak_mb"] == 3.0
+    assert "cuda_peak_mb" not in step_values(dataclasses.replace(step, cuda_peak=None))
+
+
+def test_same_seed_same_run_and_the_outcome_names_its_corpus():
+    reg = JobRegistry(slots=Slots(1))
+    cfg = TrainConfig(steps=3, batch_size=4, eval_every=0, eval_tokens=64, seed=5)
+    a, b = (reg.submit("t", training_job(CORPUS, "char", TINY, cfg, CausalLM()))
+            for _ in range(2))
+    assert a.wait(120) and b.wait(120) and a.status == b.status == "done"
+    assert a.result.result.losses == b.result.result.losses  # the initial weights are seeded
+    assert a.result.corpus_fingerprint == CORPUS.fingerprint
+
+
+def test_too_many_parameters_are_refused_before_the_model_is_built(monkeypatch):
+    monkeypatch.setenv("LMCORE_MAX_PARAMS", "1000")
+    built = []
+    monkeypatch.setattr("lmcore.app.train_job.Transformer",
+                        lambda cfg: built.append(cfg) or Transformer(cfg))
+    reg = JobRegistry(slots=Slots(1))
+    job = reg.submit("t", training_job(CORPUS, "char", TINY, TrainConfig(steps=2), CausalLM()))
+    assert job.wait(120) and job.status == "failed"
+    assert "exceeds the limit max_params=1,000" in job.error and not built
+    assert RunStore().list() == []

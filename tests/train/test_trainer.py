@@ -249,3 +249,42 @@ def test_limits_and_bad_config_raise_before_training(tok, data, monkeypatch):
 def test_layer_groups_follow_depth(tok):
     groups = layer_groups(_model(tok, n_layer=3))
     assert list(groups) == ["wte", "wpe", "layer 0", "layer 1", "layer 2", "ln_f"]
+
+
+def test_norm_of_a_group_without_gradients_lives_on_the_parameters_device():
+    from lmcore.train.trainer import _norm
+
+    p = torch.nn.Parameter(torch.ones(3, device="meta"))  # stands in for a CUDA parameter
+    assert _norm([p]).device == p.device  # torch.stack of mixed devices would fail
+    q = torch.nn.Parameter(torch.ones(2))
+    q.grad = torch.tensor([3.0, 4.0])
+    assert float(_norm([q])) == 5.0
+
+
+def test_seeded_builds_the_same_weights_and_leaves_the_global_rng_alone(tok):
+    from lmcore.train.trainer import seeded
+
+    cfg = TransformerConfig(vocab_size=tok.vocab_size, context=8, n_layer=1, n_head=2,
+                            n_embd=8)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = seeded(lambda: Transformer(cfg), 7)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = seeded(lambda: Transformer(cfg), 7)
+    c = seeded(lambda: Transformer(cfg), 8)
+    assert torch.equal(a.wte.weight, b.wte.weight) and not torch.equal(a.wte.weight, c.wte.weight)
+
+
+def test_saved_step_checks_without_loading(tok, data, tmp_path):
+    from lmcore.train.trainer import saved_step
+
+    train(_model(tok), CausalLM(), data, _cfg(steps=2, checkpoint_dir=str(tmp_path)))
+    assert saved_step(tmp_path, _model(tok), _cfg(steps=4)) == 2
+    with pytest.raises(ValueError, match="same model config"):
+        saved_step(tmp_path, _model(tok, n_embd=32), _cfg(steps=4))
+    with pytest.raises(ValueError, match="same optimizer"):
+        saved_step(tmp_path, _model(tok), _cfg(steps=4, optimizer="sgd"))
+    with pytest.raises(ValueError, match="at step 2 already"):
+        saved_step(tmp_path, _model(tok), _cfg(steps=2))
+    with pytest.raises(FileNotFoundError, match="no training checkpoint"):
+        saved_step(tmp_path / "nope", _model(tok), _cfg(steps=4))
