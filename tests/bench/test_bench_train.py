@@ -1,4 +1,4 @@
-"""bench/train.py --quick runs and prints both tables with their columns."""
+"""bench/train.py --quick runs and prints its tables, the page's recorder in the plumbing arm."""
 
 from __future__ import annotations
 
@@ -22,3 +22,13 @@ def test_bench_train_quick_prints_tables():
     assert rows and rows[0].rstrip().endswith("x |")
     ratio = float(rows[0].split("|")[-2].strip().rstrip("x"))
     assert ratio > 0
+    assert any(line.startswith("| on (job registry, SQLite recorder,") for line in
+               text.splitlines())
+    targets = {line.split("|")[1].strip(): line.split("|")[2:4] for line in text.splitlines()
+               if line.startswith("| lmcore tokens/s >= ") or line.startswith("| live-chart")
+               and "costs" in line}
+    assert set(targets) == {"lmcore tokens/s >= 1.0x the reference",
+                            "live-chart plumbing costs < 5%"}
+    measured, met = targets["lmcore tokens/s >= 1.0x the reference"]
+    assert float(measured.strip().rstrip("x")) == ratio
+    assert met.strip().startswith("yes" if ratio >= 1.0 else "no")
