@@ -244,6 +244,21 @@ def test_repetitive_text_backtracks_to_a_tiling():
     assert [(c.start, c.end) for c in chunks] == [(0, 10), (8, 18), (18, 23)]
 
 
+def test_an_overlap_measuring_more_than_asked_is_cut_to_fit():
+    # tokens of a join can outnumber the sum the splitter added up: this measure counts one
+    # extra unit for any text longer than a character, so "cde" (3 chars) measures 4 > 3
+    measure = lambda s: len(s) + (len(s) > 1)  # noqa: E731
+    chunks = locate_chunks("abcdefgh", ["abcde", "cdefgh"], overlap=3, measure=measure)
+    assert [(c.start, c.text, c.overlap_with_prev) for c in chunks] == \
+        [(0, "abcde", 0), (3, "defgh", 2)]
+    assert measure("abcdefgh"[3:5]) <= 3
+    # the cut start skips whitespace, and never passes the previous chunk's end
+    chunks = locate_chunks("ab cd ef", ["ab cd", "cd ef"], overlap=1, measure=measure)
+    assert [(c.start, c.text) for c in chunks] == [(0, "ab cd"), (4, "d ef")]
+    assert locate_chunks("ab cd ef", ["ab cd", "cd ef"], overlap=0, measure=measure)[1].start \
+        == 6
+
+
 def test_pieces_that_do_not_tile_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="do not tile"):
         locate_chunks("abc def", ["abc", "xyz"])
