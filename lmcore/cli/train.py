@@ -202,6 +202,12 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as exc:
             raise CLIError(f"--resume from {resume}: {exc}") from None
 
+    log_file = None
+    if args.log_json:  # opened before the run is recorded: a bad path records nothing
+        try:
+            log_file = open(args.log_json, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise CLIError(f"--log-json: cannot write {args.log_json} ({exc.strerror})") from None
     store = RunStore()
     config = {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg),
               "tokenizer": args.tokenizer, "corpus": corpus.name,
@@ -232,7 +238,6 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
 
     stop = threading.Event()
-    log_file = open(args.log_json, "a", encoding="utf-8") if args.log_json else None  # noqa: SIM115
     recorder = Recorder(store, run_id, then=_chain(JsonLog(log_file) if log_file else None,
                                                    show))
     last = [start]
