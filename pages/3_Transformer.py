@@ -322,6 +322,8 @@ with errors():
             st.rerun()  # the sidebar and the generation section show the loaded model
         if r[3].button("Delete", key=K + "delete", help="the run, its metrics and the model "
                        "lmcore saved for it (weights and tokenizer)"):
+            if store.get(one, session=scope).status == "running":
+                raise ValueError(f"run {one} is still running: stop it before deleting it")
             store.delete(one, session=scope, remove_model=True)
             st.rerun()
         if lab.results.get(K + "reloaded") in ids:

@@ -131,6 +131,8 @@ def _export(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     store = RunStore()
     run = _get(store, args.run_id)
+    if run.status == "running":
+        raise CLIError(f"run {run.id} is still running (pid {run.pid}): stop it first")
     folder = None if args.keep_model or not run.checkpoint else managed_model_dir(run.checkpoint)
     store.delete(run.id, remove_model=folder is not None)
     print(f"deleted run {run.id}" + (f" and its model {folder}" if folder else ""))

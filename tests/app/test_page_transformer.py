@@ -278,3 +278,14 @@ def test_shared_runs_lists_reloads_compares_and_deletes_every_run(other_runs, mo
     assert_no_exception(at)
     assert [r.id for r in RunStore().list()] == [other]
     assert not Path(saved).exists()  # its weights and tokenizer.json are gone too
+
+
+def test_a_running_run_is_not_deleted(monkeypatch):
+    monkeypatch.setenv("LMCORE_SHARED_RUNS", "1")
+    rid = RunStore().create("still training (this process)", {"train": {}})
+    at = open_page(PAGE)
+    at.selectbox(key="tf.run").set_value(rid).run()
+    at.button(key="tf.delete").click().run()
+    assert_no_exception(at)
+    assert any("still running" in e for e in error_texts(at))
+    assert RunStore().get(rid).status == "running"

@@ -297,3 +297,10 @@ def test_delete_keep_model(capsys, text_file):
     run = RunStore().list()[0]
     assert main(["runs", "delete", run.id, "--keep-model"]) == 0
     assert Path(run.checkpoint, "model.safetensors").exists()
+
+
+def test_a_running_run_is_not_deleted(capsys):
+    rid = RunStore().create("still training (this process)", {})
+    assert main(["runs", "delete", rid]) == 2
+    assert "still running" in capsys.readouterr().err
+    assert RunStore().get(rid).status == "running"
