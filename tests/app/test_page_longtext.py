@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import streamlit as st
-from apptest import assert_no_exception, error_texts, open_page
+from apptest import assert_no_exception, error_texts, goto, open_app, open_page
 
 PAGE = "pages/6_Long_texts.py"
 TRAIN = "Train a tiny Transformer now"
@@ -96,6 +96,30 @@ def test_page_opens_offering_the_tiny_transformer_first_without_training_it():
     assert any("Train the tiny Transformer above first" in i.value for i in at.info)
     assert _frame(at, "overlap") is not None  # chunking works before any model exists
     assert not error_texts(at)
+
+
+def test_a_transformer_in_the_session_is_the_default_model():
+    import torch
+
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.models.ngram import NGramLM
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+
+    at = goto(open_app(), PAGE)
+    lab = at.session_state["lmcore.lab"]
+    tok = train_tokenizer("char", lab.corpus.split().train[:20_000])
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=32, n_layer=1,
+                                        n_head=2, n_embd=16))
+    lab.models["a bigram"] = NGramLM.from_tokenizer(tok, "abc abd", order=2)
+    lab.models["my GPT"] = TransformerLM(net, tok)
+    goto(goto(at, "pages/1_Corpus_and_tokenizers.py"), PAGE)  # trained elsewhere, then back
+    box = at.selectbox(key="lt.model")
+    assert box.value == "my GPT" and box.options[:2] == ["my GPT", "a bigram"]
+    assert box.options[2:] == [TRAIN, NGRAM]
+    assert any("context: 32 tokens" in c.value for c in at.caption)
+    assert at.radio(key="lt.attn").value == "tiled" and not at.radio(key="lt.attn").disabled
+    assert at.number_input(key="lt.window").value == 32
 
 
 def test_page_renders_with_builtin_corpus_and_an_ngram():
