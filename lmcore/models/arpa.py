@@ -5,6 +5,17 @@ with `log10(p)<TAB>w1 .. wn[<TAB>log10(backoff)]` lines, then `\\end\\`. Probabi
 are written as -99 (the SRILM convention) and read back as zero; `<s>` is written with 0 as
 KenLM does and is never predicted.
 
+Fields are separated by tabs and spaces only (KenLM's `kARPASpaces`: tab, space, CR, LF), so a
+word holding a vertical tab, form feed or no-break space reads back as one word.
+
+Unigrams: as in KenLM, the file lists the words seen in training plus `<s>`, `</s>` and
+`<unk>`; a model over a tokenizer's ids leaves out the ids it never saw. Reading it back with
+the tokenizer, every id the file does not list gets `<unk>`'s probability and counts as
+out-of-vocabulary (the tokenizer's unused PAD/MASK/CLS/SEP get probability 0), so an exported
+model keeps its scores and its OOV set: an unseen id's probability is the smoothing's floor,
+which is `<unk>`'s. An unseen id whose probability differs from `<unk>`'s (possible only when
+`<unk>` itself occurred in training) is listed, and then counts as known after the round trip.
+
 A file that leaves out the (n-1)-gram prefix of some n-gram (pruned by another toolkit) is
 completed the way KenLM does: the prefix is added with its backed-off probability and backoff
 1, which changes no score.
@@ -20,15 +31,19 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from lmcore.models.ngram import BOS, EOS, LN10, UNK, NGramConfig, NGramLM, Vocab, tokenizer_vocab
 
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
+
 ZERO_LOG10 = -99.0
 _ESC = {"\\": "\\\\", " ": "\\s", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _UNESC = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+_FIELDS = re.compile(r"[^ \t\r\n]+").findall  # KenLM's kARPASpaces: tab, LF, CR, space
 
 
 def escape_word(token: str) -> str:
@@ -81,6 +96,25 @@ def ngram_words(model: NGramLM, n: int) -> np.ndarray:
     return np.stack(cols[::-1], axis=1) if cols else np.zeros((0, n), dtype=np.int64)
 
 
+def listed_unigrams(model: NGramLM) -> np.ndarray:
+    """(V,) bool: the unigrams an ARPA file lists (seen ids, `<s>`, `</s>`, `<unk>`, and any id
+    whose probability `read_arpa` could not restore from `<unk>`'s)."""
+    v, V, N = model.vocab, model.vocab_size, model.order
+    lp = model.lp[0]
+    listed = model.known.copy()
+    listed[[v.bos, v.eos, v.unk]] = True
+    for n in range(2, N + 1):  # every word inside a stored n-gram
+        listed[model.keys[n - 1] % V] = True
+    if N >= 2:
+        listed[model.keys[1] // V] = True
+        listed |= model.bo[0] != 0
+    reserved = np.zeros(V, dtype=bool)
+    reserved[list(v.reserved)] = True
+    implied = np.where(reserved, -np.inf, lp[v.unk])  # what read_arpa gives an unlisted id
+    listed |= lp != implied
+    return listed
+
+
 def write_arpa(model: NGramLM, dest: str | Path | TextIO, digits: int = 8) -> None:
     """Write `model` as an ARPA file (log10 values with `digits` significant digits)."""
     if isinstance(dest, str | Path):
@@ -90,22 +124,26 @@ def write_arpa(model: NGramLM, dest: str | Path | TextIO, digits: int = 8) -> No
     f = dest
     words = np.array(model.vocab.words, dtype=object)
     N = model.order
+    rows1 = np.flatnonzero(listed_unigrams(model))
     f.write("\\data\\\n")
     for n in range(1, N + 1):
-        f.write(f"ngram {n}={len(model.keys[n - 1])}\n")
+        f.write(f"ngram {n}={len(rows1) if n == 1 else len(model.keys[n - 1])}\n")
     for n in range(1, N + 1):
         f.write(f"\n\\{n}-grams:\n")
         W = ngram_words(model, n)
         lp10 = model.lp[n - 1] / LN10
+        bo10 = model.bo[n - 1] / LN10 if n < N else None
         if n == 1:
             lp10 = lp10.copy()
             lp10[model.vocab.bos] = 0.0  # KenLM writes <s> with 0; it is never predicted
+            W, lp10 = W[rows1], lp10[rows1]
+            bo10 = bo10[rows1] if bo10 is not None else None
         names = words[W[:, 0]]
         for c in range(1, n):
             names = names + " " + words[W[:, c]]
         cols = [_fmt(lp10, digits), names.tolist()]
-        if n < N:
-            cols.append(_fmt(model.bo[n - 1] / LN10, digits))
+        if bo10 is not None:
+            cols.append(_fmt(bo10, digits))
         f.write("\n".join("\t".join(parts) for parts in zip(*cols, strict=True)))
         f.write("\n")
     f.write("\n\\end\\\n")
@@ -126,7 +164,7 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
     current: list[list[str]] = []
     for lineno, raw in enumerate(lines, start=1):
         if state == "grams" and raw[:1] not in ("\\", "\n", "\r", ""):
-            current.append(raw.split())  # the hot path: one n-gram line
+            current.append(_FIELDS(raw))  # the hot path: one n-gram line
             continue
         line = raw.strip()
         if not line:
@@ -153,7 +191,7 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
                 raise ValueError(f"ARPA line {lineno}: expected 'ngram N=COUNT', got {line!r}")
             declared.append(int(m.group(2)))
             continue
-        current.append(line.split())
+        current.append(_FIELDS(raw))
     if state == "start":
         raise ValueError("not an ARPA file: no \\data\\ header")
     if state != "end":
@@ -161,10 +199,11 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
     return declared, sections
 
 
-def read_arpa(src: str | Path | TextIO, tokenizer=None) -> NGramLM:
+def read_arpa(src: str | Path | TextIO, tokenizer: Tokenizer | None = None) -> NGramLM:
     """Load an ARPA file as an `NGramLM` (over a tokenizer's ids when one is given)."""
     if isinstance(src, str | Path):
-        with open(src, encoding="utf-8") as f:
+        # newline="\n": only LF ends a line (a CR is a field separator, as in KenLM)
+        with open(src, encoding="utf-8", newline="\n") as f:
             return read_arpa(f, tokenizer)
     declared, sections = _parse(src)
     N = len(sections)
@@ -189,13 +228,21 @@ def read_arpa(src: str | Path | TextIO, tokenizer=None) -> NGramLM:
     V = vocab.size
     parsed = [_section(n, rows, index, tokenizer is not None)
               for n, rows in enumerate(sections, start=1)]
+    listed = np.zeros(V, dtype=bool)
+    listed[parsed[0][0][:, 0]] = True
+    # an id the file does not list: <unk>'s probability (a tokenizer's unused specials: 0)
+    floor = np.full(V, -np.inf)
+    unk_row = np.flatnonzero(parsed[0][0][:, 0] == vocab.unk)
+    if len(unk_row):
+        floor[:] = parsed[0][1][unk_row[0]]
+    floor[list(vocab.reserved)] = -np.inf
     hidden = 0
     try:
-        keys, lps, bos = _build(parsed, V, vocab.bos)
+        keys, lps, bos = _build(parsed, V, vocab.bos, floor)
     except _MissingPrefix:  # rare (pruned files): find and add every missing prefix
         hidden = _add_missing_prefixes(parsed)
-        keys, lps, bos = _build(parsed, V, vocab.bos)
-    known = np.isfinite(lps[0])
+        keys, lps, bos = _build(parsed, V, vocab.bos, floor)
+    known = listed & np.isfinite(lps[0])
     known[vocab.unk] = False
     config = NGramConfig(order=N, smoothing="arpa")
     model = NGramLM(config, vocab, keys, lps, bos[:N - 1], known=known, tokenizer=tokenizer)
@@ -207,13 +254,14 @@ class _MissingPrefix(ValueError):
     """An n-gram whose (n-1)-gram prefix is not in the file."""
 
 
-def _build(parsed: list[tuple[np.ndarray, np.ndarray, np.ndarray]], V: int,
-           bos_id: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Sorted hierarchical keys, log-probabilities and backoffs per order."""
+def _build(parsed: list[tuple[np.ndarray, np.ndarray, np.ndarray]], V: int, bos_id: int,
+           floor: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Sorted hierarchical keys, log-probabilities and backoffs per order (`floor`: the
+    log-probability of each id the file does not list)."""
     keys, lps, bos = [], [], []
     for n, (W, lp, bo) in enumerate(parsed, start=1):
         if n == 1:
-            dense_lp, dense_bo = np.full(V, -np.inf), np.zeros(V)
+            dense_lp, dense_bo = floor.copy(), np.zeros(V)
             dense_lp[W[:, 0]], dense_bo[W[:, 0]] = lp, bo
             dense_lp[bos_id] = -np.inf
             keys.append(np.arange(V, dtype=np.int64))

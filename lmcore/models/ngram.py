@@ -19,11 +19,14 @@ Interpolated modified Kneser-Ney is built exactly as KenLM's `lmplz`:
   lists it in `fallback_orders`.
 
 Vocabularies: KenLM's whitespace convention (`from_sentences`: one sentence per line, words
-split on ASCII whitespace, ids `<unk>`, `<s>`, `</s>`, then words in first-seen order, unseen
-test words map to `<unk>`), or a lmcore tokenizer (`from_tokenizer`: its ids are the
+split exactly where lmplz splits them, on NUL, tab, LF, CR and space (not on vertical tab, form
+feed or any non-ASCII space), ids `<unk>`, `<s>`, `</s>`, then words in first-seen order,
+unseen test words map to `<unk>`; `<s>`, `</s>` and `<unk>` may not appear in the training
+text, as lmplz refuses them), or a lmcore tokenizer (`from_tokenizer`: its ids are the
 vocabulary, its BOS/EOS/UNK play `<s>`/`</s>`/`<unk>`, each text is one sequence, and the
 unused specials PAD/MASK/CLS/SEP are never predicted). Out-of-vocabulary tokens, excluded by
-`perplexity_no_oov`, are those never seen in training.
+`perplexity_no_oov`, are those never seen in training and `<unk>` itself (KenLM's OOV count is
+the number of tokens scored as `<unk>`).
 
 Every smoothing is stored in backoff (ARPA) form: per order a log-probability for each seen
 n-gram and a backoff weight for each n-gram used as a context, and scored by one routine:
@@ -39,19 +42,28 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lmcore.models.lm import LN2, LanguageModel, Score, generate_ids
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
+
+Progress = Callable[[float, str], None]
 
 SMOOTHINGS = ("mle", "addk", "kn", "stupid")
 MAX_ORDER = 6
 LN10 = math.log(10.0)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback defaults
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
-_ASCII_SPACE = str.maketrans("\t\n\v\f\r", "     ")
+# lmplz's word delimiters (lm/builder/corpus_count.cc: BoolCharacter::Build("\0\t\n\r ")); \v, \f
+# and non-ASCII spaces are ordinary characters of a word
+_KENLM_SPACE = str.maketrans("\0\t\n\r", "    ")
 LOADED = "arpa"  # smoothing of a model read from an ARPA file (unknown, already applied)
 
 
@@ -81,8 +93,8 @@ class NGramConfig:
 
 
 def split_words(line: str) -> list[str]:
-    """Tokens of a line split on ASCII whitespace only, as KenLM does (NBSP is a character)."""
-    return [w for w in line.translate(_ASCII_SPACE).split(" ") if w]
+    """Tokens of a line split where lmplz splits: NUL, tab, LF, CR and space, nothing else."""
+    return [w for w in line.translate(_KENLM_SPACE).split(" ") if w]
 
 
 @dataclass
@@ -114,9 +126,12 @@ class Vocab:
         index, words, out = self.index, self.words, []
         for line in lines:
             toks = split_words(line)
-            if BOS in toks or EOS in toks:
-                raise ValueError(f"the training text contains {BOS} or {EOS}; they are reserved "
-                                 "for sentence boundaries (one sentence per line)")
+            if BOS in toks or EOS in toks or UNK in toks:
+                bad = next(w for w in (BOS, EOS, UNK) if w in toks)
+                raise ValueError(f"the training text contains the word {bad}: {BOS}, {EOS} and "
+                                 f"{UNK} are reserved ({BOS} and {EOS} mark sentence boundaries, "
+                                 f"one sentence per line; {UNK} stands for every unseen word), "
+                                 "as in KenLM's lmplz; remove or rename them")
             ids = [index.setdefault(w, len(index)) for w in toks]
             out.append(np.asarray(ids, dtype=np.int64))
         words.extend(list(index)[len(words):])
@@ -129,7 +144,7 @@ class Vocab:
                 for line in lines]
 
 
-def tokenizer_vocab(tokenizer) -> Vocab:
+def tokenizer_vocab(tokenizer: Tokenizer) -> Vocab:
     """A vocabulary over a lmcore tokenizer's ids; its BOS/EOS/UNK play `<s>`/`</s>`/`<unk>`."""
     from lmcore.models.arpa import escape_word
 
@@ -154,7 +169,9 @@ class _Stream:
     sent: np.ndarray  # (P,) sentence index
 
 
-def _stream(seqs: Sequence[Sequence[int]], vocab: Vocab, add_eos: bool) -> _Stream:
+def _stream(seqs: Sequence[Sequence[int]], vocab: Vocab, add_eos: bool,
+            final_eos: bool = True) -> _Stream:
+    """The stream of `seqs`; `final_eos=False` leaves `</s>` off the last one only."""
     arrays = [np.asarray(s, dtype=np.int64).reshape(-1) for s in seqs]
     lens = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
     body = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
@@ -164,7 +181,10 @@ def _stream(seqs: Sequence[Sequence[int]], vocab: Vocab, add_eos: bool) -> _Stre
     if body.size and np.any(body == vocab.bos):
         raise ValueError("a sequence contains the beginning-of-sentence id; it is added "
                          "automatically and may not appear inside a text")
-    full = lens + 1 + int(add_eos)
+    eos = np.full(len(arrays), add_eos, dtype=bool)
+    if len(arrays) and not final_eos:
+        eos[-1] = False
+    full = lens + 1 + eos
     starts = (np.cumsum(full) - full).astype(np.int64)
     total = int(full.sum())
     tok = np.empty(total, dtype=np.int64)
@@ -172,7 +192,7 @@ def _stream(seqs: Sequence[Sequence[int]], vocab: Vocab, add_eos: bool) -> _Stre
     tok[starts] = vocab.bos
     is_body[starts] = False
     if add_eos:
-        ends = starts + full - 1
+        ends = (starts + full - 1)[eos]
         tok[ends] = vocab.eos
         is_body[ends] = False
     tok[is_body] = body
@@ -211,8 +231,9 @@ def _count(stream: _Stream, order: int, V: int) -> list[_Table]:
     return tables
 
 
-def _count_checked(sequences: Sequence[Sequence[int]], vocab: Vocab, order: int) -> list[_Table]:
-    stream = _stream(sequences, vocab, add_eos=True)
+def _count_checked(sequences: Sequence[Sequence[int]], vocab: Vocab, order: int,
+                   final_eos: bool = True) -> list[_Table]:
+    stream = _stream(sequences, vocab, add_eos=True, final_eos=final_eos)
     if not (stream.pos > 0).any():
         raise ValueError("the training text is empty: there is nothing to count")
     return _count(stream, order, vocab.size)
@@ -430,14 +451,14 @@ class NGramLM(LanguageModel):
                  lp: list[np.ndarray], bo: list[np.ndarray], known: np.ndarray,
                  counts: list[np.ndarray] | None = None,
                  discounts: dict[int, tuple[float, float, float]] | None = None,
-                 fallback_orders: Sequence[int] = (), tokenizer=None) -> None:
+                 fallback_orders: Sequence[int] = (), tokenizer: Tokenizer | None = None) -> None:
         if len(keys) != config.order or len(lp) != config.order or len(bo) != config.order - 1:
             raise ValueError("tables do not match the model order")
         self.config = config
         self.vocab = vocab
         self.vocab_size = vocab.size
         self.keys, self.lp, self.bo = keys, lp, bo
-        self.known = known  # (V,) bool: seen in training (others count as OOV)
+        self.known = known  # (V,) bool: seen in training and not <unk> (others count as OOV)
         self.counts = counts
         self.discounts = discounts or {}
         self.fallback_orders = list(fallback_orders)
@@ -448,15 +469,20 @@ class NGramLM(LanguageModel):
 
     @classmethod
     def fit(cls, sequences: Sequence[Sequence[int]], vocab: Vocab,
-            config: NGramConfig | None = None, tokenizer=None, **kwargs) -> NGramLM:
-        """Fit on id sequences (each padded `<s> .. </s>`); kwargs build the config."""
+            config: NGramConfig | None = None, tokenizer: Tokenizer | None = None,
+            final_eos: bool = True, **kwargs) -> NGramLM:
+        """Fit on id sequences (each padded `<s> .. </s>`); kwargs build the config.
+
+        `final_eos=False` leaves `</s>` off the last sequence, as lmplz does for a last line
+        without a newline.
+        """
         config = config or NGramConfig(**kwargs)
-        tables = _count_checked(sequences, vocab, config.order)
+        tables = _count_checked(sequences, vocab, config.order, final_eos)
         return cls._smooth(tables, vocab, config, tokenizer)
 
     @classmethod
     def _smooth(cls, tables: list[_Table], vocab: Vocab, config: NGramConfig,
-                tokenizer=None) -> NGramLM:
+                tokenizer: Tokenizer | None = None) -> NGramLM:
         if config.smoothing == LOADED:
             raise ValueError(f"choose a smoothing to fit: {', '.join(SMOOTHINGS)}")
         tables = tables[:config.order]
@@ -474,16 +500,23 @@ class NGramLM(LanguageModel):
             fitted = _fit_addk(tables, vocab, emit, config.k)
         else:
             fitted = _fit_stupid(tables, vocab, emit, config.k, config.alpha)
+        known = tables[0].counts > 0
+        known[vocab.unk] = False  # KenLM: a token scored as <unk> is out of vocabulary
         return cls(config, vocab, [t.keys for t in tables], fitted.lp, fitted.bo,
-                   known=tables[0].counts > 0, counts=[t.counts for t in tables],
+                   known=known, counts=[t.counts for t in tables],
                    discounts=fitted.discounts, fallback_orders=fitted.fallback_orders,
                    tokenizer=tokenizer)
 
     @classmethod
     def fit_grid(cls, sequences: Sequence[Sequence[int]], vocab: Vocab, orders: Sequence[int],
                  smoothings: Sequence[str], k: float = 1.0, alpha: float = 0.4,
-                 tokenizer=None, progress=None) -> dict[tuple[str, int], NGramLM]:
-        """One model per (smoothing, order), counting once at the highest order."""
+                 tokenizer: Tokenizer | None = None, progress: Progress | None = None,
+                 stop: threading.Event | None = None) -> dict[tuple[str, int], NGramLM]:
+        """One model per (smoothing, order), counting once at the highest order.
+
+        `progress(fraction, message)` is told before each model; when `stop` is set the
+        models fitted so far are returned.
+        """
         configs = [NGramConfig(order=int(n), smoothing=s, k=k, alpha=alpha)
                    for s in smoothings for n in orders]
         if not configs:
@@ -491,6 +524,8 @@ class NGramLM(LanguageModel):
         tables = _count_checked(sequences, vocab, max(c.order for c in configs))
         out = {}
         for i, c in enumerate(configs):
+            if stop is not None and stop.is_set():
+                return out
             if progress is not None:
                 progress(i / len(configs), f"{c.smoothing}, n = {c.order}")
             out[(c.smoothing, c.order)] = cls._smooth(tables, vocab, c, tokenizer)
@@ -500,14 +535,17 @@ class NGramLM(LanguageModel):
 
     @classmethod
     def from_sentences(cls, lines: Iterable[str], config: NGramConfig | None = None,
-                       **kwargs) -> NGramLM:
-        """KenLM's convention: one sentence per line, tokens separated by whitespace."""
+                       final_eos: bool = True, **kwargs) -> NGramLM:
+        """KenLM's convention: one sentence per line, tokens separated by whitespace.
+
+        `final_eos=False`: the last line had no newline, and gets no `</s>` (as in lmplz).
+        """
         vocab = Vocab.empty()
         seqs = vocab.add_sentences(lines)
-        return cls.fit(seqs, vocab, config, **kwargs)
+        return cls.fit(seqs, vocab, config, final_eos=final_eos, **kwargs)
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, texts: str | Sequence[str],
+    def from_tokenizer(cls, tokenizer: Tokenizer, texts: str | Sequence[str],
                        config: NGramConfig | None = None, **kwargs) -> NGramLM:
         """Fit over a lmcore tokenizer's ids; each text is one sequence `<s> ids .. </s>`."""
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -630,10 +668,14 @@ class NGramLM(LanguageModel):
     # -- scoring text
 
     def score_sequences(self, sequences: Sequence[Sequence[int]], add_eos: bool = True,
-                        chars: int = 0, nbytes: int = 0) -> Evaluation:
-        """KenLM-style totals over `<s> ids .. </s>` sequences (batched, one pass)."""
+                        chars: int = 0, nbytes: int = 0, final_eos: bool = True) -> Evaluation:
+        """KenLM-style totals over `<s> ids .. </s>` sequences (batched, one pass).
+
+        `final_eos=False` scores no `</s>` after the last sequence (KenLM's `query` on a last
+        line without a newline).
+        """
         seqs = [self._check_ids(s) for s in sequences]
-        stream = _stream(seqs, self.vocab, add_eos=add_eos)
+        stream = _stream(seqs, self.vocab, add_eos=add_eos, final_eos=final_eos)
         lp = self._logprobs(stream)
         scored = stream.pos > 0
         lp10 = lp[scored] / LN10
@@ -648,19 +690,24 @@ class NGramLM(LanguageModel):
                           zero_prob=int(np.isneginf(lp10).sum()), chars=chars, bytes=nbytes,
                           sentence_log10=per_sent)
 
-    def score_lines(self, lines: Sequence[str]) -> Evaluation:
-        """Score whitespace-tokenised lines as KenLM does (each line + its newline as chars)."""
+    def score_lines(self, lines: Sequence[str], final_eos: bool = True) -> Evaluation:
+        """Score whitespace-tokenised lines as KenLM does (each line + its newline as chars).
+
+        `final_eos=False`: the last line had no newline (no `</s>` scored, no newline counted).
+        """
         lines = list(lines)
-        text_chars = sum(len(s) + 1 for s in lines)
-        text_bytes = sum(len(s.encode("utf-8")) + 1 for s in lines)
+        open_end = int(bool(lines) and not final_eos)
+        text_chars = sum(len(s) + 1 for s in lines) - open_end
+        text_bytes = sum(len(s.encode("utf-8")) + 1 for s in lines) - open_end
         return self.score_sequences(self.vocab.encode_sentences(lines), chars=text_chars,
-                                    nbytes=text_bytes)
+                                    nbytes=text_bytes, final_eos=final_eos)
 
     def score_text(self, text: str) -> Evaluation:
         """Score a text through the tokenizer as one sequence (bits per char comparable)."""
-        if self.tokenizer is None:
+        if self.tokenizer is None:  # KenLM's query: no </s> after a last line without newline
             lines = text.split("\n")
-            return self.score_lines(lines[:-1] if lines[-1] == "" else lines)
+            return self.score_lines(lines[:-1] if lines[-1] == "" else lines,
+                                    final_eos=lines[-1] == "")
         ids = self.tokenizer.encode(text)
         return self.score_sequences([ids], add_eos=False, chars=len(text),
                                     nbytes=len(text.encode("utf-8")))
@@ -709,3 +756,82 @@ class NGramLM(LanguageModel):
         return generate_ids(self, list(context), n, seed=seed, temperature=temperature,
                             top_k=top_k, stop_id=self.vocab.eos if stop_at_eos else None)
 
+
+
+# ----------------------------------------------------------------------------- the n trade-off
+
+
+@dataclass
+class Tradeoff:
+    """A grid of models over one vocabulary, each scored on its training and held-out text."""
+
+    models: dict[tuple[str, int], NGramLM]  # (smoothing, order) -> fitted model
+    rows: list[dict]  # per model and split: perplexity, bits_per_char, zero_prob, oov, tokens
+    unseen: dict[int, float]  # share of held-out n-grams unseen in training, per order
+    counts: list[np.ndarray]  # raw n-gram counts per order (highest-order model)
+    planned: int  # models asked for; more than len(models) when stopped early
+
+    @property
+    def complete(self) -> bool:
+        return len(self.models) == self.planned
+
+    def row(self, smoothing: str, order: int, split: str = "held-out") -> dict:
+        """The numbers of one model on one split ('train' or 'held-out')."""
+        return next(r for r in self.rows if (r["smoothing"], r["order"], r["split"])
+                    == (smoothing, order, split))
+
+    def best(self, smoothing: str = "kn") -> tuple[str, int] | None:
+        """The (smoothing, order) with the lowest held-out bits per character (ties: lower n)."""
+        keys = [sn for sn in self.models if sn[0] == smoothing]
+        if not keys:
+            return None
+        return min(keys, key=lambda sn: (self.row(*sn)["bits_per_char"], sn[1]))
+
+    def fallbacks(self) -> dict[int, list[int]]:
+        """Kneser-Ney models whose discounts fell back to lmplz's defaults: order -> orders."""
+        return {n: m.fallback_orders for (s, n), m in self.models.items()
+                if s == "kn" and m.fallback_orders}
+
+
+def tradeoff(train_ids: Sequence[int], held_ids: Sequence[int], vocab: Vocab,
+             orders: Sequence[int], smoothings: Sequence[str], *, train_chars: int,
+             held_chars: int, k: float = 1.0, alpha: float = 0.4,
+             tokenizer: Tokenizer | None = None, progress: Progress | None = None,
+             stop: threading.Event | None = None) -> Tradeoff:
+    """Fit every (smoothing, order) on one training sequence and score train and held-out.
+
+    Both texts are scored as one sequence without `</s>` (as `score_text` does), so bits per
+    character use `train_chars` / `held_chars`. `progress(fraction, message)` is told before each
+    step; when `stop` is set, the models finished so far are returned (`complete` is False).
+    """
+    orders = [int(n) for n in orders]
+    planned = len(orders) * len(smoothings)
+
+    def report(frac: float, message: str) -> None:
+        if progress is not None:
+            progress(frac, message)
+
+    report(0.0, "counting n-grams")
+    models = NGramLM.fit_grid([train_ids], vocab, orders, smoothings, k=k, alpha=alpha,
+                              tokenizer=tokenizer, stop=stop,
+                              progress=lambda f, m: report(0.6 * f, f"fitting {m}"))
+    rows: list[dict] = []
+    scored: dict[tuple[str, int], NGramLM] = {}
+    for i, ((s, n), model) in enumerate(models.items()):
+        if stop is not None and stop.is_set():
+            break
+        report(0.6 + 0.4 * i / max(len(models), 1), f"scoring {s}, n = {n}")
+        for split, ids, chars in (("train", train_ids, train_chars),
+                                  ("held-out", held_ids, held_chars)):
+            ev = model.score_sequences([ids], add_eos=False, chars=chars)
+            rows.append(dict(smoothing=s, order=n, split=split, perplexity=ev.perplexity,
+                             bits_per_char=ev.bits_per_char, zero_prob=ev.zero_prob,
+                             oov=ev.oov, tokens=ev.tokens))
+        scored[(s, n)] = model
+    unseen: dict[int, float] = {}
+    counts: list[np.ndarray] = []
+    if scored:
+        top = scored[max(scored, key=lambda sn: sn[1])]
+        unseen, counts = top.unseen_fraction([held_ids]), top.counts or []
+    report(1.0, f"fitted {len(scored)} models")
+    return Tradeoff(scored, rows, unseen, counts, planned)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmcore.models.arpa import escape_word, read_arpa, unescape_word, write_arpa
-from lmcore.models.ngram import NGramLM
+from lmcore.models.arpa import escape_word, listed_unigrams, read_arpa, unescape_word, write_arpa
+from lmcore.models.ngram import NGramLM, Vocab, tokenizer_vocab
 
 TOY = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog sat",
        "the cat saw the dog"]
@@ -64,7 +64,7 @@ def test_our_order3_arpa_equals_kenlms_entry_by_entry(kenlm_dir):
     assert names(buf.getvalue()) == names((kenlm_dir / "order3.arpa").read_text())
 
 
-@pytest.mark.parametrize("order", [2, 5])
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
 def test_export_import_rescoring_gives_the_same_numbers(kenlm_dir, order):
     _, train, test = _load(kenlm_dir)
     model = NGramLM.from_sentences(train, order=order, smoothing="kn")
@@ -165,3 +165,78 @@ def test_missing_prefixes_are_added_as_backed_off_entries():
     other = [v["a"], v["dog"], v["sat"]]
     np.testing.assert_allclose(back.token_logprobs(other), model.token_logprobs(other),
                                atol=1e-12)
+
+
+def _round_trip(model, tokenizer=None):
+    buf = io.StringIO()
+    write_arpa(model, buf, digits=17)
+    return buf.getvalue(), read_arpa(io.StringIO(buf.getvalue()), tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_tokenizer_model_keeps_its_oov_set_through_arpa(kind):
+    from lmcore.data.tokenizers import train_tokenizer
+
+    seen = "the cat sat on the mat. the dog sat on the log.\n" * 12
+    unseen = "a zebra quickly jumped over xylophones!\n" * 3
+    tok = train_tokenizer(kind, seen + unseen, vocab_size=300 if kind == "bpe" else None)
+    train, test = tok.encode(seen), tok.encode(unseen + "the cat sat. 42")
+    model = NGramLM.from_tokenizer(tok, seen, order=3, smoothing="kn")
+    text, back = _round_trip(model, tok)
+    train_ids = set(train)
+    want_oov = sum(1 for i in test if i not in train_ids or i == tok.unk_id)
+    before = model.score_sequences([test], add_eos=False)
+    after = back.score_sequences([test], add_eos=False)
+    assert before.oov == want_oov > 0 and after.oov == before.oov
+    assert after.perplexity_no_oov == pytest.approx(before.perplexity_no_oov, rel=1e-12)
+    assert after.perplexity == pytest.approx(before.perplexity, rel=1e-12)
+    np.testing.assert_array_equal(back.known, model.known)
+    # the file lists the seen ids plus <s>, </s>, <unk>, as KenLM does
+    listed = len(train_ids | {tok.bos_id, tok.eos_id, tok.unk_id})
+    assert f"ngram 1={listed}\n" in text and listed < tok.vocab_size
+    for ctx in ([], tok.encode("the c"), tok.encode("zebra")):  # whole distributions agree
+        np.testing.assert_allclose(back.next_logprobs(ctx), model.next_logprobs(ctx),
+                                   rtol=0, atol=1e-12)
+    assert back.lp[0][tok.pad_id] == -np.inf  # unused specials stay unpredictable
+
+
+def test_unk_seen_in_training_lists_the_unseen_ids_and_keeps_scores():
+    from lmcore.data.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("word", "the cat sat on the mat the dog ran")
+    train = tok.encode("the cat sat on the mat") + [tok.unk_id] + tok.encode(" the cat")
+    model = NGramLM.fit([train], tokenizer_vocab(tok), order=2, tokenizer=tok)
+    # <unk> has its own discounted mass: unseen ids ('dog', 'ran') cannot be read from it
+    assert listed_unigrams(model)[tok.token_to_id("dog")]
+    _, back = _round_trip(model, tok)
+    probe = tok.encode("the dog ran on the mat") + [tok.unk_id]
+    np.testing.assert_allclose(back.token_logprobs(probe), model.token_logprobs(probe),
+                               rtol=0, atol=1e-12)
+    # documented: the listed unseen ids ('dog', 'ran') count as known after the round trip
+    assert model.score_sequences([probe]).oov == 3 and back.score_sequences([probe]).oov == 1
+    assert not back.known[tok.unk_id]
+
+
+def test_words_with_vertical_tab_or_nbsp_read_back_as_one_word():
+    lines = ["a\x0bb c\x0cd", "x\u00a0y a\x0bb", "z\x1cw c\x0cd"]
+    model = NGramLM.from_sentences(lines, order=3, smoothing="kn")
+    text, back = _round_trip(model)
+    assert back.vocab.words == model.vocab.words
+    np.testing.assert_allclose(back.score_lines(lines).sentence_log10,
+                               model.score_lines(lines).sentence_log10, rtol=0, atol=1e-12)
+    # CRLF line endings (an ARPA file written on Windows) still read
+    crlf = read_arpa(io.StringIO(text.replace("\n", "\r\n")))
+    assert crlf.vocab.words == model.vocab.words
+
+
+def test_whitespace_model_over_a_larger_vocab_writes_only_seen_words():
+    words = ["<unk>", "<s>", "</s>", "a", "b", "never"]
+    vocab = Vocab(words=words, bos=1, eos=2, unk=0)
+    model = NGramLM.fit([[3, 4], [4, 3, 3]], vocab, order=2, smoothing="kn")
+    text, back = _round_trip(model)
+    assert "never" not in text and "never" not in back.vocab.index
+    lines = ["a b never", "never a"]
+    a = NGramLM.score_sequences(model, [[3, 4, 5], [5, 3]])
+    b = back.score_lines(lines)
+    assert (a.oov, b.oov) == (2, 2)
+    np.testing.assert_allclose(b.sentence_log10, a.sentence_log10, rtol=0, atol=1e-12)

@@ -315,10 +315,40 @@ def test_property_batched_scores_equal_the_normalised_sequential_path(train, pro
             batched[t] == lp[probe[t]] == -np.inf
 
 
-def test_words_split_on_ascii_whitespace_only_like_kenlm():
+def test_words_split_exactly_where_lmplz_splits():
     from lmcore.models.ngram import split_words
 
-    assert split_words(" a\tb\x0bc\x0cd\re  f ") == ["a", "b", "c", "d", "e", "f"]
-    assert split_words("caf\u00e9\u00a0au\u3000lait") == ["caf\u00e9\u00a0au\u3000lait"]
-    model = NGramLM.from_sentences(["x\u00a0y z"], order=2)
-    assert "x\u00a0y" in model.vocab.index and "z" in model.vocab.index
+    # lmplz's delimiters are "\0\t\n\r " (corpus_count.cc); \v and \f belong to the word
+    assert split_words(" a\tb\x0bc\x0cd\re  f\x00g ") == ["a", "b\x0bc\x0cd", "e", "f", "g"]
+    assert split_words("caf\u00e9\u00a0au\u3000lait\x1c") == ["caf\u00e9\u00a0au\u3000lait\x1c"]
+    model = NGramLM.from_sentences(["x\u00a0y z\x0bw"], order=2)
+    assert "x\u00a0y" in model.vocab.index and "z\x0bw" in model.vocab.index
+    assert model.vocab.encode_sentences(["z\x0bw\rz"])[0].tolist() == [
+        model.vocab.index["z\x0bw"], model.vocab.unk]
+
+
+@pytest.mark.parametrize("word", ["<s>", "</s>", "<unk>"])
+def test_reserved_words_in_training_text_are_refused(word):
+    with pytest.raises(ValueError, match=f"contains the word {word}: .* reserved"):
+        NGramLM.from_sentences(["a b", f"c {word} d"], order=2)
+
+
+def test_last_line_without_newline_gets_no_eos_like_kenlm():
+    closed = NGramLM.from_sentences(["a b", "b c"], order=2, smoothing="mle")
+    open_end = NGramLM.from_sentences(["a b", "b c"], order=2, smoothing="mle", final_eos=False)
+    v = open_end.vocab.index
+    assert open_end.counts[0][v["</s>"]] == 1 and closed.counts[0][v["</s>"]] == 2
+    assert math.exp(open_end.next_logprobs([v["b"]])[v["c"]]) == pytest.approx(1 / 2)
+    assert math.exp(closed.next_logprobs([v["b"]])[v["c"]]) == pytest.approx(1 / 2)
+    assert closed.ngram_counts()[1] == 6 and open_end.ngram_counts()[1] == 5  # no 'c </s>'
+    a = closed.score_lines(["a b", "b c"])
+    b = closed.score_lines(["a b", "b c"], final_eos=False)
+    assert (a.tokens, b.tokens) == (6, 5) and (a.chars, b.chars) == (8, 7)
+    assert closed.score_text("a b\nb c").tokens == 5 and closed.score_text("a b\nb c\n").tokens == 6
+
+
+def test_unk_seen_in_training_still_counts_as_oov():
+    vocab = Vocab(words=["<unk>", "<s>", "</s>", "a", "b"], bos=1, eos=2, unk=0)
+    model = NGramLM.fit([[3, 0, 4], [3, 4]], vocab, order=2)
+    assert not model.known[vocab.unk] and model.known[3] and model.known[4]
+    assert model.score_sequences([[3, 0, 4]]).oov == 1
