@@ -2,9 +2,12 @@
 
 `--tokenizer whitespace` takes pre-tokenised text as it is, one sentence per line, tokens
 separated by spaces (KenLM's `lmplz` input convention), so the same file gives the same ARPA
-model in both tools. `word`, `char` and `bpe` train a lmcore tokenizer on the file (or load one
-with `--tokenizer-file`), fit over its ids with the whole text as one sequence, and save the
-tokenizer beside the model as `MODEL.tokenizer.json` so `eval` can use it.
+model in both tools: the file is read as bytes, lines end at LF only, words are split on NUL,
+tab, CR and space only (a vertical tab or form feed is part of a word), a last line without a
+newline gets no `</s>`, and `<s>`, `</s>`, `<unk>` in the text are refused, all as lmplz does. `word`, `char` and `bpe` train a lmcore tokenizer on the file (or load one
+with `--tokenizer-file`), fit over its ids with the whole text as one sequence (newlines
+normalised to LF, as the app's corpus loader does), and save the tokenizer beside the model as
+`MODEL.tokenizer.json` so `eval` can use it.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lmcore.cli import CLIError
 from lmcore.models.arpa import read_arpa, write_arpa
 from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, Evaluation, NGramConfig, NGramLM
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
 
 TOKENIZERS = ("whitespace", "word", "char", "bpe")
 
@@ -56,20 +63,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval)
 
 
-def _read(path: str) -> str:
+def _read(path: str, normalise_newlines: bool = False) -> str:
+    """The file's text, decoded from its bytes as they are (no newline translation, so a CR
+    stays a CR as lmplz sees it), or with CRLF and CR turned into LF for tokenizer models."""
     p = Path(path)
     if not p.is_file():
         raise CLIError(f"{path}: no such file")
     try:
-        return p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CLIError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                        "convert it first, e.g. with `lmcore corpus`") from None
+    if normalise_newlines:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
-def _lines(text: str) -> list[str]:
+def _lines(text: str) -> tuple[list[str], bool]:
+    """Lines split at LF only, and whether the last one ended with a newline (KenLM gives a
+    last line without one no `</s>`)."""
     lines = text.split("\n")
-    return lines[:-1] if lines and lines[-1] == "" else lines
+    if lines[-1] == "":
+        return lines[:-1], True
+    return lines, False
 
 
 def tokenizer_path(model_path: str | Path) -> Path:
@@ -77,7 +93,7 @@ def tokenizer_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".tokenizer.json")
 
 
-def _load_tokenizer(path: str):
+def _load_tokenizer(path: str) -> Tokenizer:
     from lmcore.data.tokenizers import Tokenizer
 
     if not Path(path).is_file():
@@ -99,18 +115,21 @@ def format_evaluation(ev: Evaluation, name: str, sentences: bool = True) -> str:
     ])
 
 
-def _evaluate(model: NGramLM, text: str) -> Evaluation:
+def _evaluate(model: NGramLM, path: str) -> Evaluation:
     if model.tokenizer is None:
-        return model.score_lines(_lines(text))
-    return model.score_text(text)
+        lines, final_eos = _lines(_read(path))
+        return model.score_lines(lines, final_eos=final_eos)
+    return model.score_text(_read(path, normalise_newlines=True))
 
 
 def run_train(args: argparse.Namespace) -> int:
     config = NGramConfig(order=args.order, smoothing=args.smoothing, k=args.k, alpha=args.alpha)
-    text = _read(args.file)
+    whitespace = args.tokenizer == "whitespace" and not args.tokenizer_file
+    text = _read(args.file, normalise_newlines=not whitespace)
     start = time.perf_counter()
-    if args.tokenizer == "whitespace" and not args.tokenizer_file:
-        model = NGramLM.from_sentences(_lines(text), config)
+    if whitespace:
+        lines, final_eos = _lines(text)
+        model = NGramLM.from_sentences(lines, config, final_eos=final_eos)
     else:
         if args.tokenizer_file:
             tok = _load_tokenizer(args.tokenizer_file)
@@ -132,7 +151,7 @@ def run_train(args: argparse.Namespace) -> int:
             model.tokenizer.save(tokenizer_path(args.output))
             print(f"wrote {tokenizer_path(args.output)}")
     if args.eval:
-        print(format_evaluation(_evaluate(model, _read(args.eval)), args.eval,
+        print(format_evaluation(_evaluate(model, args.eval), args.eval,
                                 sentences=model.tokenizer is None))
     return 0
 
@@ -144,6 +163,6 @@ def run_eval(args: argparse.Namespace) -> int:
                                        if tokenizer_path(args.model).is_file() else None)
     tok = _load_tokenizer(tok_file) if tok_file else None
     model = read_arpa(args.model, tokenizer=tok)
-    print(format_evaluation(_evaluate(model, _read(args.file)), args.file,
+    print(format_evaluation(_evaluate(model, args.file), args.file,
                             sentences=tok is None))
     return 0
