@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
@@ -35,7 +35,8 @@ def conditional_figure(ce: ConditionalEntropy, rate: float | None = None) -> go.
 
 
 def coders_figure(rows: Sequence[CoderRow]) -> go.Figure:
-    """Bits per character of every coder, with the models' cross-entropy and adjusted rate."""
+    """Bits per character of every coder, with the models' cross-entropy (coded rows only)."""
+    rows = [r for r in rows if r.error is None]
     names = [r.coder for r in rows]
     fig = go.Figure([
         go.Bar(name="coded file", x=names, y=[r.bits_per_char for r in rows],
@@ -65,4 +66,23 @@ def learning_figure(points: Sequence[CurvePoint], rate: float | None) -> go.Figu
                       xaxis_title="training characters", yaxis_title="bits per character",
                       margin=_MARGIN)
     fig.update_xaxes(type="log")
+    return fig
+
+
+def convergence_figure(series: Mapping[str, Sequence], rate: float | None) -> go.Figure:
+    """A Transformer's held-out cross-entropy (solid) and real code length (dashed) against
+    training steps; `series` holds ConvergencePoint columns (a job's logged series)."""
+    steps = list(series.get("step", []))
+    fig = go.Figure([
+        go.Scatter(x=steps, y=list(series.get("cross_entropy", [])), mode="lines+markers",
+                   name="held-out cross-entropy",
+                   hovertemplate="step %{x}: %{y:.4f} bits/char<extra>cross-entropy</extra>"),
+        go.Scatter(x=steps, y=list(series.get("code_bits_per_char", [])),
+                   mode="lines+markers", line_dash="dash", name="range-coded length",
+                   hovertemplate="step %{x}: %{y:.4f} bits/char<extra>coded</extra>"),
+    ])
+    _rate_line(fig, rate)
+    fig.update_layout(title="A Transformer approaching the entropy rate as it trains",
+                      height=400, xaxis_title="training steps",
+                      yaxis_title="bits per character", margin=_MARGIN)
     return fig

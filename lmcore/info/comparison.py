@@ -2,7 +2,8 @@
 
 `compression_table` codes a text with every compressor and every given model (actually coded
 and decoded: the round trip is verified by hashing input and output), next to each model's
-cross-entropy and own size. `learning_curve` fits n-gram models on growing prefixes of a
+cross-entropy and own size. A model that cannot code the text (a word tokenizer that loses
+it, a model that fails) gets a row saying why instead of taking the other rows down. `learning_curve` fits n-gram models on growing prefixes of a
 source with a known entropy rate and measures cross-entropy and real code length on held-out
 text, which both approach the rate from above as data grows.
 """
@@ -47,14 +48,29 @@ class CoderRow:
     encode_s: float
     decode_s: float
     sha_in: str
-    sha_out: str
+    sha_out: str  # SHA-256 of what decoding actually gave back ('' when not coded)
+    error: str | None = None  # why this coder could not code the text
 
     @property
     def round_trip(self) -> bool:
-        return self.sha_in == self.sha_out
+        return self.error is None and self.sha_in == self.sha_out
 
     def as_dict(self) -> dict:
         return {**asdict(self), "round_trip": self.round_trip}
+
+
+def _failed_row(name: str, model: LanguageModel, sha_in: str, exc: Exception) -> CoderRow:
+    """The row of a model that could not code the text, with the reason."""
+    # a CodingError (a ValueError) already says what to do; anything else is named
+    reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+    nan = float("nan")
+    try:
+        mb = model_bytes(model)
+    except Exception:  # the size is only shown beside the reason
+        mb = 0
+    return CoderRow(coder=name, kind="model", size=0, bits_per_char=nan, bits_per_byte=nan,
+                    cross_entropy=None, model_bytes=mb, adjusted_bits_per_char=nan,
+                    encode_s=nan, decode_s=nan, sha_in=sha_in, sha_out="", error=reason)
 
 
 def compression_table(text: str, models: dict[str, LanguageModel],
@@ -70,7 +86,7 @@ def compression_table(text: str, models: dict[str, LanguageModel],
                              bits_per_char=m.bits_per_char, bits_per_byte=m.bits_per_byte,
                              cross_entropy=None, model_bytes=0,
                              adjusted_bits_per_char=m.bits_per_char, encode_s=m.seconds,
-                             decode_s=m.decode_seconds, sha_in=sha_in, sha_out=sha_in))
+                             decode_s=m.decode_seconds, sha_in=m.sha_in, sha_out=m.sha_out))
     for i, (name, model) in enumerate(models.items()):
         if stop is not None and stop.is_set():
             raise Stopped(f"stopped before {name}")
@@ -81,10 +97,16 @@ def compression_table(text: str, models: dict[str, LanguageModel],
             if stop is not None and stop.is_set():
                 raise Stopped(f"stopped while coding with {name}")
 
-        enc = encode(model, text, progress=step)
-        t0 = time.perf_counter()
-        out = decompress(model, enc.data,
-                         progress=lambda frac, msg, step=step: step(1 + frac, msg))
+        try:
+            enc = encode(model, text, progress=step)
+            t0 = time.perf_counter()
+            out = decompress(model, enc.data,
+                             progress=lambda frac, msg, step=step: step(1 + frac, msg))
+        except Stopped:
+            raise
+        except Exception as exc:  # a tokenizer that loses the text, a broken model: one row
+            rows.append(_failed_row(name, model, sha_in, exc))
+            continue
         decode_s = time.perf_counter() - t0
         mb = model_bytes(model)
         rows.append(CoderRow(coder=name, kind="model", size=enc.size,

@@ -5,9 +5,35 @@ from __future__ import annotations
 
 import time
 
+import pytest
+import torch
 from apptest import assert_no_exception, error_texts, open_page
 
+from lmcore.app.state import Lab
+from lmcore.data.corpus import from_text
+
 PAGE = "pages/7_Information.py"
+TOY = "the cat sat on the mat. the dog sat on the log.\n" * 60 + "a zebra sang loudly.\n" * 8
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _open(text: str, models: dict | None = None):
+    """The page on a corpus of `text` with these session models."""
+    at = open_page(PAGE)
+    lab = Lab(corpus=from_text(text, "toy"))
+    lab.models.update(models or {})
+    at.session_state["lmcore.lab"] = lab
+    at.run()
+    assert_no_exception(at)
+    return at
 
 
 def _small(at):
@@ -88,3 +114,104 @@ def test_entropy_rate_curve_job():
     assert_no_exception(at)
     _wait_for(at, lambda a: any("entropy rate" in c.value and "dashed" in c.value
                                 for c in a.caption))
+
+
+def _compress(at, orders, adaptive=False, session=None):
+    at.multiselect(key="info.corders").set_value(orders).run()
+    if not adaptive:
+        at.checkbox(key="info.adaptive").uncheck().run()
+    if session is not None:
+        at.multiselect(key="info.cmodels").set_value(session).run()
+    at.button(key="info.compress").click().run()
+    assert_no_exception(at)
+    at = _wait_for(at, lambda a: _frame(a, "round trip") is not None)
+    return _frame(at, "round trip").set_index("coder")
+
+
+@pytest.mark.parametrize("n", [50, 600])
+def test_tiny_corpus_renders_and_compresses(n):
+    text = TOY[:n]
+    at = _open(text)
+    assert not error_texts(at)
+    assert any(f"only {n:,} characters" in w.value for w in at.warning)
+    assert at.number_input(key="info.chars").value == n
+    held = from_text(text, "toy").split().test
+    assert at.number_input(key="info.cchars").value == len(held)
+    assert any(f"only {len(held):,} characters" in c.value for c in at.caption)
+    table = _compress(at, [1, 2])
+    assert set(table["round trip"]) == {"✅ identical"}
+    assert (table["sha256 in"] == table["sha256 out"]).all()
+
+
+def _word_ngram():
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.models.ngram import NGramConfig, NGramLM
+
+    train = from_text(TOY, "toy").split().train
+    tok = train_tokenizer("word", train)
+    return NGramLM.from_tokenizer(tok, train, NGramConfig(order=2))
+
+
+def test_a_model_that_cannot_code_gets_a_row_with_the_reason():
+    at = _open(TOY, {"n-gram KN n=2 (word)": _word_ngram()})
+    table = _compress(at, [2], session=["n-gram KN n=2 (word)"])
+    word = table.loc["n-gram KN n=2 (word)"]
+    assert word["round trip"] == "⚠️ not coded" and "cannot reproduce" in word["note"]
+    rest = table.drop(index="n-gram KN n=2 (word)")
+    assert {"gzip -9", "xz -9", "KN char 2-gram"} <= set(rest.index)
+    assert set(rest["round trip"]) == {"✅ identical"}
+    assert any("could not code" in w.value and "[UNK]" in w.value for w in at.warning)
+
+
+def _tiny_transformer(text: str):
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+    from lmcore.train.data import TokenData
+    from lmcore.train.objectives import CausalLM
+    from lmcore.train.trainer import TrainConfig, train
+
+    corpus = from_text(text, "toy")
+    tok = train_tokenizer("char", corpus.split().train)
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=16, n_layer=1,
+                                        n_head=2, n_embd=16))
+    result = train(net, CausalLM(), TokenData.from_corpus(corpus, tok),
+                   TrainConfig(steps=40, batch_size=8, eval_every=0, memory_every=0))
+    assert result.status == "done", result.error
+    return TransformerLM(net, tok)
+
+
+def test_trained_transformer_row_codes_at_its_cross_entropy():
+    from lmcore.models.lm import score_ids
+
+    at = _open(TOY)
+    assert any("No Transformer" in i.value and "Transformer** page" in i.value
+               for i in at.info)
+    lm = _tiny_transformer(TOY)
+    at = _open(TOY, {"transformer": lm})
+    assert not any("No Transformer" in i.value for i in at.info)
+    at.number_input(key="info.cchars").set_value(300).run()
+    table = _compress(at, [2], session=["transformer"])
+    row = table.loc["transformer"]
+    assert row["round trip"] == "✅ identical" and row["sha256 in"] == row["sha256 out"]
+    part = from_text(TOY, "toy").split().test[:300]
+    ce = row["cross-entropy (bits/char)"]
+    assert ce == pytest.approx(score_ids(lm, lm.tokenizer.encode(part), part).bits_per_char,
+                               rel=1e-5)
+    coded, ideal = 8 * row["size (bytes)"], ce * len(part)
+    assert ideal <= coded <= ideal * 1.001 + 8 * 40  # payload within the bound, plus the header
+    assert row["bits/char"] == pytest.approx(coded / len(part))
+    assert row["model size (KB)"] > 4 * lm.num_parameters() / 1024 - 1e-9
+
+
+def test_transformer_entropy_rate_curve_job():
+    at = _small(open_page(PAGE))
+    at.number_input(key="info.tsteps").set_value(20).run()
+    at.number_input(key="info.tevery").set_value(10).run()
+    at.button(key="info.tcurve").click().run()
+    assert_no_exception(at)
+    at = _wait_for(at, lambda a: any("round trip verified" in c.value for c in a.caption))
+    charts = [str(getattr(e, "proto", "")) for e in at.get("plotly_chart")]
+    assert any("approaching the entropy rate as it trains" in c for c in charts)
+    cap = next(c.value for c in at.caption if "round trip verified" in c.value)
+    assert "After 20 steps" in cap and "from the rate" in cap

@@ -6,9 +6,11 @@ import threading
 
 import pytest
 
+import lmcore.info.compressors as compressors
 from lmcore.data.builtin import markov_corpus
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.comparison import Stopped, compression_table, learning_curve, sha256
+from lmcore.info.compressors import measure
 from lmcore.models.ngram import NGramConfig, NGramLM
 
 TRAIN = "the cat sat on the mat. the dog sat on the log. " * 40
@@ -34,6 +36,47 @@ def test_compression_table_rows_and_hashes():
     assert m.adjusted_bits_per_char == pytest.approx(8 * (m.size + m.model_bytes) / len(TEXT))
     assert seen and seen[-1] == 1.0
     assert m.as_dict()["round_trip"] is True
+
+
+def test_a_corrupted_decompressor_is_caught_by_the_hashes(monkeypatch):
+    real = compressors.codecs()
+    comp, decomp = real["gzip -9"]
+    broken = {**real, "gzip -9": (comp, lambda b: decomp(b)[:-1] + b"?")}  # last byte wrong
+    monkeypatch.setattr(compressors, "codecs", lambda: broken)
+    by = {m.name: m for m in measure(TEXT)}
+    assert by["gzip -9"].sha_out != by["gzip -9"].sha_in and not by["gzip -9"].round_trip
+    assert by["xz -9"].round_trip and by["xz -9"].sha_out == sha256(TEXT)
+    rows = {r.coder: r for r in compression_table(TEXT, {})}
+    assert not rows["gzip -9"].round_trip and rows["gzip -9"].sha_out != sha256(TEXT)
+    assert rows["bz2 -9"].round_trip
+
+
+def test_a_model_that_cannot_code_gets_an_error_row_and_the_others_stay():
+    from lmcore.models.lm import LanguageModel
+
+    class Broken(LanguageModel):
+        vocab_size = 10
+        tokenizer = None  # no tokenizer: encode refuses
+
+        def next_logprobs(self, context):
+            raise AssertionError("never asked")
+
+        def fingerprint(self):
+            return "broken"
+
+    char = train_tokenizer("char", TRAIN)
+    word = train_tokenizer("word", TRAIN)
+    models = {"word 2-gram": NGramLM.from_tokenizer(word, TRAIN, NGramConfig(order=2)),
+              "no tokenizer": Broken(),
+              "char 3-gram": NGramLM.from_tokenizer(char, TRAIN, NGramConfig(order=3))}
+    rows = {r.coder: r for r in compression_table(TEXT, models)}
+    assert "cannot reproduce" in rows["word 2-gram"].error  # 🐕 is no word it has seen
+    assert "no tokenizer" in rows["no tokenizer"].error
+    for name in ("word 2-gram", "no tokenizer"):
+        assert not rows[name].round_trip and rows[name].size == 0
+        assert rows[name].as_dict()["round_trip"] is False
+    assert rows["char 3-gram"].round_trip and rows["char 3-gram"].error is None
+    assert rows["xz -9"].round_trip
 
 
 def test_compression_table_stops_and_refuses_empty():
