@@ -1,10 +1,12 @@
 """`lmcore compress|decompress --model DIR FILE`: arithmetic coding with a lab language model.
 
 DIR is a Transformer folder from `lmcore train` (config.json + model.safetensors +
-tokenizer.json), or an n-gram model from `lmcore ngram train --tokenizer char|byte|bpe -o
-MODEL.arpa`: the ARPA file itself or a folder holding one, with its tokenizer beside it
-(`MODEL.tokenizer.json`, or `tokenizer.json` in the folder). `--adaptive` also lets the model
-learn from the file as it is coded (lmcore.info.adaptive); decompress needs the same flag.
+tokenizer.json), or an n-gram model from `lmcore ngram train --tokenizer char -o MODEL.arpa`
+(or `bpe`; a `word` model codes only text made of words it has seen, a `whitespace` one has no
+tokenizer to code with): the ARPA file itself or a folder holding one, with its tokenizer
+beside it (`MODEL.tokenizer.json`, or `tokenizer.json` in the folder). `--adaptive` also lets
+the model learn from the file as it is coded (lmcore.info.adaptive); decompress needs the same
+flag.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lmcore.cli import CLIError
+
+if TYPE_CHECKING:
+    from lmcore.models.lm import LanguageModel
 
 SUFFIX = ".lmz"
 
@@ -35,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=run_compress if name == "compress" else run_decompress)
 
 
-def _ngram(arpa: Path, folder: Path | None):
+def _ngram(arpa: Path, folder: Path | None) -> LanguageModel:
     from lmcore.cli.ngram import tokenizer_path
     from lmcore.data.tokenizers import Tokenizer
     from lmcore.models.arpa import read_arpa
@@ -44,11 +50,12 @@ def _ngram(arpa: Path, folder: Path | None):
     tok_file = next((c for c in candidates if c.is_file()), None)
     if tok_file is None:
         raise CLIError(f"{arpa} has no tokenizer beside it ({candidates[0].name}); compression "
-                       "needs a model trained with `lmcore ngram train --tokenizer char|byte|bpe`")
+                       "needs a model trained with `lmcore ngram train --tokenizer char` (or "
+                       "`--tokenizer bpe`), which saves its tokenizer beside the model")
     return read_arpa(arpa, tokenizer=Tokenizer.load(tok_file))
 
 
-def load_language_model(path: str):
+def load_language_model(path: str) -> LanguageModel:
     """The LanguageModel saved at `path` (Transformer folder, ARPA file, or folder with one)."""
     p = Path(path)
     if p.is_file() and p.suffix == ".arpa":
@@ -71,13 +78,30 @@ def load_language_model(path: str):
                    "n-gram model (.arpa)")
 
 
-def _model(args: argparse.Namespace):
-    model = load_language_model(args.model)
-    if args.adaptive:
-        from lmcore.info.adaptive import AdaptiveLM
+def _adaptive(base: LanguageModel, adaptive: bool) -> LanguageModel:
+    """`base`, or `base` learning online from the text it codes (`--adaptive`)."""
+    if not adaptive:
+        return base
+    from lmcore.info.adaptive import AdaptiveLM
 
-        model = AdaptiveLM(model)
-    return model
+    return AdaptiveLM(base)
+
+
+def _model(args: argparse.Namespace) -> LanguageModel:
+    return _adaptive(load_language_model(args.model), args.adaptive)
+
+
+def _flag_hint(base: LanguageModel, digest: bytes, adaptive: bool) -> str:
+    """A hint when the file's digest is that of the same model with the other --adaptive
+    setting ('' when it names another model altogether)."""
+    from lmcore.info.coding import model_digest
+
+    other = _adaptive(base, not adaptive)
+    if model_digest(other, other.tokenizer) != digest:
+        return ""
+    return (" (it was compressed with --adaptive: add --adaptive to decompress it)"
+            if not adaptive else
+            " (it was compressed without --adaptive: decompress it without the flag)")
 
 
 def _output(args: argparse.Namespace, default: Path) -> Path:
@@ -140,15 +164,15 @@ def run_decompress(args: argparse.Namespace) -> int:
     header = read_header(data)
     default = src.with_suffix("") if src.suffix == SUFFIX else src.with_name(src.name + ".out")
     out = _output(args, default)
-    model = _model(args)
+    base = load_language_model(args.model)
+    model = _adaptive(base, args.adaptive)
     step, bar = _progress(args, header.tokens, "tok")
     start = time.perf_counter()
     try:
         text = decompress(model, data, progress=step)
     except CodingError as exc:
-        hint = "" if "another model" not in str(exc) else (
-            " (was it compressed with --adaptive?)" if not args.adaptive else
-            " (was it compressed without --adaptive?)")
+        hint = "" if "another model" not in str(exc) else _flag_hint(base, header.digest,
+                                                                      args.adaptive)
         raise CLIError(f"{exc}{hint}") from None
     finally:
         if bar is not None:

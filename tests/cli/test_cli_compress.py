@@ -70,10 +70,47 @@ def test_arpa_path_and_adaptive(ngram_dir, tmp_path, capsys):
     assert main(["decompress", "--model", str(arpa), str(lmz), "-o", str(tmp_path / "b"),
                  "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "another model" in err and "--adaptive" in err
+    assert "another model" in err and "compressed with --adaptive: add --adaptive" in err
     assert main(["decompress", "--model", str(arpa), str(lmz), "-o", str(tmp_path / "b"),
                  "--adaptive", "--quiet"]) == 0
     assert (tmp_path / "b").read_text() == TRAIN[:300]
+
+
+def test_flag_hint_only_when_the_other_setting_matches(ngram_dir, transformer_dir, tmp_path,
+                                                       capsys):
+    src = _write(tmp_path, TRAIN[:200])
+    plain = tmp_path / "plain.lmz"
+    assert main(["compress", "--model", str(ngram_dir), str(src), "-o", str(plain),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out.txt"
+    assert main(["decompress", "--model", str(ngram_dir), str(plain), "-o", str(out),
+                 "--adaptive", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "another model" in err and "compressed without --adaptive" in err
+    for flags in ([], ["--adaptive"]):  # another model altogether: no hint about the flag
+        assert main(["decompress", "--model", str(transformer_dir), str(plain), "-o", str(out),
+                     "--quiet", *flags]) == 2
+        err = capsys.readouterr().err
+        assert "another model" in err and "--adaptive" not in err
+
+
+def test_model_without_tokenizer_names_tokenizers_ngram_train_offers(tmp_path, capsys):
+    from lmcore.cli.ngram import TOKENIZERS
+
+    train = tmp_path / "train.txt"
+    train.write_text(TRAIN, encoding="utf-8")
+    arpa = tmp_path / "ws.arpa"
+    assert main(["ngram", "train", str(train), "--order", "2", "-o", str(arpa)]) == 0
+    capsys.readouterr()
+    assert main(["compress", "--model", str(arpa), str(_write(tmp_path)), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    named = re.findall(r"--tokenizer (\w+)", err)
+    assert "no tokenizer beside it" in err and "char" in named
+    assert set(named) <= set(TOKENIZERS)
+    from lmcore.cli import compress
+
+    assert set(re.findall(r"--tokenizer (\w+)", compress.__doc__)) <= set(TOKENIZERS)
 
 
 def test_wrong_model_and_bad_inputs(ngram_dir, transformer_dir, tmp_path, capsys):
