@@ -32,5 +32,11 @@ lint: install
 bench: install
 	for b in bench/*.py; do echo "## $$b"; $(PY) $$b || exit 1; done
 
+# KenLM's lmplz for bench/ngram.py (fit-time column and cross-check), built once into
+# .bench-cache/kenlm from the PyPI kenlm sdist; apt-get installs Boost/Eigen/cmake if missing.
+.PHONY: bench-kenlm
+bench-kenlm: install
+	$(PY) bench/ngram.py --build-kenlm
+
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

@@ -1,17 +1,23 @@
-"""N-gram bench: lmcore vs NLTK (fit, scoring, perplexity) and order-5 KN on 1M tokens.
+"""N-gram bench: lmcore vs NLTK and KenLM (fit, scoring, perplexity), order-5 KN on 1M tokens.
 
 Table 1, side by side in one run on the KenLM fixture corpus (../shared/fixtures/kenlm):
 lmcore's KN and Laplace against NLTK's `KneserNeyInterpolated` and `Laplace`, same training
 sentences, same scored tokens (each word and </s> of each test sentence, contexts padded with
 <s>). NLTK's KN scoring is very slow, so it scores a slice of the test set; every model scores
 that same slice. Ratios are NLTK time / lmcore time for the same smoothing (lmcore timings are
-medians of several runs; NLTK runs once).
+medians of several runs; NLTK runs once). When KenLM's `lmplz` is built in the bench cache
+(`make bench-kenlm`, or `--build-kenlm`: apt-get installs the Boost/Eigen/zlib dev packages and
+cmake if missing, pip downloads the `kenlm` sdist from PyPI, cmake + make build lmplz into
+.bench-cache/kenlm/bin), its fit time (median, the whole process: read the text, estimate,
+write the ARPA) is the column "lmplz fit s" on lmcore's KN rows, and a cross-check table
+rescores lmplz's ARPA with lmcore: its perplexity must equal lmcore's own model's. The full run
+builds lmplz when it is missing; --quick never builds it (CI) but uses it when it is there.
 
-Table 2: order-5 KN fit on one million tokens in a fresh subprocess, peak memory measured the
+Table 2: order-5 KN fit on one million tokens (100,000 with --quick) in a fresh subprocess, peak memory measured the
 DESIGN.md way (MALLOC_MMAP_THRESHOLD_=65536, warm up, reset VmHWM via /proc/self/clear_refs,
 peak = VmHWM - VmRSS before the call).
 
-Usage: python bench/ngram.py [--quick]
+Usage: python bench/ngram.py [--quick] [--build-kenlm]
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lmcore.models.arpa import read_arpa  # noqa: E402
 from lmcore.models.ngram import NGramLM, Vocab  # noqa: E402
 
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "kenlm"
@@ -81,6 +91,23 @@ def _lmcore_row(smoothing: str, order: int, train_lines: list[str], test_lines: 
         lambda: NGramLM.from_sentences(train_lines, order=order, smoothing=smoothing), repeats)
     score_s, ev = _median_time(lambda: model.score_lines(test_lines), repeats)
     return dict(fit=fit_s, score=score_s, ppl=ev.perplexity, ppl_known=ev.perplexity_no_oov,
+                tokens=ev.tokens, oov=ev.oov)
+
+
+def _lmplz_row(lmplz: Path, order: int, train_file: Path, test_lines: list[str],
+               repeats: int, work: Path) -> dict:
+    """lmplz's fit time (median of whole runs) and its ARPA rescored by lmcore."""
+    arpa = work / f"lmplz{order}.arpa"
+
+    def fit() -> None:
+        with open(train_file, "rb") as fin, open(arpa, "wb") as fout:
+            subprocess.run([str(lmplz), "-o", str(order), "-S", "100M", "-T", str(work),
+                            "--discount_fallback"], stdin=fin, stdout=fout,
+                           stderr=subprocess.DEVNULL, check=True)
+
+    fit_s, _ = _median_time(fit, repeats)
+    ev = read_arpa(arpa).score_lines(test_lines)
+    return dict(fit=fit_s, ppl=ev.perplexity, ppl_known=ev.perplexity_no_oov, oov=ev.oov,
                 tokens=ev.tokens)
 
 
@@ -90,24 +117,37 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}" if x < 1000 else f"{x:,.0f}"
 
 
-def comparison_table(quick: bool) -> str:
-    """Table 1: lmcore vs NLTK on the fixture corpus."""
+def _lines(path: Path) -> list[str]:
+    """Sentences of a file the way lmplz reads it (LF ends a line; not str.splitlines)."""
+    lines = path.read_bytes().decode("utf-8").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def comparison_table(quick: bool, lmplz: Path | None, work: Path) -> str:
+    """Table 1: lmcore vs NLTK (and lmplz's fit time) on the fixture corpus, plus the
+    cross-check of lmplz's ARPA rescored by lmcore when lmplz is there."""
     from nltk.lm import KneserNeyInterpolated, Laplace
 
-    train_lines = (FIXTURE / "train.txt").read_text().splitlines()
-    test_lines = (FIXTURE / "test.txt").read_text().splitlines()
+    train_lines = _lines(FIXTURE / "train.txt")
+    test_lines = _lines(FIXTURE / "test.txt")
     orders = (2, 3) if quick else (2, 3, 4, 5)
     if quick:
         train_lines, test_lines = train_lines[:1500], test_lines[:15]
     else:
         test_lines = test_lines[:100]
+    train_file = work / "train.txt"
+    train_file.write_text("".join(s + "\n" for s in train_lines), encoding="utf-8")
     train = [s.split() for s in train_lines]
     test = [s.split() for s in test_lines]
     known = {w for s in train for w in s} | {"</s>"}
     repeats = 3 if quick else 5
-    header = ["order", "model", "fit s", "score s", "tokens/s scored", "perplexity",
-              "ppl excl. OOV", "fit × (NLTK/lmcore)", "score × (NLTK/lmcore)"]
-    rows, fit_x_min, score_kn_min = [], math.inf, math.inf
+    header = ["order", "model", "fit s", "lmplz fit s", "score s", "tokens/s scored",
+              "perplexity", "ppl excl. OOV", "fit × (NLTK/lmcore)", "score × (NLTK/lmcore)"]
+    check_header = ["order", "lmcore KN fit s", "lmplz fit s", "lmplz / lmcore fit",
+                    "lmcore KN perplexity", "lmplz ARPA perplexity (rescored by lmcore)",
+                    "relative difference", "OOV (lmcore, lmplz)", "same model"]
+    rows, check_rows, fit_x_min, score_kn_min = [], [], math.inf, math.inf
+    worst = 0.0
     for order in orders:
         results = {
             ("lmcore", "KN"): _lmcore_row("kn", order, train_lines, test_lines, repeats),
@@ -115,6 +155,17 @@ def comparison_table(quick: bool) -> str:
             ("NLTK", "KN"): _nltk_row(KneserNeyInterpolated, order, train, test, known),
             ("NLTK", "Laplace"): _nltk_row(Laplace, order, train, test, known),
         }
+        kn = results[("lmcore", "KN")]
+        ken = None
+        if lmplz is not None:
+            ken = _lmplz_row(lmplz, order, train_file, test_lines, repeats, work)
+            rel = max(abs(ken["ppl"] / kn["ppl"] - 1), abs(ken["ppl_known"] / kn["ppl_known"] - 1))
+            same = rel < 1e-4 and ken["oov"] == kn["oov"] and ken["tokens"] == kn["tokens"]
+            worst = max(worst, rel if same else math.inf)
+            check_rows.append([str(order), f"{kn['fit']:.3f}", f"{ken['fit']:.3f}",
+                               f"{ken['fit'] / kn['fit']:.2f}", _fmt(kn["ppl"], 7),
+                               _fmt(ken["ppl"], 7), f"{rel:.1e}", f"{kn['oov']}, {ken['oov']}",
+                               "yes" if same else "NO"])
         for (tool, smooth), r in results.items():
             base = results[("lmcore", smooth)]
             if tool == "NLTK":
@@ -123,7 +174,9 @@ def comparison_table(quick: bool) -> str:
                     score_kn_min = min(score_kn_min, r["score"] / base["score"])
             fit_x = "1" if tool == "lmcore" else f"{r['fit'] / base['fit']:.0f}"
             score_x = "1" if tool == "lmcore" else f"{r['score'] / base['score']:.0f}"
-            rows.append([str(order), f"{tool} {smooth}", f"{r['fit']:.3f}", f"{r['score']:.4f}",
+            lmplz_fit = f"{ken['fit']:.3f}" if ken and (tool, smooth) == ("lmcore", "KN") else "—"
+            rows.append([str(order), f"{tool} {smooth}", f"{r['fit']:.3f}", lmplz_fit,
+                         f"{r['score']:.4f}",
                          f"{r['tokens'] / r['score']:,.0f}", _fmt(r["ppl"], 5),
                          _fmt(r["ppl_known"], 5), fit_x, score_x])
     info = (f"Fixture corpus: {sum(len(s) for s in train):,} training tokens "
@@ -135,7 +188,17 @@ def comparison_table(quick: bool) -> str:
                f"{'met' if score_kn_min >= 100 else 'MISSED'} (lowest ratio {score_kn_min:,.0f}x); "
                f"fitting at least 5x faster than NLTK: {'met' if fit_x_min >= 5 else 'MISSED'} "
                f"(lowest ratio {fit_x_min:,.0f}x).")
-    return info + "\n\n" + _markdown(header, rows) + "\n\n" + targets
+    out = info + "\n\n" + _markdown(header, rows) + "\n\n" + targets
+    if check_rows:
+        verdict = ("lmplz's ARPA rescored by lmcore gives lmcore's perplexity at every order "
+                   f"(largest relative difference {worst:.1e}; KenLM stores float32)"
+                   if worst < 1e-4 else "MISMATCH: lmplz's model differs from lmcore's")
+        out += ("\n\n### Cross-check against KenLM's lmplz (same training file, "
+                "`lmplz -o N -S 100M --discount_fallback`)\n\n" + _markdown(check_header, check_rows)
+                + "\n\n" + verdict + ". lmplz's time is the whole process (read the text, "
+                "estimate, write the ARPA; it pipelines with several threads), lmcore's is the "
+                "fit in memory.")
+    return out
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -212,31 +275,133 @@ def million_table(n_tokens: int = 1_000_000, order: int = 5) -> str:
                                str(order)], capture_output=True, text=True, env=env, check=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         ok = r["fit_s"] < 20 and (r["hwm_mb"] < 1536)
+        verdict = "met (< 20 s, < 1.5 GB)" if ok else "MISSED"
+        if n_tokens < 1_000_000:
+            verdict = "not checked (target is for 1M tokens)"
         rows.append([label, f"{r['tokens']:,}", str(r["order"]), f"{r['ngrams']:,}",
                      f"{r['fit_s']:.2f}", f"{r['peak_mb']:.0f}", f"{r['hwm_mb']:.0f}",
-                     f"{r['score_tok_s']:,.0f}", "met (< 20 s, < 1.5 GB)" if ok else "MISSED"])
+                     f"{r['score_tok_s']:,.0f}", verdict])
     return _markdown(header, rows)
+
+
+# ----------------------------------------------------------------------------- KenLM's lmplz
+
+KENLM_VERSION = "0.3.0"
+# LMCORE_BENCH_CACHE moves the cache (the tests point it at an empty folder)
+CACHE = Path(os.environ.get("LMCORE_BENCH_CACHE") or ROOT / ".bench-cache") / "kenlm"
+LMPLZ = CACHE / "bin" / "lmplz"
+APT_PACKAGES = ("libboost-program-options-dev", "libboost-system-dev", "libboost-thread-dev",
+                "libboost-test-dev", "libeigen3-dev", "zlib1g-dev", "libbz2-dev", "liblzma-dev",
+                "cmake")
+BUILD_HINT = "run `make bench-kenlm` (or `python bench/ngram.py --build-kenlm`) to build it"
+
+
+def find_lmplz() -> tuple[Path | None, str]:
+    """The cached lmplz binary, or None and why it is not there."""
+    if LMPLZ.is_file() and os.access(LMPLZ, os.X_OK):
+        return LMPLZ, ""
+    return None, f"no binary at {LMPLZ}"
+
+
+def _sh(cmd: list[str], log, **kwargs) -> None:
+    log("$ " + " ".join(str(c) for c in cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(f"`{' '.join(str(c) for c in cmd[:3])} ...` failed "
+                           f"(exit {proc.returncode}):\n{tail}")
+
+
+def _missing_apt_packages() -> list[str]:
+    missing = []
+    for pkg in APT_PACKAGES:
+        proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
+                              text=True)
+        if proc.returncode != 0 or "install ok installed" not in proc.stdout:
+            missing.append(pkg)
+    return missing
+
+
+def build_lmplz(jobs: int = 2, log=print) -> Path:
+    """Build KenLM's lmplz and build_binary from the PyPI `kenlm` sdist into .bench-cache/.
+
+    Installs the Debian build dependencies with apt-get when they are missing (needs root),
+    downloads the source package with pip, and runs cmake + make for the two programs only.
+    """
+    found, _ = find_lmplz()
+    if found is not None:
+        log(f"lmplz already built: {found}")
+        return found
+    missing = _missing_apt_packages()
+    if missing:
+        if os.geteuid() != 0:
+            raise RuntimeError(f"the Debian packages {' '.join(missing)} are missing and "
+                               "installing them needs root (sudo apt-get install ...)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        _sh(["apt-get", "update", "-q"], log, env=env)
+        _sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], log,
+            env=env)
+    src_dir = CACHE / "src"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    sdist = src_dir / f"kenlm-{KENLM_VERSION}.tar.gz"
+    if not sdist.is_file():
+        # --no-build-isolation: pip reads the metadata with the installed setuptools instead
+        # of building setuptools and cmake from source (which --no-binary :all: would do)
+        _sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             "--no-build-isolation", f"kenlm=={KENLM_VERSION}", "-d", str(src_dir)], log)
+    tree = src_dir / f"kenlm-{KENLM_VERSION}"
+    if not (tree / "CMakeLists.txt").is_file():
+        with tarfile.open(sdist) as tar:
+            tar.extractall(src_dir, filter="data")
+    build = CACHE / "build"
+    build.mkdir(parents=True, exist_ok=True)
+    _sh(["cmake", "-S", str(tree), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+         "-DCOMPILE_TESTS=OFF", "-DENABLE_PYTHON=OFF"], log)
+    _sh(["make", "-C", str(build), f"-j{jobs}", "lmplz", "build_binary"], log)
+    (CACHE / "bin").mkdir(exist_ok=True)
+    for prog in ("lmplz", "build_binary"):
+        shutil.copy2(build / "bin" / prog, CACHE / "bin" / prog)
+    log(f"built {LMPLZ}")
+    return LMPLZ
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small slice, orders 2-3 (< 60 s)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small slice, orders 2-3, 100k tokens for table 2; never builds lmplz")
     ap.add_argument("--memory-child", nargs=3, metavar=("KIND", "TOKENS", "ORDER"),
                     help=argparse.SUPPRESS)
+    ap.add_argument("--build-kenlm", action="store_true",
+                    help="build KenLM's lmplz into .bench-cache/kenlm and exit")
     args = ap.parse_args()
+    if args.build_kenlm:
+        build_lmplz()
+        return
     if args.memory_child:
         kind, n, order = args.memory_child
         print(json.dumps(memory_child(kind, int(n), int(order))))
         return
     if not (FIXTURE / "train.txt").exists():
         sys.exit(f"fixture corpus not found at {FIXTURE}")
-    print("## N-gram models: lmcore vs NLTK" + (" (quick)" if args.quick else ""))
+    lmplz, why = find_lmplz()
+    if lmplz is None and args.quick:
+        why += f"; --quick never builds it: {BUILD_HINT}"
+    elif lmplz is None:
+        try:
+            lmplz = build_lmplz(log=lambda line: print(line, file=sys.stderr))
+        except (RuntimeError, OSError) as exc:
+            why = f"the build failed: {exc}".replace("\n", " / ")
+    print("## N-gram models: lmcore vs NLTK and KenLM" + (" (quick)" if args.quick else ""))
     print()
-    print(comparison_table(args.quick))
+    print(f"lmplz: {lmplz}" if lmplz else f"lmplz: not built ({why})")
     print()
-    print("## Order-5 Kneser-Ney on one million tokens (fresh subprocess each)")
+    with tempfile.TemporaryDirectory(prefix="lmcore-bench-ngram-") as work:
+        print(comparison_table(args.quick, lmplz, Path(work)))
+    n_tokens = 100_000 if args.quick else 1_000_000
     print()
-    print(million_table())
+    print(f"## Order-5 Kneser-Ney on {n_tokens:,} tokens (fresh subprocess each)")
+    print()
+    print(million_table(n_tokens))
 
 
 if __name__ == "__main__":
