@@ -23,10 +23,14 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lmcore.models.lm import LanguageModel
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class AdaptiveLM(LanguageModel):
     """`base` (or a uniform law when None) refined by counts of the text read so far."""
 
     def __init__(self, base: LanguageModel | None, config: AdaptiveConfig | None = None, *,
-                 vocab_size: int | None = None, tokenizer=None):
+                 vocab_size: int | None = None, tokenizer: Tokenizer | None = None):
         if base is None and vocab_size is None:
             raise ValueError("an adaptive model without a base needs vocab_size")
         self.base = base

@@ -159,7 +159,7 @@ def next_probs(model: LanguageModel, ids: list[int]) -> np.ndarray:
     return p
 
 
-def _categorical(p: np.ndarray):
+def _categorical(p: np.ndarray) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(p, perfect=False)
 
 

@@ -123,7 +123,7 @@ def transformer_convergence(train: str, test: str, entropy_rate: float | None = 
         if progress is not None:
             progress(step / cfg.steps, f"step {step:,} of {cfg.steps:,}: {ce:.3f} bits/char")
 
-    def on_event(event) -> None:
+    def on_event(event: object) -> None:
         if isinstance(event, Step) and (event.step % cfg.measure_every == 0
                                         or event.step == cfg.steps):
             measure(event.step)

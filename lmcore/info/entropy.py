@@ -21,8 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lmcore.data.tokenizers import Tokenizer
+    from lmcore.models.lm import LanguageModel
 
 UNITS = ("char", "byte", "token")
 
@@ -89,7 +94,7 @@ def kl_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarr
 # ----------------------------------------------------------------------------- text
 
 
-def symbols(text: str, unit: str = "char", tokenizer=None) -> list:
+def symbols(text: str, unit: str = "char", tokenizer: Tokenizer | None = None) -> list:
     """The text as a sequence of characters, UTF-8 byte values, or token ids of `tokenizer`."""
     if unit == "char":
         return list(text)
@@ -117,7 +122,7 @@ class Distribution:
     def entropy(self) -> float:
         return entropy(self.probs)
 
-    def prob(self, outcome) -> float:
+    def prob(self, outcome: object) -> float:
         """Probability of one outcome (0 if never seen)."""
         try:
             return float(self.probs[self.outcomes.index(outcome)])
@@ -159,7 +164,8 @@ class TextEntropy:
         return math.log2(self.distinct) if self.distinct else 0.0
 
 
-def text_entropy(text: str, unit: str = "char", tokenizer=None) -> TextEntropy:
+def text_entropy(text: str, unit: str = "char",
+                 tokenizer: Tokenizer | None = None) -> TextEntropy:
     """Unigram (order-0) entropy of `text` in bits per symbol, plus bits per character."""
     seq = symbols(text, unit, tokenizer)
     d = distribution(seq)
@@ -201,8 +207,8 @@ class KLReport:
     top: list[tuple[object, float, float, float]]  # (outcome, p, q, p log2 p/q) largest terms
 
 
-def text_kl(text_p: str, text_q: str, unit: str = "char", tokenizer=None, alpha: float = 0.5,
-            top: int = 10) -> KLReport:
+def text_kl(text_p: str, text_q: str, unit: str = "char", tokenizer: Tokenizer | None = None,
+            alpha: float = 0.5, top: int = 10) -> KLReport:
     """KL divergence both ways between the unigram distributions of two texts.
 
     Smoothing (add-alpha over the union alphabet) keeps both directions finite: without it a
@@ -286,7 +292,7 @@ def conditional_entropies(seq: Sequence | np.ndarray | str, max_order: int = 6
                               contexts=np.array(ctxs), mean_count=np.array(mean))
 
 
-def surprisal(model, ids: Sequence[int]) -> np.ndarray:
+def surprisal(model: LanguageModel, ids: Sequence[int]) -> np.ndarray:
     """(T,) bits -log2 p(ids[t] | ids[:t]) of each token under a LanguageModel."""
     lp = model.token_logprobs(ids)
     return -np.asarray(lp, dtype=np.float64) / math.log(2.0)
