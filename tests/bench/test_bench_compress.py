@@ -1,7 +1,9 @@
-"""`bench/compress.py --quick` runs, prints the table with its columns, and beats xz -9."""
+"""`bench/compress.py --quick` round-trips every coder (a Transformer checkpoint too) and prints
+the table; the verdict line names the best lmcore coder and judges the target only in full."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -10,22 +12,73 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+HEADER = ("| coder | bits/char | bits/byte | vs xz -9 | cross-entropy bits/char | model KB | "
+          "adjusted bits/char | encode kchar/s | decode kchar/s | round trip |")
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_compress", ROOT / "bench" / "compress.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while being built
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def transformer_dir(tmp_path):
+    import torch
+
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.models.checkpoint import save_model
+    from lmcore.models.transformer import Transformer, TransformerConfig
+
+    tok = train_tokenizer("char", "the quick brown fox jumps over the lazy dog.\n" * 20)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=16, n_layer=1,
+                                          n_head=2, n_embd=16))
+    return save_model(tmp_path / "tiny", model, tok)
 
 
 @pytest.mark.timeout(150)
-def test_bench_compress_quick_prints_table():
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compress.py"), "--quick"],
+def test_bench_compress_quick_round_trips_and_prints_the_table(transformer_dir):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compress.py"), "--quick",
+                           "--transformer", str(transformer_dir), "--transformer-chars", "400"],
                           capture_output=True, text=True, timeout=140, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert ("| coder | bits/char | bits/byte | vs xz -9 | cross-entropy bits/char | model KB | "
-            "adjusted bits/char | encode kchar/s | decode kchar/s | round trip |") in out
-    for name in ("gzip -9", "bz2 -9", "xz -9", "zstd -19", "KN char 3-gram", "KN char 5-gram",
-                 "adaptive over KN 5-gram", "online PPM (no training)"):
-        assert f"| {name} |" in out
-    assert "FAILED" not in out
-    rows = {m.group(1): float(m.group(2))
-            for m in re.finditer(r"^\| ([^|]+?) \| (\d+\.\d+) \|", out, re.M)}
-    assert rows["KN char 5-gram"] < rows["KN char 3-gram"]
-    assert rows["adaptive over KN 5-gram"] < rows["xz -9"]
-    assert "beats xz -9" in out
+    assert HEADER in out
+    table = [line for line in out.splitlines() if line.startswith("| ") and line != HEADER]
+    names = [line.split(" | ")[0][2:] for line in table]
+    assert names == ["gzip -9", "bz2 -9", "xz -9", "zstd -19", "KN char 3-gram",
+                     "KN char 5-gram", "adaptive over KN 5-gram", "online PPM (no training)",
+                     "Transformer tiny (first 400 chars)"]
+    for line in table:
+        assert line.count("|") == HEADER.count("|") and line.endswith("| ok |"), line
+    xz = next(line for line in table if line.startswith("| xz -9 |"))
+    assert xz.split(" | ")[3] == "1.000"
+    best = re.search(r"Best lmcore coder: (.+?) at \d+\.\d+ bits/char", out)
+    assert best and best.group(1) in names[4:]
+    assert "Target not judged in --quick mode" in out
+    assert "beats" not in out and "Target (" not in out
+
+
+def test_verdict_counts_transformers_and_judges_the_target_on_the_whole_text():
+    b = _bench()
+
+    def row(name, size, chars=1000, xz=500, ce=2.0):
+        return b.Row(name, size, chars, chars, xz, ce, 0, 1.0, 1.0, True)
+
+    xz = b.Row("xz -9", 500, 1000, 1000, 500, None, 0, 1.0, 1.0, True)
+    ngram = row("KN char 5-gram", 520)
+    full_tf = row("Transformer big", 450)
+    line = b.verdict([xz, ngram, full_tf], 1000, quick=False)
+    assert line.startswith("Best lmcore coder: Transformer big at 3.6000 bits/char = 0.900 x")
+    assert "Target (the best lmcore model beats xz -9 on the held-out 10%): met by " \
+           "Transformer big" in line
+    slice_tf = row("Transformer big (first 200 chars)", 80, chars=200, xz=100)
+    line = b.verdict([xz, ngram, slice_tf], 1000, quick=False)
+    assert line.startswith("Best lmcore coder: Transformer big (first 200 chars)")
+    assert "NOT met by KN char 5-gram (1.040 x xz -9)" in line
+    assert "does not test the target" in line
+    line = b.verdict([xz, ngram, full_tf], 1000, quick=True)
+    assert "not judged" in line and "met" not in line.split("not judged")[1]
