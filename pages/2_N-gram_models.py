@@ -6,15 +6,16 @@ import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
+from lmcore.app.jobs import job_panel, registry
 from lmcore.app.ngram_charts import (
     next_token_figure,
     smoothing_label,
     tradeoff_figure,
     unseen_figure,
 )
-from lmcore.data.tokenizers import train_tokenizer
+from lmcore.app.ngram_job import FitRequest, run_fit
 from lmcore.models.arpa import arpa_string
-from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, NGramLM, tokenizer_vocab
+from lmcore.models.ngram import FALLBACK_DISCOUNTS, MAX_ORDER, SMOOTHINGS
 
 lab = page(
     "N-gram models", "🔢",
@@ -53,57 +54,74 @@ k = c5.number_input("add-k: k", value=1.0, step=0.1, format="%.3f", key="ngram.k
 alpha = c6.number_input("stupid backoff: α", value=0.4, step=0.05, key="ngram.alpha")
 
 
-def _tokenizer():
+def _cached_tokenizer():
+    """The chosen tokenizer if this session already has it (trained by an earlier fit)."""
     if tok_choice.startswith("current"):
         return lab.tokenizer
-    cache = lab.results.setdefault("ngram.tokenizers", {})
-    key = (corpus.fingerprint, tok_choice, int(bpe_vocab) if tok_choice == "bpe" else None)
-    if key not in cache:
-        cache[key] = train_tokenizer(tok_choice, split.train,
-                                     vocab_size=key[2] if tok_choice == "bpe" else None)
-    return cache[key]
+    return lab.results.get("ngram.tokenizers", {}).get(_tokenizer_key())
 
 
+def _tokenizer_key() -> tuple:
+    return (corpus.fingerprint, tok_choice, int(bpe_vocab) if tok_choice == "bpe" else None)
+
+
+reg = registry()
 if st.button("Fit all orders", type="primary", key="ngram.fit"):
     with errors():
-        bar = st.progress(0.0, "training the tokenizer…")
-        tok = _tokenizer()
-        bar.progress(0.02, "tokenizing…")
-        train_ids, held_ids = tok.encode(split.train), tok.encode(held_text)
-        models = NGramLM.fit_grid(
-            [train_ids], tokenizer_vocab(tok), range(orders[0], orders[1] + 1), smoothings,
-            k=float(k), alpha=float(alpha), tokenizer=tok,
-            progress=lambda f, m: bar.progress(0.05 + 0.75 * f, f"fitting {m}…"))
-        rows = []
-        for i, ((s, n), model) in enumerate(models.items()):
-            bar.progress(0.8 + 0.2 * i / len(models), f"scoring {smoothing_label(s)}, n = {n}…")
-            for name, ids, text in (("train", train_ids, split.train),
-                                    ("held-out", held_ids, held_text)):
-                ev = model.score_sequences([ids], add_eos=False, chars=len(text))
-                rows.append(dict(smoothing=s, order=n, split=name, perplexity=ev.perplexity,
-                                 bits_per_char=ev.bits_per_char, zero_prob=ev.zero_prob,
-                                 oov=ev.oov, tokens=ev.tokens))
-        top = max(models, key=lambda sn: sn[1])
-        lab.results["ngram"] = dict(
-            corpus=corpus.fingerprint, tokenizer=tok, models=models, rows=rows,
-            unseen=models[top].unseen_fraction([held_ids]), counts=models[top].counts,
-            held_ids=held_ids)
-        kn = [(s, n) for (s, n) in models if s == "kn"]
-        if kn:
-            best = min(kn, key=lambda sn: next(r["bits_per_char"] for r in rows if r["split"]
-                                               == "held-out" and (r["smoothing"], r["order"])
-                                               == sn))
-            lab.models[f"n-gram KN n={best[1]} ({tok.kind})"] = models[best]
-        bar.progress(1.0, f"fitted {len(models)} models")
+        request = FitRequest(
+            corpus=corpus.fingerprint, train_text=split.train, held_text=held_text,
+            kind=lab.tokenizer.kind if tok_choice.startswith("current") else tok_choice,
+            orders=(int(orders[0]), int(orders[1])), smoothings=tuple(smoothings), k=float(k),
+            alpha=float(alpha), vocab_size=int(bpe_vocab) if tok_choice == "bpe" else None,
+            tokenizer=_cached_tokenizer())
+        lab.results["ngram.job"] = reg.submit(
+            "n-gram fit", lambda ctx: run_fit(request, ctx.progress, ctx.stop))
+        lab.results["ngram.tokenizer_key"] = (None if tok_choice.startswith("current")
+                                              else _tokenizer_key())
+
+job = lab.results.get("ngram.job")
+if job is not None:
+    was_active = job.active
+
+    @st.fragment(run_every=0.5 if was_active else None)
+    def _poll_fit() -> None:
+        job_panel(job, key="ngram.panel")
+        if was_active and job.done:
+            st.rerun()
+
+    _poll_fit()
+    done = job.result
+    if job.done and done is not None and lab.results.get("ngram", {}).get("job") != job.id:
+        lab.results["ngram"] = dict(job=job.id, corpus=done.request.corpus,
+                                    tokenizer=done.tokenizer, tradeoff=done.tradeoff)
+        key = lab.results.pop("ngram.tokenizer_key", None)
+        if key is not None:  # the next fit with the same choice skips training it
+            lab.results.setdefault("ngram.tokenizers", {})[key] = done.tokenizer
+        best = done.tradeoff.best("kn")
+        if best is not None:
+            lab.models[f"n-gram KN n={best[1]} ({done.tokenizer.kind})"] = \
+                done.tradeoff.models[best]
 
 res = lab.results.get("ngram")
 if not res or res["corpus"] != corpus.fingerprint:
-    st.info("Choose a tokenizer, a range of orders and the smoothings, then press **Fit all "
-            "orders**. Fitting is vectorised counting: a few seconds for the whole range.")
+    if job is None or not job.active:
+        st.info("Choose a tokenizer, a range of orders and the smoothings, then press **Fit "
+                "all orders**. Fitting is vectorised counting: a few seconds for the whole "
+                "range, in the background (Stop keeps the models finished so far).")
     st.stop()
 
-tok, models, rows = res["tokenizer"], res["models"], res["rows"]
+tok, fit = res["tokenizer"], res["tradeoff"]
+models, rows = fit.models, fit.rows
 st.subheader("The trade-off")
+if not fit.complete:
+    st.warning(f"The fit stopped early: showing the {len(models)} of {fit.planned} models "
+               "finished before it stopped.")
+for n, fell_back in fit.fallbacks().items():
+    st.warning(f"Kneser-Ney, n = {n}: too few n-grams of order {', '.join(map(str, fell_back))} "
+               "were seen exactly 1, 2 or 3 times to estimate the discounts "
+               "$D_k = k - (k + 1)\\,Y\\,t_{k+1} / t_k$, so they fell back to lmplz's "
+               f"--discount_fallback values {', '.join(f'{d:g}' for d in FALLBACK_DISCOUNTS)}.",
+               icon="ℹ️")
 st.caption(f"{tok.kind} tokens · trained on {len(split.train):,} characters, held-out "
            f"{len(held_text):,} characters. Dashed: training text, solid: held-out text.")
 left, right = st.columns(2)
@@ -117,7 +135,7 @@ if corpus.entropy_rate is not None:
 
 mle_inf = [r for r in rows if r["smoothing"] == "mle" and r["split"] == "held-out"
            and not math.isfinite(r["perplexity"])]
-unseen = res["unseen"]
+unseen = fit.unseen
 c1, c2 = st.columns([1, 1])
 c1.plotly_chart(unseen_figure(unseen), key="ngram.unseen")
 if mle_inf:
@@ -143,7 +161,7 @@ with st.expander("All numbers", expanded=False):
                        "text/csv", key="ngram.csv")
 
 st.subheader("Counts per order")
-counts = res["counts"]
+counts = fit.counts
 st.dataframe(pd.DataFrame([{
     "n": n, "distinct n-grams": len(c), "n-gram tokens": int(c.sum()),
     "seen once": int((c == 1).sum()), "share seen once": f"{(c == 1).mean():.1%}",

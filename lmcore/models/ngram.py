@@ -804,23 +804,22 @@ def tradeoff(train_ids: Sequence[int], held_ids: Sequence[int], vocab: Vocab,
     character use `train_chars` / `held_chars`. `progress(fraction, message)` is told before each
     step; when `stop` is set, the models finished so far are returned (`complete` is False).
     """
-    orders = [int(n) for n in orders]
-    planned = len(orders) * len(smoothings)
-
-    def report(frac: float, message: str) -> None:
-        if progress is not None:
-            progress(frac, message)
-
-    report(0.0, "counting n-grams")
-    models = NGramLM.fit_grid([train_ids], vocab, orders, smoothings, k=k, alpha=alpha,
-                              tokenizer=tokenizer, stop=stop,
-                              progress=lambda f, m: report(0.6 * f, f"fitting {m}"))
+    configs = [NGramConfig(order=int(n), smoothing=sm, k=k, alpha=alpha)
+               for sm in smoothings for n in orders]
+    if not configs:
+        raise ValueError("choose at least one order and one smoothing")
+    if progress is not None:
+        progress(0.0, "counting n-grams")
+    tables = _count_checked([train_ids], vocab, max(c.order for c in configs))
     rows: list[dict] = []
     scored: dict[tuple[str, int], NGramLM] = {}
-    for i, ((s, n), model) in enumerate(models.items()):
+    for i, c in enumerate(configs):  # each model fitted and scored before the next
         if stop is not None and stop.is_set():
             break
-        report(0.6 + 0.4 * i / max(len(models), 1), f"scoring {s}, n = {n}")
+        s, n = c.smoothing, c.order
+        if progress is not None:
+            progress(i / len(configs), f"fitting and scoring {s}, n = {n}")
+        model = NGramLM._smooth(tables, vocab, c, tokenizer)
         for split, ids, chars in (("train", train_ids, train_chars),
                                   ("held-out", held_ids, held_chars)):
             ev = model.score_sequences([ids], add_eos=False, chars=chars)
@@ -833,5 +832,6 @@ def tradeoff(train_ids: Sequence[int], held_ids: Sequence[int], vocab: Vocab,
     if scored:
         top = scored[max(scored, key=lambda sn: sn[1])]
         unseen, counts = top.unseen_fraction([held_ids]), top.counts or []
-    report(1.0, f"fitted {len(scored)} models")
-    return Tradeoff(scored, rows, unseen, counts, planned)
+    if progress is not None:
+        progress(1.0, f"fitted {len(scored)} models")
+    return Tradeoff(scored, rows, unseen, counts, len(configs))

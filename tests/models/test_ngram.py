@@ -352,3 +352,28 @@ def test_unk_seen_in_training_still_counts_as_oov():
     model = NGramLM.fit([[3, 0, 4], [3, 4]], vocab, order=2)
     assert not model.known[vocab.unk] and model.known[3] and model.known[4]
     assert model.score_sequences([[3, 0, 4]]).oov == 1
+
+
+def test_tradeoff_rows_equal_separate_fits_and_best_is_lowest_held_out_bpc():
+    from lmcore.models.ngram import tradeoff
+
+    vocab_model = NGramLM.from_sentences(TOY, order=1)
+    vocab = vocab_model.vocab
+    train = [i for s in vocab.encode_sentences(TOY[:4]) for i in s]
+    held = [i for s in vocab.encode_sentences(TOY[4:]) for i in s]
+    fit = tradeoff(train, held, vocab, [1, 2, 3], ["kn", "mle"], train_chars=100,
+                   held_chars=40)
+    assert fit.complete and fit.planned == 6 and len(fit.rows) == 12
+    for (s, n), model in fit.models.items():
+        alone = NGramLM.fit([train], vocab, order=n, smoothing=s)
+        assert model.fingerprint() == alone.fingerprint()
+        ev = alone.score_sequences([held], add_eos=False, chars=40)
+        assert fit.row(s, n)["perplexity"] == ev.perplexity
+        assert fit.row(s, n)["bits_per_char"] == ev.bits_per_char
+        assert fit.row(s, n, "train")["tokens"] == len(train)
+    kn = [fit.row("kn", n)["bits_per_char"] for n in (1, 2, 3)]
+    assert fit.best("kn") == ("kn", 1 + kn.index(min(kn))) and fit.best("addk") is None
+    assert fit.unseen == fit.models[("kn", 3)].unseen_fraction([held])
+    assert fit.fallbacks() == {n: m.fallback_orders for (s, n), m in fit.models.items()
+                               if s == "kn" and m.fallback_orders}
+    assert fit.fallbacks()  # six toy sentences cannot estimate every discount
