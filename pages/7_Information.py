@@ -76,13 +76,14 @@ def transformer_names() -> list[str]:
                                    if isinstance(m, mod.TransformerLM)]
 
 
-def chars_input(label: str, available: int, default: int, step: int, key: str, **kw) -> int:
+def chars_input(where, label: str, available: int, default: int, step: int, key: str,
+                **kw) -> int:
     """A character count from min(100, available) to `available` (a tiny text still works)."""
-    return int(st.number_input(label, min(100, available), available, min(available, default),
-                               step=step, key=key, **kw))
+    return int(where.number_input(label, min(100, available), available,
+                                  min(available, default), step=step, key=key, **kw))
 
 
-limit = chars_input("Analyse the first N characters of the corpus", corpus.chars, 100_000,
+limit = chars_input(st, "Analyse the first N characters of the corpus", corpus.chars, 100_000,
                     10_000, "info.chars")
 text = corpus.text[:limit]
 if corpus.chars < 1000:
@@ -194,7 +195,7 @@ with errors():
 st.subheader("Compression of the held-out text")
 held = split.test or corpus.text
 c1, c2, c3 = st.columns(3)
-n_chars = chars_input("Held-out characters to code", len(held), 3000, 1000, "info.cchars",
+n_chars = chars_input(c1, "Held-out characters to code", len(held), 3000, 1000, "info.cchars",
                       help="Coding runs the model once per token, in Python: about "
                            "3,000-10,000 characters per second for an n-gram.")
 orders = c2.multiselect("KN char n-gram orders", list(range(1, 7)), list(range(1, 7)),

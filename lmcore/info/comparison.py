@@ -3,9 +3,11 @@
 `compression_table` codes a text with every compressor and every given model (actually coded
 and decoded: the round trip is verified by hashing input and output), next to each model's
 cross-entropy and own size. A model that cannot code the text (a word tokenizer that loses
-it, a model that fails) gets a row saying why instead of taking the other rows down. `learning_curve` fits n-gram models on growing prefixes of a
-source with a known entropy rate and measures cross-entropy and real code length on held-out
-text, which both approach the rate from above as data grows.
+it, a model that fails) gets a row saying why instead of taking the other rows down.
+`learning_curve` fits n-gram models on growing prefixes of a source with a known entropy rate
+and measures cross-entropy and real code length on held-out text, which both approach the
+rate from above as data grows (`lmcore.info.convergence` does the same for a Transformer as
+it trains).
 """
 
 from __future__ import annotations

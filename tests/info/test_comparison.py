@@ -99,7 +99,7 @@ def test_learning_curve_approaches_entropy_rate():
     assert big.cross_entropy == pytest.approx(c.entropy_rate, abs=0.05)
     assert big.cross_entropy >= c.entropy_rate - 0.03  # no model beats the source (on average)
     assert got[(2, 300)].cross_entropy > big.cross_entropy
-    assert got[(1, 30_000)].cross_entropy > big.cross_entropy + 0.05  # unigram misses context  # more data, closer to the rate
+    assert got[(1, 30_000)].cross_entropy > big.cross_entropy + 0.05  # unigram misses context
     assert big.code_bits_per_char == pytest.approx(big.cross_entropy, abs=0.1)
     with pytest.raises(ValueError, match="at least one"):
         learning_curve(sp.train, sp.test, sizes=[], orders=[1])

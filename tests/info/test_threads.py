@@ -1,4 +1,4 @@
-"""Coding pins only its own thread to one torch thread: other threads and the default keep theirs."""
+"""Coding runs its own thread on one torch thread; other threads and the default keep theirs."""
 
 from __future__ import annotations
 
