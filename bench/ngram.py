@@ -214,7 +214,7 @@ def _million_corpus(kind: str, n_tokens: int) -> tuple[list[np.ndarray], Vocab]:
     """Sentences of `n_tokens` ids: the fixture shuffled and repeated, or Zipfian words."""
     rng = np.random.default_rng(0)
     if kind == "fixture":
-        lines = (FIXTURE / "train.txt").read_text().splitlines()
+        lines = _lines(FIXTURE / "train.txt")
         vocab = Vocab.empty()
         seqs = vocab.add_sentences(lines)
         out, total = [], 0
