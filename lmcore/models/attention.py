@@ -8,7 +8,12 @@ zero output and zero gradients in every implementation, never NaN.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -168,11 +173,23 @@ def default_blocks(batch_heads: int) -> tuple[int, int]:
 class _Plan:
     """Which (query tile, key tile) pairs the mask leaves visible, and which need a tile mask.
 
-    Computed from positions only (never a T×T tensor): a key tile is skipped when every key in
-    it is after the last key any query of the tile may see, or padded in every sample.
+    Computed from positions and per-sample counts of real keys (never a T×T tensor): a tile is
+    skipped when, in every sample, no key in it is both reachable by one of the tile's rows
+    (causal / prefix) and real (key padding), so causal ∧ padding hidden tiles go too.
     """
 
-    def __init__(self, B, Tq, Tk, causal, prefix_len, key_padding_mask, block_q, block_k, device):
+    def __init__(
+        self,
+        B: int,
+        Tq: int,
+        Tk: int,
+        causal: bool,
+        prefix_len: torch.Tensor | None,
+        key_padding_mask: torch.Tensor | None,
+        block_q: int,
+        block_k: int,
+        device: torch.device,
+    ) -> None:
         self.causal = causal or prefix_len is not None
         self.prefix_len = prefix_len
         self.kpm = key_padding_mask
@@ -183,25 +200,51 @@ class _Plan:
         p_max = int(prefix_len.max()) if prefix_len is not None and B else 0
         p_min = int(prefix_len.min()) if prefix_len is not None and B else 0
         k_tiles = [(k0, min(k0 + block_k, Tk)) for k0 in range(0, Tk, block_k)]
-        if key_padding_mask is not None and len(k_tiles):
-            real = [key_padding_mask[:, k0:k1] for k0, k1 in k_tiles]
-            k_any = [bool(r.any()) for r in real]
-            k_all = [bool(r.all()) for r in real]
-        else:
-            k_any = k_all = [True] * len(k_tiles)
+        q_tiles = [(q0, min(q0 + block_q, Tq)) for q0 in range(0, Tq, block_q)]
+        k_all = [True] * len(k_tiles)  # every key of the tile real in every sample
+        k_any = [[True] * len(k_tiles) for _ in q_tiles]  # a reachable real key in some sample
+        if key_padding_mask is not None and B and k_tiles and q_tiles:
+            k_all, k_any = self._padding(key_padding_mask, prefix_len, Tk - Tq, q_tiles, k_tiles)
         self.pairs = []  # (q0, q1, k0, k1, needs_mask)
-        for q0 in range(0, Tq, block_q):
-            q1 = min(q0 + block_q, Tq)
+        for (q0, q1), anyk in zip(q_tiles, k_any, strict=True):
             first, last = q0 + Tk - Tq, q1 - 1 + Tk - Tq  # absolute positions of the tile's rows
-            for (k0, k1), anyk, allk in zip(k_tiles, k_any, k_all, strict=True):
-                if not anyk:
-                    continue  # every key padded in every sample
+            for (k0, k1), allk, visible in zip(k_tiles, k_all, anyk, strict=True):
                 if self.causal and k0 > max(last, p_max - 1):
                     continue  # after the last visible key of every row in the tile
+                if not visible:
+                    continue  # every key the rows may reach is padding, in every sample
                 full = allk and (not self.causal or k1 - 1 <= first or k1 <= p_min)
                 self.pairs.append((q0, q1, k0, k1, not full))
 
-    def hidden(self, q0, q1, k0, k1) -> torch.Tensor:
+    def _padding(
+        self,
+        key_padding_mask: torch.Tensor,
+        prefix_len: torch.Tensor | None,
+        q_off: int,
+        q_tiles: list[tuple[int, int]],
+        k_tiles: list[tuple[int, int]],
+    ) -> tuple[list[bool], list[list[bool]]]:
+        """Per key tile: all keys real in every sample; per (query tile, key tile): some sample
+        has a real key there that a row of the query tile may reach. From per-sample prefix
+        counts of real keys, a few ops over (tiles × B), not T×T."""
+        kpm = key_padding_mask.to("cpu", torch.int64)
+        B = kpm.shape[0]
+        real = torch.cat([torch.zeros(B, 1, dtype=torch.int64), kpm.cumsum(1)], dim=1).t()
+        k0 = torch.tensor([t[0] for t in k_tiles])  # (nk,)
+        k1 = torch.tensor([t[1] for t in k_tiles])
+        k_all = ((real[k1] - real[k0]) == (k1 - k0)[:, None]).all(1).tolist()  # (nk,)
+        if not self.causal:  # every row may reach every key: a real key anywhere in the tile
+            some = ((real[k1] - real[k0]) > 0).any(1).tolist()
+            return k_all, [some for _ in q_tiles]
+        reach = torch.tensor([q1 + q_off for _, q1 in q_tiles])[:, None].expand(-1, B)  # (nq, B)
+        if prefix_len is not None:  # the prefix is visible to every row
+            reach = torch.maximum(reach, prefix_len.to("cpu", torch.int64)[None, :])
+        hi = torch.minimum(torch.maximum(reach[:, None, :], k0[None, :, None]), k1[None, :, None])
+        nq, nk = hi.shape[:2]
+        ends = real.gather(0, hi.reshape(nq * nk, B)).view(nq, nk, B)  # real keys before hi
+        return k_all, (ends > real[k0][None]).any(-1).tolist()
+
+    def hidden(self, q0: int, q1: int, k0: int, k1: int) -> torch.Tensor:
         """Bool (B|1, 1, n, m): True where the key is hidden from the query, built on the fly."""
         if self.kpm is None and self.prefix_len is None:  # causal only: depends on the offset
             key = (q1 - q0, k1 - k0, self.q_off + q0 - k0)
@@ -210,7 +253,7 @@ class _Plan:
             return self._cache[key]
         return self._hidden(q0, q1, k0, k1)
 
-    def _hidden(self, q0, q1, k0, k1) -> torch.Tensor:
+    def _hidden(self, q0: int, q1: int, k0: int, k1: int) -> torch.Tensor:
         kpm = self.kpm[:, k0:k1] if self.kpm is not None else None
         q_pos, k_pos = self.q_pos[q0:q1], self.k_pos[k0:k1]
         visible = None
@@ -224,28 +267,186 @@ class _Plan:
         return ~visible
 
 
-def _tiled_forward(q, k, v, scale, plan, shape):
-    """Online-softmax forward over the plan's tiles; returns O (BH, Tq, Dv) and LSE (BH, Tq)."""
+# ---------------------------------------------------------------------------------------------
+# One fork/join per call. Every torch op on a tile is its own OpenMP parallel region, and a
+# region whose second thread the OS has descheduled waits for it (a time slice, milliseconds).
+# A tiled call runs ~6 regions per tile (T=8192: 528 tiles) where sdpa's fused kernel runs
+# one, so on a CPU shared with other processes tiled measured 5-30x slower than sdpa with two
+# threads and 1.0-1.1x with one. The tiles are therefore spread over worker threads whose own
+# ops run single-threaded (OpenMP's and MKL's thread counts are per thread): one join per
+# call, like sdpa's `parallel_for`, and a descheduled worker's tiles go to the other.
+
+_SERIAL = threading.local()  # .ok: this worker's torch ops run on one thread
+_POOLS: dict[int, ThreadPoolExecutor | None] = {}
+_POOLS_PID = os.getpid()
+_POOLS_LOCK = threading.Lock()
+_END = object()
+
+
+def _runtime_functions() -> tuple[Callable | None, Callable | None, Callable | None]:
+    """omp_set_num_threads and MKL's per-thread setter/getter from the loaded runtimes."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if ".so" in line and "/" in line}
+    except OSError:
+        return None, None, None
+    omp = mkl_set = mkl_get = None
+    for path in sorted(paths):
+        name = os.path.basename(path)
+        if not any(key in name for key in ("gomp", "iomp", "libomp", "torch_cpu", "mkl")):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        if omp is None and "omp" in name and hasattr(lib, "omp_set_num_threads"):
+            omp = lib.omp_set_num_threads
+            omp.argtypes, omp.restype = [ctypes.c_int], None
+        if mkl_set is None and hasattr(lib, "MKL_Set_Num_Threads_Local"):  # C interface
+            mkl_set, mkl_get = lib.MKL_Set_Num_Threads_Local, lib.MKL_Get_Max_Threads
+            mkl_set.argtypes, mkl_set.restype = [ctypes.c_int], ctypes.c_int
+            mkl_get.argtypes, mkl_get.restype = [], ctypes.c_int
+    return omp, mkl_set, mkl_get
+
+
+def _make_serial() -> None:
+    """Pool initializer: make this thread's torch ops single-threaded (OpenMP and MKL)."""
+    torch.get_num_threads()  # torch's once-per-thread init, which would undo what follows
+    omp, mkl_set, mkl_get = _runtime_functions()
+    if omp is not None:
+        omp(1)
+    if mkl_set is not None:
+        mkl_set(1)
+    mkl_ok = mkl_get() == 1 if mkl_get is not None else not torch.backends.mkl.is_available()
+    _SERIAL.ok = torch.get_num_threads() == 1 and mkl_ok
+
+
+def _probe(barrier: threading.Barrier) -> bool:
+    barrier.wait(timeout=30)  # holds each worker until all have started: one answer per thread
+    return bool(getattr(_SERIAL, "ok", False))
+
+
+def _serial_pool(n: int) -> ThreadPoolExecutor | None:
+    """n worker threads with single-threaded torch ops, or None where that cannot be arranged."""
+    global _POOLS_PID
+    with _POOLS_LOCK:
+        if _POOLS_PID != os.getpid():  # a forked child has none of its parent's threads
+            _POOLS.clear()
+            _POOLS_PID = os.getpid()
+        if n not in _POOLS:
+            pool = ThreadPoolExecutor(n, "lmcore-tiles", initializer=_make_serial)
+            barrier = threading.Barrier(n)
+            try:
+                ok = all(f.result() for f in [pool.submit(_probe, barrier) for _ in range(n)])
+            except threading.BrokenBarrierError:
+                ok = False
+            if not ok:
+                pool.shutdown(wait=False)
+                pool = None
+            _POOLS[n] = pool
+        return _POOLS[n]
+
+
+def tile_workers(device: torch.device) -> int:
+    """Worker threads the tiled kernel uses for tensors on `device` from this thread (1 = inline).
+
+    The calling thread's torch thread count (`torch.set_num_threads`) on the CPU; 1 on a GPU,
+    or where the threads' own ops cannot be made single-threaded.
+    """
+    n = torch.get_num_threads()
+    if device.type != "cpu" or n <= 1 or getattr(_SERIAL, "ok", False):
+        return 1
+    return n if _serial_pool(n) is not None else 1
+
+
+def _run_units(
+    units: list,
+    fn: Callable[[object, int], None],
+    workers: int,
+    cost: Callable[[object], int] | None = None,
+) -> None:
+    """fn(unit, slot) for every unit, over `workers` serial threads; `slot` numbers the thread
+    within this call, so fn can keep per-thread buffers.
+
+    Without `cost`, threads take the next unit of the list as they finish one (a descheduled
+    thread's share goes to the others). With `cost`, the units are split beforehand (longest
+    first, each to the least loaded slot), so which slot sums which units, and hence every
+    floating-point sum, is the same on every run.
+    """
+    workers = min(workers, len(units))
+    pool = _serial_pool(workers) if workers > 1 else None
+    if pool is None:
+        for u in units:
+            fn(u, 0)
+        return
+    failed = threading.Event()
+    inference = torch.is_inference_mode_enabled()
+    if cost is None:
+        it, lock = iter(units), threading.Lock()
+
+        def take(slot: int) -> object:
+            with lock:
+                return next(it, _END)
+    else:
+        shares: list[list] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for u in sorted(units, key=cost, reverse=True):
+            i = loads.index(min(loads))
+            shares[i].append(u)
+            loads[i] += cost(u)
+        its = [iter(share) for share in shares]
+
+        def take(slot: int) -> object:
+            return next(its[slot], _END)
+
+    def drain(slot: int) -> None:
+        with torch.inference_mode(inference), torch.no_grad():
+            while not failed.is_set():
+                u = take(slot)
+                if u is _END:
+                    return
+                try:
+                    fn(u, slot)
+                except BaseException:
+                    failed.set()
+                    raise
+
+    for f in [pool.submit(drain, slot) for slot in range(workers)]:
+        f.result()
+
+
+def _tiled_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    plan: _Plan,
+    shape: tuple[int, int],
+    workers: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Online-softmax forward over the plan's tiles; returns O (BH, Tq, Dv) and LSE (BH, Tq).
+
+    Query-tile rows are independent, so they are the work units (longest rows first).
+    """
     B, H = shape
     BH, Tq, _ = q.shape
     Dv = v.shape[-1]
     scale2 = scale * LOG2E  # logits in base-2 units
     out = torch.zeros(BH, Tq, Dv, dtype=q.dtype, device=q.device)  # rows no tile reaches stay 0
     lse = torch.full((BH, Tq), float("inf"), dtype=q.dtype, device=q.device)
-    buf = (
-        torch.empty(
-            BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs),
-            dtype=q.dtype,
-            device=q.device,
-        )
-        if plan.pairs
-        else None
-    )
+    if not plan.pairs:
+        return out, lse
+    size = BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs)
+    bufs: dict[int, torch.Tensor] = {}  # one score buffer per worker thread
     by_q: dict[int, list] = {}
     for p in plan.pairs:
         by_q.setdefault(p[0], []).append(p)
-    for q0, tiles in by_q.items():
-        q1 = tiles[0][1]
+
+    def row(tiles: list, slot: int) -> None:
+        if slot not in bufs:
+            bufs[slot] = torch.empty(size, dtype=q.dtype, device=q.device)
+        buf = bufs[slot]
+        q0, q1 = tiles[0][0], tiles[0][1]
         n = q1 - q0
         qi = q[:, q0:q1]  # (BH, n, D)
         acc = torch.zeros(BH, n, Dv, dtype=q.dtype, device=q.device)  # contiguous: one bmm
@@ -267,38 +468,80 @@ def _tiled_forward(q, k, v, scale, plan, shape):
         torch.div(acc, torch.where(seen, l, 1.0)[..., None], out=out[:, q0:q1])
         # natural-log LSE per row; +inf for rows that saw nothing, so P = 0 in the backward
         lse[:, q0:q1] = torch.where(seen, (m + torch.log2(l)) * LN2, float("inf"))
+
+    _run_units(sorted(by_q.values(), key=len, reverse=True), row, workers)
     return out, lse
 
 
-def _tiled_backward(q, k, v, out, lse, dout, scale, plan, shape):
+def _tiled_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    dout: torch.Tensor,
+    scale: float,
+    plan: _Plan,
+    shape: tuple[int, int],
+    workers: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """FlashAttention-2 backward: recompute each tile's P from LSE; never a T×T tensor.
 
-    Outer loop over key tiles, inner over query tiles. Gradients accumulate in contiguous
-    per-tile buffers (an in-place batched matmul into a strided slice falls back to one
-    matmul per batch·head on the CPU), copied into place once per tile.
+    Work units are key tiles (each owns its dK, dV rows), inner loop over query tiles. dQ sums
+    over key tiles, so each worker thread accumulates its own dQ tiles; the worker finishing a
+    query tile's last pair adds them into place, in worker order. The key tiles are split
+    among the workers beforehand (not taken as they come), so the gradients are the same
+    bits on every run. D = rowsum(dO ∘ O) is computed per query
+    tile by its first user. All in one pass over the workers: each extra fork/join would cost
+    a wake-up of an idle core. Gradients accumulate in contiguous per-tile buffers (an
+    in-place batched matmul into a strided slice falls back to one matmul per batch·head on
+    the CPU), copied into place once per tile.
     """
     B, H = shape
     BH, Tq, D = q.shape
     dk = torch.zeros_like(k)
     dv = torch.zeros_like(v)
-    delta = torch.empty(BH, Tq, dtype=q.dtype, device=q.device)  # D = rowsum(dO ∘ O)
-    step = 1024
-    for t0 in range(0, Tq, step):
-        delta[:, t0 : t0 + step] = (dout[:, t0 : t0 + step] * out[:, t0 : t0 + step]).sum(-1)
-    lse2 = lse * LOG2E  # base-2 log-sum-exp, matching the base-2 logits below
-    q_tiles = sorted({(p[0], p[1]) for p in plan.pairs})
-    dq_tiles = {
-        q0: torch.zeros(BH, q1 - q0, D, dtype=q.dtype, device=q.device) for q0, q1 in q_tiles
-    }
-    if plan.pairs:
-        size = BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs)
-        buf_p = torch.empty(size, dtype=q.dtype, device=q.device)
-        buf_d = torch.empty(size, dtype=q.dtype, device=q.device)
+    dq = torch.zeros_like(q)
+    if not plan.pairs:
+        return dq, dk, dv
+    size = BH * max((p[1] - p[0]) * (p[3] - p[2]) for p in plan.pairs)
+    slots: dict[int, tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]] = {}
+    rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # q0: (D, base-2 LSE), (BH, n)
+    row_locks = {p[0]: threading.Lock() for p in plan.pairs}
+    left = {q0: 0 for q0 in row_locks}  # pairs of each query tile not yet done
+    for p in plan.pairs:
+        left[p[0]] += 1
+    left_lock = threading.Lock()
     by_k: dict[int, list] = {}
     for pair in plan.pairs:
         by_k.setdefault(pair[2], []).append(pair)
-    for k0, pairs in by_k.items():
-        k1 = pairs[0][3]
+
+    def row(q0: int, q1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if q0 not in rows:
+            with row_locks[q0]:
+                if q0 not in rows:
+                    delta = (dout[:, q0:q1] * out[:, q0:q1]).sum(-1)  # (BH, n)
+                    rows[q0] = (delta, lse[:, q0:q1] * LOG2E)  # base-2, like the logits
+        return rows[q0]
+
+    def place(q0: int, q1: int) -> None:
+        # in slot order, so the sum is the same on every run; pop frees each part
+        parts = [slots[i][2].pop(q0) for i in sorted(slots) if q0 in slots[i][2]]
+        target = dq[:, q0:q1]
+        target.copy_(parts[0])
+        for part in parts[1:]:
+            target.add_(part)
+        del rows[q0]
+
+    def column(pairs: list, slot: int) -> None:
+        if slot not in slots:
+            slots[slot] = (
+                torch.empty(size, dtype=q.dtype, device=q.device),
+                torch.empty(size, dtype=q.dtype, device=q.device),
+                {},
+            )
+        buf_p, buf_d, dq_tiles = slots[slot]
+        k0, k1 = pairs[0][2], pairs[0][3]
         mk = k1 - k0
         kj, vj = k[:, k0:k1], v[:, k0:k1]
         dk_j = torch.zeros(BH, mk, D, dtype=q.dtype, device=q.device)
@@ -306,22 +549,30 @@ def _tiled_backward(q, k, v, out, lse, dout, scale, plan, shape):
         for q0, q1, _, _, needs_mask in pairs:
             n = q1 - q0
             qi, doi = q[:, q0:q1], dout[:, q0:q1]
+            delta, lse2 = row(q0, q1)
             p = buf_p[: BH * n * mk].view(BH, n, mk)
             torch.baddbmm(p, qi, kj.transpose(1, 2), beta=0.0, alpha=scale * LOG2E, out=p)
             if needs_mask:
                 p.view(B, H, n, mk).masked_fill_(plan.hidden(q0, q1, k0, k1), float("-inf"))
-            p.sub_(lse2[:, q0:q1, None]).exp2_()  # P = exp(S − LSE)
+            p.sub_(lse2[..., None]).exp2_()  # P = exp(S − LSE)
             dv_j.baddbmm_(p.transpose(1, 2), doi)  # dV += Pᵀ dO
             ds = buf_d[: BH * n * mk].view(BH, n, mk)
             torch.bmm(doi, vj.transpose(1, 2), out=ds)  # dP = dO Vᵀ
-            ds.sub_(delta[:, q0:q1, None]).mul_(p)  # dS = P ∘ (dP − D)
+            ds.sub_(delta[..., None]).mul_(p)  # dS = P ∘ (dP − D)
+            if q0 not in dq_tiles:
+                dq_tiles[q0] = torch.zeros(BH, n, D, dtype=q.dtype, device=q.device)
             dq_tiles[q0].baddbmm_(ds, kj, alpha=scale)  # dQ += dS K · scale
             dk_j.baddbmm_(ds.transpose(1, 2), qi, alpha=scale)  # dK += dSᵀ Q · scale
+            with left_lock:
+                left[q0] -= 1
+                last = left[q0] == 0
+            if last:  # every pair of this query tile is done, in every worker
+                place(q0, q1)
         dk[:, k0:k1] = dk_j
         dv[:, k0:k1] = dv_j
-    dq = torch.zeros_like(q)
-    for q0, q1 in q_tiles:
-        dq[:, q0:q1] = dq_tiles.pop(q0)  # frees each tile buffer as it is placed
+
+    # a fixed split of the key tiles over the workers: dQ's partial sums are reproducible
+    _run_units(sorted(by_k.values(), key=len, reverse=True), column, workers, cost=len)
     return dq, dk, dv
 
 
@@ -329,23 +580,40 @@ class TiledAttentionFunction(torch.autograd.Function):
     """Autograd wrapper: forward saves only q, k, v, O and the per-row log-sum-exp."""
 
     @staticmethod
-    def forward(ctx, q, k, v, prefix_len, key_padding_mask, causal, scale, block_q, block_k):
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prefix_len: torch.Tensor | None,
+        key_padding_mask: torch.Tensor | None,
+        causal: bool,
+        scale: float,
+        block_q: int,
+        block_k: int,
+    ) -> torch.Tensor:
         B, H, Tq, D = q.shape
         Tk, Dv = k.shape[2], v.shape[-1]
         plan = _Plan(B, Tq, Tk, causal, prefix_len, key_padding_mask, block_q, block_k, q.device)
         q3, k3, v3 = q.reshape(B * H, Tq, D), k.reshape(B * H, Tk, D), v.reshape(B * H, Tk, Dv)
-        out, lse = _tiled_forward(q3, k3, v3, scale, plan, (B, H))
+        workers = tile_workers(q.device)
+        out, lse = _tiled_forward(q3, k3, v3, scale, plan, (B, H), workers)
         ctx.save_for_backward(q3, k3, v3, out, lse)
         ctx.plan, ctx.scale, ctx.shape = plan, scale, (B, H, Tq, Tk, D, Dv)
         return out.view(B, H, Tq, Dv)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dout):
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, dout: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
         q3, k3, v3, out, lse = ctx.saved_tensors
         B, H, Tq, Tk, D, Dv = ctx.shape
         dout = dout.reshape(B * H, Tq, Dv)
-        dq, dk, dv = _tiled_backward(q3, k3, v3, out, lse, dout, ctx.scale, ctx.plan, (B, H))
+        workers = tile_workers(q3.device)
+        dq, dk, dv = _tiled_backward(
+            q3, k3, v3, out, lse, dout, ctx.scale, ctx.plan, (B, H), workers
+        )
         return (
             dq.view(B, H, Tq, D),
             dk.view(B, H, Tk, D),
@@ -376,7 +644,8 @@ def tiled_attention(
     Forward: online softmax (running row max m, running sum l, rescaled accumulator) over the
     tiles the mask leaves visible; saves only O and the per-row log-sum-exp. Backward: a custom
     autograd Function that recomputes each tile's probabilities (FlashAttention-2).
-    Tiles default to `default_blocks(B·H)`.
+    Tiles default to `default_blocks(B·H)`. On the CPU the tiles are shared among
+    `torch.get_num_threads()` single-threaded workers (`tile_workers`), one join per call.
     """
     B, H, Tq, Tk = _check_qkv(q, k, v)
     auto_q, auto_k = default_blocks(B * H)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -10,9 +13,12 @@ from hypothesis import strategies as st
 from lmcore.models.attention import (
     AttentionError,
     _Plan,
+    _run_units,
+    _serial_pool,
     attention,
     naive_attention,
     sdpa_attention,
+    tile_workers,
     tiled_attention,
 )
 from lmcore.models.masks import MaskError, build_mask
@@ -183,40 +189,118 @@ def test_tiled_saved_bytes_grow_linearly_in_t():
     assert sizes[1] == 2 * sizes[0] and sizes[2] == 2 * sizes[1]
 
 
+def _plan_for(B, Tq, Tk, kw, bq, bk):
+    return _Plan(
+        B,
+        Tq,
+        Tk,
+        kw.get("causal", False),
+        kw.get("prefix_len"),
+        kw.get("key_padding_mask"),
+        bq,
+        bk,
+        torch.device("cpu"),
+    )
+
+
+def _check_plan(B, Tq, Tk, kw, bq, bk):
+    """The plan skips exactly the tiles the full mask hides in every sample, runs without a
+    mask exactly the tiles visible everywhere, and its tile masks equal the full mask's slices.
+    Returns how many tiles were skipped and how many ran unmasked."""
+    full = build_mask(Tq, Tk, **kw)
+    full = full.expand(B, 1, Tq, Tk)
+    plan = _plan_for(B, Tq, Tk, kw, bq, bk)
+    planned = {(q0, k0): needs for q0, _, k0, _, needs in plan.pairs}
+    assert len(planned) == len(plan.pairs)  # no tile visited twice
+    skipped = unmasked = 0
+    for q0 in range(0, Tq, bq):
+        for k0 in range(0, Tk, bk):
+            block = full[:, :, q0 : q0 + bq, k0 : k0 + bk]
+            if not block.any():  # hidden in every sample: must be skipped
+                assert (q0, k0) not in planned, (kw, q0, k0)
+                skipped += 1
+                continue
+            assert (q0, k0) in planned, (kw, q0, k0)  # a visible key is never skipped
+            if block.all():
+                assert not planned[(q0, k0)], (kw, q0, k0)
+                unmasked += 1
+            else:
+                assert planned[(q0, k0)], (kw, q0, k0)
+                hidden = plan.hidden(q0, min(q0 + bq, Tq), k0, min(k0 + bk, Tk))
+                assert torch.equal(hidden.expand_as(block), ~block)
+    return skipped, unmasked
+
+
 def test_plan_skips_only_hidden_tiles_and_masks_only_partial_ones():
-    """Every tile the plan skips is fully hidden; every unmasked tile is fully visible; the
-    on-the-fly tile masks equal slices of the full mask."""
+    """Every tile the plan skips is fully hidden, and every fully hidden tile is skipped (by
+    the causal triangle, by padding in every sample, or by causal ∧ padding together); every
+    unmasked tile is fully visible; the on-the-fly tile masks equal slices of the full mask."""
     B, Tq, Tk = 3, 21, 29
     prefix = torch.tensor([0, 11, 29])
     kpm = torch.ones(B, Tk, dtype=torch.bool)
-    kpm[:, 20:25] = False
+    kpm[:, 20:25] = False  # keys 20..24 padded in every sample
     kpm[1, 3] = False
-    for kw in ({"causal": True}, {"prefix_len": prefix}, {"causal": True, "key_padding_mask": kpm}):
-        full = build_mask(Tq, Tk, **kw)
-        full = full.expand(B, 1, Tq, Tk)
-        plan = _Plan(
-            B,
-            Tq,
-            Tk,
-            kw.get("causal", False),
-            kw.get("prefix_len"),
-            kw.get("key_padding_mask"),
-            4,
-            5,
-            torch.device("cpu"),
-        )
-        planned = {(q0, k0): needs for q0, _, k0, _, needs in plan.pairs}
-        for q0 in range(0, Tq, 4):
-            for k0 in range(0, Tk, 5):
-                block = full[:, :, q0 : q0 + 4, k0 : k0 + 5]
-                if (q0, k0) not in planned:
-                    assert not block.any(), (kw, q0, k0)
-                elif not planned[(q0, k0)]:
-                    assert block.all(), (kw, q0, k0)
-                else:
-                    hidden = plan.hidden(q0, min(q0 + 4, Tq), k0, min(k0 + 5, Tk))
-                    assert torch.equal(hidden.expand_as(block), ~block)
-        assert any(not n for n in planned.values())  # some tiles run without a mask
+    for kw in (
+        {"causal": True},
+        {"prefix_len": prefix},
+        {"causal": True, "key_padding_mask": kpm},
+        {"key_padding_mask": kpm},
+        {"prefix_len": prefix, "key_padding_mask": kpm},
+    ):
+        skipped, unmasked = _check_plan(B, Tq, Tk, kw, 4, 5)
+        assert unmasked > 0, kw  # some tiles run without a mask
+        # some are not run at all (a prefix of 29 = Tk lets sample 2 see every key)
+        assert skipped > 0 or "key_padding_mask" not in kw and "causal" not in kw, kw
+    # padding in every sample alone hides key tile 20..24 (bk=5): skipped for every query tile
+    plan = _plan_for(B, Tq, Tk, {"key_padding_mask": kpm}, 4, 5)
+    assert {k0 for _, _, k0, _, _ in plan.pairs} == {0, 5, 10, 15, 25}
+
+
+def test_plan_skips_tiles_hidden_only_by_causal_and_padding_together():
+    """Left padding that differs per sample: in tile (rows 0..3, keys 0..7) sample 0's rows may
+    reach keys 0..3 but those are padded, sample 1's keys 0..5 are padded too; neither the
+    causal triangle nor the padding alone hides the tile, both together do."""
+    B, T = 2, 16
+    kpm = torch.ones(B, T, dtype=torch.bool)
+    kpm[0, :4] = False  # sample 0: keys 4..7 real, but rows 0..3 cannot reach them
+    kpm[1, :6] = False
+    kw = {"causal": True, "key_padding_mask": kpm}
+    plan = _plan_for(B, T, T, kw, 4, 8)
+    assert (0, 0) not in {(q0, k0) for q0, _, k0, _, _ in plan.pairs}
+    assert kpm[:, :8].any()  # the padding alone leaves real keys in the tile
+    skipped, _ = _check_plan(B, T, T, kw, 4, 8)
+    assert skipped == 1 + 2  # that tile, and the 2 tiles (rows 0..7, keys 8..15) past the diagonal
+    # the same with a prefix: sample 1's prefix of 2 lies inside its padding, still hidden
+    kw = {"prefix_len": torch.tensor([0, 2]), "key_padding_mask": kpm}
+    assert (0, 0) not in {(q0, k0) for q0, _, k0, _, _ in _plan_for(B, T, T, kw, 4, 8).pairs}
+    _check_plan(B, T, T, kw, 4, 8)
+    # ...and a prefix reaching a real key makes the tile visible again
+    kw = {"prefix_len": torch.tensor([5, 0]), "key_padding_mask": kpm}
+    assert (0, 0) in {(q0, k0) for q0, _, k0, _, _ in _plan_for(B, T, T, kw, 4, 8).pairs}
+    _check_plan(B, T, T, kw, 4, 8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    B=st.integers(1, 3),
+    Tq=st.integers(1, 30),
+    extra=st.integers(0, 6),
+    bq=st.integers(1, 9),
+    bk=st.integers(1, 9),
+    kind=st.sampled_from(["causal", "prefix", "bidirectional"]),
+    seed=st.integers(0, 2**16),
+)
+def test_property_plan_skips_exactly_the_hidden_tiles(B, Tq, extra, bq, bk, kind, seed):
+    Tk = Tq + extra
+    g = torch.Generator().manual_seed(seed)
+    kpm = torch.rand(B, Tk, generator=g) > 0.5
+    kpm[:, : int(torch.randint(0, Tk + 1, (1,), generator=g))] = False  # some left padding
+    kw = {"key_padding_mask": kpm}
+    if kind == "causal":
+        kw["causal"] = True
+    elif kind == "prefix":
+        kw["prefix_len"] = torch.randint(0, Tk + 1, (B,), generator=g)
+    _check_plan(B, Tq, Tk, kw, bq, bk)
 
 
 def test_causal_plan_skips_upper_triangle():
@@ -287,3 +371,61 @@ def test_property_tiled_equals_naive(B, H, T, extra, D, bq, bk, mask, decode, se
     kw = _masks(B, Tk, seed=seed)[mask]
     _check_against_reference(q, k, v, _tiled(bq, bk), kw)
     _check_against_reference(q, k, v, sdpa_attention, kw)
+
+
+@pytest.fixture
+def two_threads():
+    """torch at two intra-op threads for one test (the suite runs at one), restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tile_workers_run_their_ops_single_threaded(two_threads):
+    """With two torch threads the tiled kernel spreads tiles over two worker threads, each
+    running torch (OpenMP and MKL) on one thread, while the caller keeps its two."""
+    if sys.platform != "linux":
+        pytest.skip("per-thread OpenMP/MKL settings are found through /proc/self/maps")
+    assert tile_workers(torch.device("cpu")) == 2
+    pool = _serial_pool(2)
+    assert pool is not None
+    assert pool.submit(torch.get_num_threads).result() == 1
+    assert torch.get_num_threads() == 2  # the caller is untouched
+    # a tiled call made inside a worker runs inline (no nested pool)
+    assert pool.submit(tile_workers, torch.device("cpu")).result() == 1
+    slots = set()
+    _run_units(list(range(8)), lambda u, slot: (time.sleep(0.01), slots.add(slot)), 2)
+    assert slots == {0, 1}
+
+
+@pytest.mark.parametrize("mask", ["causal", "prefix+padding", "causal+leftpad", "bidirectional"])
+def test_tiled_over_worker_threads_equals_float64_naive(two_threads, mask):
+    B, H, T, D = 2, 3, 77, 8
+    q, k, v = _inputs(B, H, T, T, D, seed=11)
+    kw = _masks(B, T, seed=11)[mask]
+    _check_against_reference(q, k, v, _tiled(16, 8), kw)  # 5 query tiles, 10 key tiles
+    # reproducible: the key tiles are split among the workers the same way on every run
+    runs = [torch.autograd.grad(_tiled(16, 8)(q, k, v, **kw).sum(), (q, k, v)) for _ in range(3)]
+    for other in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], other, strict=True))
+    qd, kd, vd = _inputs(2, 1, 12, 12, 2, seed=12, dtype=torch.float64)
+    kw = _masks(2, 12, seed=12)[mask]
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: tiled_attention(q, k, v, block_q=4, block_k=4, **kw), (qd, kd, vd)
+    )
+
+
+def test_tiled_over_worker_threads_in_inference_mode_and_errors_propagate(two_threads):
+    q, k, v = (t.detach() for t in _inputs(1, 2, 70, 70, 4, seed=4))
+    with torch.inference_mode():
+        y = tiled_attention(q, k, v, causal=True, block_q=8, block_k=8)
+    ref = naive_attention(q.double(), k.double(), v.double(), causal=True)
+    assert _rel(y, ref) < TOL
+
+    def fail(u, slot):
+        if u == 3:
+            raise RuntimeError("tile 3 failed")
+
+    with pytest.raises(RuntimeError, match="tile 3 failed"):
+        _run_units(list(range(6)), fail, 2)
