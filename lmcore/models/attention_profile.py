@@ -5,6 +5,9 @@ the OS), warm up, write 5 to /proc/self/clear_refs to reset the high-water mark,
 take VmHWM minus the VmRSS read just before it. `measure_cell_subprocess` does this in a fresh
 process started with MALLOC_MMAP_THRESHOLD_=65536 (exact); `peak_bytes` does it in the current
 process through mallopt/malloc_trim (good enough for a live plot; other threads add noise).
+On a CUDA GPU (`device="cuda"`, only when asked and one exists) peaks come from torch's caching
+allocator (`reset_peak_memory_stats`, `max_memory_allocated` minus what was allocated before)
+and every timing is bracketed by `torch.cuda.synchronize()` (kernels run asynchronously).
 Run as `python -m lmcore.models.attention_profile --impl tiled --T 4096` to measure one cell.
 """
 
@@ -29,6 +32,60 @@ from lmcore.models.attention import attention
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 SMALL_MMAP = 65536  # the DESIGN.md setting: anything over 64 KiB is mmapped and unmapped on free
 BIG_MMAP = 32 * 2**20  # glibc's largest dynamic threshold: heap reuse, for timing
+DEVICES = ("cpu", "cuda")
+
+
+class DeviceError(ValueError):
+    """A measurement was asked for on a device this machine does not have."""
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device for 'cpu' or 'cuda'; a clear DeviceError when CUDA is asked for but absent."""
+    kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    if kind not in DEVICES:
+        raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {str(device)!r}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:  # e.g. 'cuda:x'
+        raise DeviceError(f"not a device name: {str(device)!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        built = torch.version.cuda
+        why = (
+            f"this PyTorch ({torch.__version__}) is built without CUDA"
+            if built is None
+            else f"this PyTorch (CUDA {built}) sees no GPU (driver, CUDA_VISIBLE_DEVICES?)"
+        )
+        raise DeviceError(
+            f"CUDA was asked for but torch.cuda.is_available() is False: {why}. "
+            "Leave the device at 'cpu' (the default) to measure on the CPU."
+        )
+    return dev
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU kernels, so a timer or a peak reading sees finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cuda_peak_bytes(
+    fn: Callable[[], object],
+    device: torch.device,
+    *,
+    warmup: bool = True,
+    setup: Callable[[], object] | None = None,
+) -> int:
+    """Peak GPU memory one call of `fn` adds, in bytes (torch's allocator statistics)."""
+    if warmup:
+        fn()
+    if setup is not None:
+        setup()
+    _sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    _sync(device)
+    return max(0, torch.cuda.max_memory_allocated(device) - before)
 
 
 @dataclass(frozen=True)
@@ -107,20 +164,37 @@ def median_seconds(fn: Callable[[], object], repeats: int, *, warmup: int = 1) -
 
 
 def make_inputs(
-    T: int, *, B: int = 1, H: int = 4, D: int = 64, dtype=torch.float32, seed: int = 0
+    T: int,
+    *,
+    B: int = 1,
+    H: int = 4,
+    D: int = 64,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random q, k, v shaped (B, H, T, D), reproducible by seed."""
+    """Random q, k, v shaped (B, H, T, D), reproducible by seed (drawn on the CPU, then moved)."""
     g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(B, H, T, D, generator=g, dtype=dtype) for _ in range(3))
+    return tuple(torch.randn(B, H, T, D, generator=g, dtype=dtype).to(device) for _ in range(3))
 
 
-def _calls(impl: str, T: int, *, B: int, H: int, D: int, causal: bool, **kwargs):
+def _calls(
+    impl: str,
+    T: int,
+    *,
+    B: int,
+    H: int,
+    D: int,
+    causal: bool,
+    device: torch.device = torch.device("cpu"),
+    **kwargs,
+) -> tuple[Callable[[], object], Callable[[], None], Callable[[], None]]:
     """(forward, forward+backward, clear_grads) closures on fresh random inputs."""
     if impl != "tiled":  # tile sizes only mean something to the tiled implementation
         kwargs = {k: v for k, v in kwargs.items() if k not in ("block_q", "block_k")}
-    q, k, v = make_inputs(T, B=B, H=H, D=D)
+    q, k, v = make_inputs(T, B=B, H=H, D=D, device=device)
     qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
-    dout = torch.randn(B, H, T, D, generator=torch.Generator().manual_seed(1))
+    dout = torch.randn(B, H, T, D, generator=torch.Generator().manual_seed(1)).to(device)
 
     def fwd():
         with torch.no_grad():
@@ -146,10 +220,18 @@ def measure_peaks(
     D: int = 64,
     causal: bool = True,
     backward: bool = True,
+    device: str | torch.device = "cpu",
     **kwargs,
 ) -> tuple[int, int]:
-    """Peak bytes of one forward and of one forward+backward (0 when backward is False)."""
-    fwd, fwdbwd, clear = _calls(impl, T, B=B, H=H, D=D, causal=causal, **kwargs)
+    """Peak bytes of one forward and of one forward+backward (0 when backward is False).
+
+    CPU: process RSS (`peak_bytes`); CUDA: torch's allocator peak (`cuda_peak_bytes`).
+    """
+    dev = check_device(device)
+    fwd, fwdbwd, clear = _calls(impl, T, B=B, H=H, D=D, causal=causal, device=dev, **kwargs)
+    if dev.type == "cuda":
+        fwd_peak = cuda_peak_bytes(fwd, dev)
+        return fwd_peak, (cuda_peak_bytes(fwdbwd, dev, setup=clear) if backward else 0)
     fwd_peak = peak_bytes(fwd)
     return fwd_peak, (peak_bytes(fwdbwd, setup=clear) if backward else 0)
 
@@ -164,16 +246,24 @@ def measure_times(
     causal: bool = True,
     repeats: int = 5,
     backward: bool = True,
+    device: str | torch.device = "cpu",
     **kwargs,
 ) -> dict[str, tuple[float, float]]:
-    """Median ms of forward and forward+backward per impl, interleaved so load hits all alike."""
-    calls = {i: _calls(i, T, B=B, H=H, D=D, causal=causal, **kwargs) for i in impls}
+    """Median ms of forward and forward+backward per impl, interleaved so load hits all alike.
+
+    On a GPU each call is bracketed by `torch.cuda.synchronize()`, so the time covers the
+    kernels and not only their launch.
+    """
+    dev = check_device(device)
+    calls = {i: _calls(i, T, B=B, H=H, D=D, causal=causal, device=dev, **kwargs) for i in impls}
     times: dict[str, tuple[list[float], list[float]]] = {i: ([], []) for i in impls}
     for r in range(max(1, repeats) + 1):  # round 0 warms up
         for i, (fwd, fwdbwd, _) in calls.items():
             for j, fn in enumerate((fwd, fwdbwd) if backward else (fwd,)):
+                _sync(dev)
                 t0 = time.perf_counter()
                 fn()
+                _sync(dev)
                 if r:
                     times[i][j].append(time.perf_counter() - t0)
     return {
@@ -210,11 +300,18 @@ def _run_json(args: list[str], *, small_mmap: bool, timeout: float) -> list[dict
 
 
 def _opts(kwargs: dict) -> list[str]:
-    return [a for key, value in kwargs.items() for a in (f"--{key}", str(int(value)))]
+    """Command-line options for the subprocess side: numbers as ints, names (device) as is."""
+    return [
+        a
+        for key, value in kwargs.items()
+        for a in (f"--{key}", value if isinstance(value, str) else str(int(value)))
+    ]
 
 
 def measure_cell_subprocess(impl: str, T: int, *, timeout: float = 600.0, **kwargs) -> CellResult:
     """`measure_cell` in a fresh Python process started with MALLOC_MMAP_THRESHOLD_=65536."""
+    if "device" in kwargs:
+        kwargs["device"] = str(check_device(kwargs["device"]))
     args = ["--mode", "cell", "--impl", impl, "--T", str(T), *_opts(kwargs)]
     return CellResult(**_run_json(args, small_mmap=True, timeout=timeout)[0])
 
@@ -223,6 +320,8 @@ def measure_peaks_subprocess(
     impl: str, T: int, *, timeout: float = 600.0, **kwargs
 ) -> tuple[int, int]:
     """`measure_peaks` in a fresh process with MALLOC_MMAP_THRESHOLD_=65536 (exact peaks)."""
+    if "device" in kwargs:
+        kwargs["device"] = str(check_device(kwargs["device"]))  # refuse here, not in the child
     args = ["--mode", "peaks", "--impl", impl, "--T", str(T), *_opts(kwargs)]
     row = _run_json(args, small_mmap=True, timeout=timeout)[0]
     return row["fwd_peak"], row["fwdbwd_peak"]
@@ -235,6 +334,8 @@ def measure_times_subprocess(
 
     `threads=N` among the keyword arguments sets torch's intra-op threads in that process.
     """
+    if "device" in kwargs:
+        kwargs["device"] = str(check_device(kwargs["device"]))
     args = ["--mode", "times", "--impl", ",".join(impls), "--T", str(T), *_opts(kwargs)]
     rows = _run_json(args, small_mmap=False, timeout=timeout)
     return {r["impl"]: (r["fwd_ms"], r["fwdbwd_ms"]) for r in rows}
@@ -272,7 +373,11 @@ def predict_naive_peak(
 
 @dataclass(frozen=True)
 class SweepEvent:
-    """One step of a sequence-length sweep: a measured cell, or an implementation stopped."""
+    """One step of a sequence-length sweep: a measured cell, or an implementation stopped.
+
+    `done` of `total` (implementation, T) cells are settled after this event: measured, or
+    skipped because their implementation was stopped, so `progress` reaches 1 at the end.
+    """
 
     kind: str  # 'cell' | 'stopped'
     impl: str
@@ -280,6 +385,13 @@ class SweepEvent:
     cell: CellResult | None = None
     predicted: int | None = None  # predicted forward+backward peak, bytes
     message: str = ""
+    done: int = 0
+    total: int = 0
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the sweep's cells settled, in [0, 1]."""
+        return self.done / self.total if self.total else 1.0
 
 
 def predict_peak(
@@ -304,6 +416,7 @@ def sweep(
     B: int = 1,
     H: int = 4,
     D: int = 64,
+    device: str = "cpu",
     stop: Callable[[], bool] | None = None,
     on_event: Callable[[SweepEvent], None] | None = None,
 ) -> list[SweepEvent]:
@@ -311,24 +424,29 @@ def sweep(
 
     Before each cell the forward+backward peak is predicted from the cells measured so far
     (naive: fit a·T² + b·T; sdpa and tiled: linear); an implementation whose prediction, or
-    measured peak, exceeds `limit_bytes` is stopped for this and every longer T.
+    measured peak, exceeds `limit_bytes` is stopped for this and every longer T, and those
+    cells count as settled in each event's `done` / `progress`.
     """
+    device = str(check_device(device))
     events: list[SweepEvent] = []
     points: dict[str, list[tuple[int, int]]] = {i: [] for i in impls}
     active = list(impls)
+    Ts = sorted(set(Ts))
+    total, done = len(Ts) * len(impls), 0
 
     def emit(ev: SweepEvent) -> None:
         events.append(ev)
         if on_event is not None:
             on_event(ev)
 
-    for T in sorted(set(Ts)):
+    for n, T in enumerate(Ts):
         for impl in list(active):
             if stop is not None and stop():
                 return events
             predicted = predict_peak(impl, T, points[impl], B=B, H=H)
             if predicted > limit_bytes:
                 active.remove(impl)
+                done += len(Ts) - n  # this T and every longer one are skipped
                 emit(
                     SweepEvent(
                         "stopped",
@@ -336,22 +454,31 @@ def sweep(
                         T,
                         predicted=predicted,
                         message=(
-                            f"{impl} stopped before T={T}: its predicted peak {predicted / 2**20:,.1f} "
-                            f"MiB exceeds the limit {limit_bytes / 2**20:,.1f} MiB"
+                            f"{impl} stopped before T={T}: its predicted peak "
+                            f"{predicted / 2**20:,.1f} MiB exceeds the limit "
+                            f"{limit_bytes / 2**20:,.1f} MiB"
                         ),
+                        done=done,
+                        total=total,
                     )
                 )
                 continue
-            kw = {"B": B, "H": H, "D": D, "repeats": repeats}
+            kw = {"B": B, "H": H, "D": D, "repeats": repeats, "device": device}
             cell = (
                 measure_cell_subprocess(impl, T, **kw)
                 if fresh_process
                 else measure_cell(impl, T, **kw)
             )
             points[impl].append((T, cell.fwdbwd_peak))
-            emit(SweepEvent("cell", impl, T, cell=cell, predicted=predicted or None))
+            done += 1
+            emit(
+                SweepEvent(
+                    "cell", impl, T, cell=cell, predicted=predicted or None, done=done, total=total
+                )
+            )
             if cell.fwdbwd_peak > limit_bytes:
                 active.remove(impl)
+                done += len(Ts) - n - 1  # every longer T is skipped
                 emit(
                     SweepEvent(
                         "stopped",
@@ -363,6 +490,8 @@ def sweep(
                             f"{cell.fwdbwd_peak / 2**20:,.1f} MiB exceeds the limit "
                             f"{limit_bytes / 2**20:,.1f} MiB"
                         ),
+                        done=done,
+                        total=total,
                     )
                 )
     return events
@@ -409,11 +538,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--block_q", type=int, default=None)
     ap.add_argument("--block_k", type=int, default=None)
+    ap.add_argument("--device", choices=DEVICES, default="cpu")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)  # a fresh process: nothing else is affected
     kw = {key: getattr(a, key) for key in ("block_q", "block_k") if getattr(a, key)}
     kw.update(B=a.B, H=a.H, D=a.D, causal=bool(a.causal), backward=bool(a.backward))
+    kw["device"] = a.device
     if a.mode == "times":
         for impl, (f, b) in measure_times(a.impl.split(","), a.T, repeats=a.repeats, **kw).items():
             print(json.dumps({"impl": impl, "fwd_ms": f, "fwdbwd_ms": b}))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from lmcore.models import attention_profile
 from lmcore.models.attention import tiled_attention
 from lmcore.models.attention_profile import (
     SMALL_MMAP,
+    CellResult,
+    DeviceError,
+    check_device,
     measure_cell_subprocess,
+    measure_peaks,
+    measure_times,
+    measure_times_subprocess,
     peak_bytes,
     predict_naive_peak,
     predict_peak,
@@ -67,3 +75,77 @@ def test_subprocess_cell_reports_json_measurements():
     # the fresh gradients of q, k, v alone are 3 × 64 KiB; far below 8 MiB
     assert 3 * 4 * 64 * 64 * 4 <= cell.fwdbwd_peak < 8 * MIB
     assert SMALL_MMAP == 65536
+
+
+def _fake_cell(peaks):
+    """measure_cell stand-in: the forward+backward peak per (impl, T) from `peaks`."""
+
+    def cell(impl, T, **kw):
+        return CellResult(impl, T, 1.0, 2.0, peaks[(impl, T)] // 2, peaks[(impl, T)])
+
+    return cell
+
+
+def test_sweep_progress_counts_cells_skipped_after_a_stop(monkeypatch):
+    """naive is stopped after its measured peak at T=64 passes the limit: its cells at 128
+    and 256 are skipped, and progress still reaches 1 (6 of 8 cells measured)."""
+    Ts = [32, 64, 128, 256]
+    # predicted before measuring (5 T×T float32 at H=4): 80 KiB at 32, 320 KiB at 64
+    peaks = {("naive", 32): 100, ("naive", 64): 10**6}
+    peaks.update({("tiled", T): T for T in Ts})
+    monkeypatch.setattr(attention_profile, "measure_cell", _fake_cell(peaks))
+    seen = []
+    events = sweep(Ts, ["naive", "tiled"], limit_bytes=400_000, fresh_process=False,
+                   on_event=seen.append)
+    assert seen == events
+    assert [(e.kind, e.impl, e.T) for e in events if e.impl == "naive"] == [
+        ("cell", "naive", 32), ("cell", "naive", 64), ("stopped", "naive", 64)]
+    assert all(e.total == 8 for e in events)
+    done = [e.done for e in events]
+    assert done == sorted(done) and events[-1].progress == 1.0
+    stop = next(e for e in events if e.kind == "stopped")
+    assert stop.done == 2 + 1 + 2  # naive 32, 64, tiled 32, plus naive's 128 and 256 skipped
+
+
+def test_sweep_progress_counts_cells_skipped_before_a_stop(monkeypatch):
+    """A predicted stop (before measuring) skips that T too; progress ends at 1."""
+    Ts = [32, 64, 128]
+    peaks = {("naive", 32): 80_000, ("naive", 64): 320_000}  # quadratic: 1.28 MB at 128
+    peaks.update({("sdpa", T): T for T in Ts})
+    monkeypatch.setattr(attention_profile, "measure_cell", _fake_cell(peaks))
+    events = sweep(Ts, ["naive", "sdpa"], limit_bytes=400_000, fresh_process=False)
+    stopped = [e for e in events if e.kind == "stopped"]
+    assert [(e.impl, e.T) for e in stopped] == [("naive", 128)]
+    assert stopped[0].predicted > 400_000
+    assert events[-1].progress == 1.0 and events[-1].done == events[-1].total == 6
+    # a sweep stopped by the user ends below 1
+    calls = iter([False, False, True])
+    part = sweep(Ts, ["naive", "sdpa"], limit_bytes=400_000, fresh_process=False,
+                 stop=lambda: next(calls))
+    assert part[-1].progress == 2 / 6
+
+
+def test_cuda_asked_for_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DeviceError, match=r"CUDA was asked for but torch.cuda.is_available\(\)"):
+        check_device("cuda")
+    for call in (
+        lambda: measure_peaks("tiled", 64, device="cuda"),
+        lambda: measure_times(["tiled"], 64, device="cuda"),
+        lambda: measure_times_subprocess(["tiled"], 64, device="cuda"),
+        lambda: sweep([64], ["tiled"], limit_bytes=MIB, device="cuda"),
+    ):
+        with pytest.raises(DeviceError, match="Leave the device at 'cpu'"):
+            call()
+    with pytest.raises(DeviceError, match="device must be one of cpu, cuda"):
+        check_device("tpu")
+    assert check_device("cpu") == torch.device("cpu")
+
+
+def test_cpu_times_and_peaks_with_an_explicit_device():
+    times = measure_times(["sdpa", "tiled"], 64, repeats=1, device="cpu")
+    assert set(times) == {"sdpa", "tiled"} and all(f > 0 and b > 0 for f, b in times.values())
+    fwd, fwdbwd = measure_peaks("tiled", 64, device="cpu")
+    set_mmap_threshold(32 * MIB)
+    assert 0 <= fwd < 8 * MIB and 3 * 64 * 64 * 4 * 4 <= fwdbwd < 8 * MIB
