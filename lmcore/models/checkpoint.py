@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 
+from lmcore.models.lm import TextTokenizer
 from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
 
 FORMAT = "lmcore-transformer"
@@ -39,7 +40,7 @@ class Loaded(NamedTuple):
     """What `load_model` returns: unpack as `model, tokenizer, extra = load_model(d)`."""
 
     model: Transformer
-    tokenizer: Any  # lmcore Tokenizer or None
+    tokenizer: Any  # lmcore.data.tokenizers.Tokenizer, or None
     extra: dict
 
     def lm(self, **kwargs) -> TransformerLM:
@@ -68,8 +69,8 @@ def _write_text(path: Path, text: str) -> None:
     _atomic(path, write)
 
 
-def save_model(path: str | Path, model: Transformer | TransformerLM, tokenizer: Any = None,
-               extra: dict | None = None) -> Path:
+def save_model(path: str | Path, model: Transformer | TransformerLM,
+               tokenizer: TextTokenizer | None = None, extra: dict | None = None) -> Path:
     """Write `model` (and `tokenizer`, `extra`) to folder `path`; return the folder."""
     if isinstance(model, TransformerLM):
         tokenizer = tokenizer if tokenizer is not None else model.tokenizer
@@ -107,14 +108,22 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
     meta = _read_json(path / CONFIG)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path / CONFIG} is not an lmcore Transformer config")
-    if meta.get("version", 0) > VERSION:
-        raise CheckpointError(f"checkpoint version {meta['version']} is newer than this "
+    version = meta.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path / CONFIG} has a version that is not a whole number: "
+                              f"{version!r}")
+    if version > VERSION:
+        raise CheckpointError(f"checkpoint version {version} is newer than this "
                               f"lmcore reads ({VERSION}): upgrade lmcore")
     try:
         config = TransformerConfig.from_dict(meta["config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path / CONFIG} holds an invalid config: {exc}") from None
-    model = Transformer(config)
+    try:
+        model = Transformer(config)
+    except Exception as exc:  # noqa: BLE001 (e.g. not enough memory for the sizes it names)
+        raise CheckpointError(f"cannot build the model {path / CONFIG} describes "
+                              f"({type(exc).__name__}: {str(exc)[:300]})") from None
     try:
         missing, unexpected = st_load_model(model, str(path / WEIGHTS), strict=False,
                                             device=str(device))
@@ -131,7 +140,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
 
         try:
             tokenizer = Tokenizer.load(path / TOKENIZER)
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001 (the tokenizers library raises plain Exception)
             raise CheckpointError(f"{path / TOKENIZER} is corrupt: {exc}") from None
         if tokenizer.vocab_size != config.vocab_size:
             raise CheckpointError(f"tokenizer has {tokenizer.vocab_size} tokens but the model "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lmcore.models.lm import TextTokenizer
 from lmcore.models.transformer import KVCache, Transformer
 
 
@@ -114,7 +115,7 @@ def generate(model: Transformer, idx: torch.Tensor, n: int, temperature: float =
                            seed=seed, use_cache=use_cache).ids
 
 
-def generate_text(model: Transformer, tokenizer, prompt: str, n: int, *,
+def generate_text(model: Transformer, tokenizer: TextTokenizer, prompt: str, n: int, *,
                   temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None, seed: int = 0,
                   use_cache: bool = True) -> tuple[str, list[tuple[str, float]]]:

@@ -20,10 +20,22 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 LN2 = math.log(2.0)
+
+
+class TextTokenizer(Protocol):
+    """What a model needs of a tokenizer to read and write text (`lmcore.data.tokenizers`
+    `Tokenizer` is one): a beginning-of-sequence id, text to ids, and ids back to text."""
+
+    bos_id: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
 
 
 class LanguageModel(ABC):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
@@ -21,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmcore.models.attention import IMPLS, attention, naive_attention
-from lmcore.models.lm import LanguageModel, Score, score_ids
+from lmcore.models.lm import LanguageModel, Score, TextTokenizer, score_ids
 from lmcore.models.masks import MASK_KINDS
 
 ACTIVATIONS = ("relu", "gelu", "swiglu", "tanh", "sigmoid")
@@ -29,8 +30,16 @@ NORMS = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post")
 
 
+INT_FIELDS = ("vocab_size", "context", "n_layer", "n_head", "n_embd")
+BOOL_FIELDS = ("residual", "tie_weights", "bias", "nsp_head")
+
+
 class ConfigError(ValueError):
-    """A Transformer config value out of range; the message names the field."""
+    """A Transformer config value of the wrong type or out of range; the message names the field."""
+
+
+def _kind(value: object) -> str:
+    return f"{value!r} ({type(value).__name__})"
 
 
 @dataclass
@@ -55,22 +64,37 @@ class TransformerConfig:
     nsp_head: bool = False  # a 2-way classifier on position 0 ([CLS]): next-sentence prediction
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "context", "n_layer", "n_head", "n_embd"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        """Check every field's type and range (a config may come from JSON or a form)."""
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigError(f"{name} must be a whole number, got {_kind(value)}")
+            setattr(self, name, int(value))  # numpy integers become plain ints (JSON-safe)
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"width n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
+        for name in ("mlp_ratio", "dropout"):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not math.isfinite(value)):
+                raise ConfigError(f"{name} must be a finite number, got {_kind(value)}")
         if not self.mlp_ratio > 0:
             raise ConfigError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        for name in BOOL_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be true or false, got {_kind(value)}")
         for name, allowed in (("activation", ACTIVATIONS), ("norm", NORMS),
                               ("norm_position", NORM_POSITIONS), ("attention", IMPLS),
                               ("mask", MASK_KINDS)):
-            if getattr(self, name) not in allowed:
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "
-                                  f"got {getattr(self, name)!r}")
+                                  f"got {_kind(value)}")
 
     @property
     def head_dim(self) -> int:
@@ -85,11 +109,15 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TransformerConfig:
-        """Rebuild from `to_dict()`; unknown keys are an error (not silently dropped)."""
+        """Rebuild from `to_dict()`; unknown or missing keys are an error (not silently dropped)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a Transformer config must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(str(k) for k in set(d) - known)
         if unknown:
             raise ConfigError(f"unknown Transformer config keys: {', '.join(unknown)}")
+        if "vocab_size" not in d:
+            raise ConfigError("vocab_size is missing from the Transformer config")
         return cls(**d)
 
 
@@ -136,7 +164,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, *, causal: bool, prefix_len: torch.Tensor | None,
                 key_padding_mask: torch.Tensor | None, cache: KVCache | None = None,
-                layer: int = 0, want_weights: bool = False):
+                layer: int = 0,
+                want_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, C) output and, with `want_weights`, the (B, H, T, Tk) weights (else None)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
@@ -197,7 +227,8 @@ class Block(nn.Module):
         out = fn(x)
         return norm(x + out if self.residual else out)
 
-    def forward(self, x: torch.Tensor, **attn_kw):
+    def forward(self, x: torch.Tensor, **attn_kw) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, C) output and the attention weights (None unless asked for)."""
         weights = []
 
         def attn(h):
@@ -261,10 +292,11 @@ class Transformer(nn.Module):
         return n
 
     def flops_per_token(self, training: bool = True, T: int | None = None) -> int:
-        """FLOPs per token at sequence length T (default: context), Kaplan/PaLM's count.
+        """FLOPs per token at sequence length T (default: context), PaLM's count.
 
-        Forward: 2N (one multiply-add per matmul weight) + 4·L·T·d (Q·Kᵀ and P·V over T keys).
-        Training (forward + backward, backward ≈ 2× forward): 6N + 12·L·T·d.
+        PaLM (Chowdhery et al. 2022, Appendix B): forward 2N (one multiply-add per matmul
+        weight) + 4·L·T·d (Q·Kᵀ and P·V, each 2·T·d per layer); training (backward ≈ 2×
+        forward) 6N + 12·L·T·d. Kaplan et al. (2020) count the attention term as 2·L·T·d.
         N = `num_parameters(non_embedding=True)`; norms, softmax and the mask are ignored.
         """
         T = self.config.context if T is None else int(T)
@@ -292,7 +324,8 @@ class Transformer(nn.Module):
     def hidden(self, idx: torch.Tensor, *, mask: str | None = None,
                prefix_len: torch.Tensor | None = None,
                key_padding_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-               return_attention: bool = False):
+               return_attention: bool = False,
+               ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor | None]]:
         """Final hidden states (B, T, C) before the output head (and attention weights)."""
         if idx.dim() != 2:
             raise ValueError(f"token ids must be shaped (B, T), got {tuple(idx.shape)}")
@@ -319,7 +352,8 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor, *, mask: str | None = None,
                 prefix_len: torch.Tensor | None = None,
                 key_padding_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                return_attention: bool = False):
+                return_attention: bool = False,
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor | None]]:
         """Logits (B, T, V); with `return_attention` also a list of (B, H, T, Tk) per layer.
 
         `mask` overrides the config's kind for this call; `prefix_len` (B,) goes with 'prefix'.
@@ -364,7 +398,8 @@ class TransformerLM(LanguageModel):
     (masked-LM) model has no left-to-right probabilities and is refused.
     """
 
-    def __init__(self, model: Transformer, tokenizer=None, *, bos_id: int | None = None,
+    def __init__(self, model: Transformer, tokenizer: TextTokenizer | None = None, *,
+                 bos_id: int | None = None,
                  stride: int | None = None, batch_size: int = 16):
         if model.config.mask == "bidirectional":
             raise ValueError("a bidirectional (masked-LM) model has no next-token "

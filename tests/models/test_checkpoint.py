@@ -79,3 +79,53 @@ def test_missing_and_corrupt_folders(tmp_path):
     (d / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="model.safetensors is missing"):
         load_model(d)
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("n_layer", "2", "n_layer must be a whole number"),
+    ("n_layer", 1.5, "n_layer must be a whole number"),
+    ("n_head", True, "n_head must be a whole number"),
+    ("dropout", "0.1", "dropout must be a finite number"),
+    ("residual", "yes", "residual must be true or false"),
+    ("activation", 3, "activation must be one of"),
+    ("context", 0, "context must be at least 1"),
+])
+def test_invalid_config_values_become_checkpoint_errors_naming_the_field(tmp_path, field, value,
+                                                                         words):
+    d = tmp_path / "ck"
+    save_model(d, model(10))
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["config"][field] = value
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=words) as info:
+        load_model(d)
+    assert "config.json holds an invalid config" in str(info.value)
+
+
+def test_malformed_config_files_become_checkpoint_errors(tmp_path):
+    d = tmp_path / "ck"
+    save_model(d, model(10))
+    good = json.loads((d / "config.json").read_text())
+    for meta, words in [
+        ({**good, "config": [1, 2]}, "must be a mapping"),
+        ({**good, "config": {k: v for k, v in good["config"].items() if k != "vocab_size"}},
+         "vocab_size is missing"),
+        ({**good, "config": {**good["config"], "layers": 3}}, "unknown Transformer config keys"),
+        ({**good, "version": "1"}, "version that is not a whole number"),
+        ({**good, "version": 99}, "newer than this lmcore"),
+        ([good], "not an lmcore Transformer config"),
+    ]:
+        (d / "config.json").write_text(json.dumps(meta))
+        with pytest.raises(CheckpointError, match=words):
+            load_model(d)
+
+
+def test_a_model_too_large_to_build_becomes_a_checkpoint_error(tmp_path):
+    """A valid config whose sizes cannot be allocated: the failure is a CheckpointError."""
+    d = tmp_path / "ck"
+    save_model(d, model(10))
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["config"].update(vocab_size=2**40, n_embd=2**12, n_head=2)  # 16 PiB of embeddings
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="cannot build the model"):
+        load_model(d)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lmcore.models.lm import score_ids
 from lmcore.models.transformer import (
     ACTIVATIONS,
+    MLP,
+    Block,
     ConfigError,
     Transformer,
     TransformerConfig,
@@ -69,6 +73,158 @@ def test_bad_config_and_inputs_raise_clear_errors():
         m(torch.full((1, 3), V, dtype=torch.long))
     with pytest.raises(ValueError, match="prefix_len"):
         m(torch.zeros(1, 3, dtype=torch.long), mask="prefix")
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("n_layer", "2", "n_layer must be a whole number, got '2' (str)"),
+    ("n_layer", 1.5, "n_layer must be a whole number, got 1.5 (float)"),
+    ("n_layer", True, "n_layer must be a whole number, got True (bool)"),
+    ("vocab_size", None, "vocab_size must be a whole number"),
+    ("n_embd", 0, "n_embd must be at least 1"),
+    ("mlp_ratio", "4", "mlp_ratio must be a finite number"),
+    ("mlp_ratio", float("nan"), "mlp_ratio must be a finite number"),
+    ("mlp_ratio", False, "mlp_ratio must be a finite number"),
+    ("dropout", "0.1", "dropout must be a finite number"),
+    ("dropout", 1.0, "dropout must lie in [0, 1)"),
+    ("residual", 1, "residual must be true or false, got 1 (int)"),
+    ("tie_weights", "no", "tie_weights must be true or false"),
+    ("bias", None, "bias must be true or false"),
+    ("nsp_head", 0, "nsp_head must be true or false"),
+    ("norm", ["rmsnorm"], "norm must be one of"),
+    ("attention", "flash", "attention must be one of sdpa, naive, tiled"),
+])
+def test_config_types_are_checked_and_the_error_names_the_field(field, value, words):
+    kw = dict(vocab_size=V, n_layer=1, n_head=2, n_embd=8)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        TransformerConfig(**{**kw, field: value})
+    with pytest.raises(ConfigError, match=re.escape(words)):  # the same through from_dict
+        TransformerConfig.from_dict({**TransformerConfig(**kw).to_dict(), field: value})
+
+
+def test_config_accepts_numpy_integers_and_stores_plain_ints():
+    c = TransformerConfig(vocab_size=np.int64(V), n_layer=np.int32(2), n_head=2, n_embd=8,
+                          mlp_ratio=np.float64(2.5), dropout=0)
+    assert type(c.vocab_size) is int and type(c.n_layer) is int and c.n_layer == 2
+    assert TransformerConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ConfigError, match="vocab_size is missing"):
+        TransformerConfig.from_dict({"n_layer": 2})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        TransformerConfig.from_dict([("vocab_size", 5)])
+
+
+# --- every knob changes the network --------------------------------------------------------
+
+def _same_weights(a: Transformer, b: Transformer) -> None:
+    """Copy b's parameters into a wherever names and shapes match (a knob's own params differ)."""
+    own = a.state_dict()
+    shared = {k: v for k, v in b.state_dict().items() if k in own and own[k].shape == v.shape}
+    a.load_state_dict(shared, strict=False)
+
+
+def _zero_sublayers(m: Transformer) -> None:
+    """Attention and MLP outputs become exactly 0: a block is then only its wiring."""
+    with torch.no_grad():
+        for block in m.h:
+            for lin in (block.attn.c_proj, block.mlp.c_proj):
+                lin.weight.zero_()
+                lin.bias.zero_()
+
+
+X = torch.randint(0, V, (2, 9), generator=torch.Generator().manual_seed(3))
+
+
+def test_residual_off_drops_the_skip_connection():
+    on, off = tiny(n_layer=1).eval(), tiny(n_layer=1, residual=False).eval()
+    _same_weights(off, on)
+    assert not torch.allclose(on(X), off(X), atol=1e-4)
+    # with the sublayers silenced a pre-norm block with residuals is the identity, without
+    # them it outputs zeros
+    _zero_sublayers(on)
+    _zero_sublayers(off)
+    x = torch.randn(2, 9, 16)
+    kw = dict(causal=True, prefix_len=None, key_padding_mask=None)
+    torch.testing.assert_close(on.h[0](x, **kw)[0], x)
+    assert torch.equal(off.h[0](x, **kw)[0], torch.zeros_like(x))
+
+
+def test_post_norm_normalises_after_the_residual_and_drops_the_final_norm():
+    pre, post = tiny().eval(), tiny(norm_position="post").eval()
+    _same_weights(post, pre)
+    assert isinstance(pre.ln_f, torch.nn.LayerNorm) and isinstance(post.ln_f, torch.nn.Identity)
+    assert not torch.allclose(pre(X), post(X), atol=1e-4)
+    _zero_sublayers(pre)
+    _zero_sublayers(post)
+    x = torch.randn(2, 9, 16) * 3 + 1
+    kw = dict(causal=True, prefix_len=None, key_padding_mask=None)
+    torch.testing.assert_close(pre.h[0](x, **kw)[0], x)  # pre-norm: x + 0
+    ln = post.h[0].ln_2(post.h[0].ln_1(x))  # post-norm: norm(norm(x + 0) + 0)
+    torch.testing.assert_close(post.h[0](x, **kw)[0], ln)
+    assert not torch.allclose(ln, x)
+
+
+def test_rmsnorm_is_used_and_changes_the_output():
+    ln, rms = tiny().eval(), tiny(norm="rmsnorm").eval()
+    for m, kind in ((ln, torch.nn.LayerNorm), (rms, torch.nn.RMSNorm)):
+        norms = [m.ln_f] + [b.ln_1 for b in m.h] + [b.ln_2 for b in m.h]
+        assert all(type(n) is kind for n in norms), [type(n) for n in norms]
+    _same_weights(rms, ln)
+    assert torch.equal(rms.wte.weight, ln.wte.weight)  # everything else is the same
+    assert not torch.allclose(ln(X), rms(X), atol=1e-4)
+    x = torch.randn(3, 16) + 2.0  # a non-zero mean: LayerNorm removes it, RMSNorm does not
+    torch.testing.assert_close(rms.h[0].ln_1(x), x / x.pow(2).mean(-1, keepdim=True).add(1e-5)
+                               .sqrt())
+
+
+REFERENCE_ACTS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "swiglu": lambda h: h.chunk(2, -1)[0] * F.silu(h.chunk(2, -1)[1]),
+}
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_each_activation_is_the_one_applied(activation):
+    cfg = TransformerConfig(vocab_size=V, n_layer=1, n_head=2, n_embd=8, activation=activation)
+    mlp = MLP(cfg)
+    width = 2 * cfg.mlp_hidden if activation == "swiglu" else cfg.mlp_hidden
+    assert mlp.c_fc.out_features == width and mlp.c_proj.in_features == cfg.mlp_hidden
+    h = torch.randn(4, width) * 3
+    torch.testing.assert_close(mlp.act(h), REFERENCE_ACTS[activation](h))
+    for other, ref in REFERENCE_ACTS.items():  # and it is none of the others
+        if other != activation and ref(h).shape == mlp.act(h).shape:
+            assert not torch.allclose(mlp.act(h), ref(h), atol=1e-3), other
+    x = torch.randn(2, 5, 8)
+    torch.testing.assert_close(mlp(x), mlp.c_proj(REFERENCE_ACTS[activation](mlp.c_fc(x))))
+
+
+def test_activations_change_the_model_output():
+    outs = {}
+    base = tiny(activation="gelu").eval()
+    for act in ("relu", "gelu", "tanh", "sigmoid"):  # same weight shapes: only the function
+        m = tiny(activation=act).eval()
+        _same_weights(m, base)
+        outs[act] = m(X)
+    acts = list(outs)
+    for i, a in enumerate(acts):
+        for b in acts[i + 1:]:
+            assert not torch.allclose(outs[a], outs[b], atol=1e-5), (a, b)
+
+
+def test_dropout_changes_train_mode_output_only():
+    drop, plain = tiny(dropout=0.5), tiny()
+    _same_weights(drop, plain)
+    torch.manual_seed(1)
+    a, b = drop.train()(X), drop(X)
+    assert not torch.allclose(a, b, atol=1e-5)  # a fresh mask per call
+    drop.eval()
+    plain.eval()
+    assert torch.equal(drop(X), drop(X))
+    torch.testing.assert_close(drop(X), plain(X))  # eval: dropout is the identity
+    assert not torch.allclose(a, plain(X), atol=1e-5)
+    assert all(m.p == 0.5 for m in drop.modules() if isinstance(m, torch.nn.Dropout))
+    assert isinstance(drop.h[0], Block)
 
 
 TEXT = torch.tensor([3, 4, 5, 6, 7, 8, 9, 10] * 4)
