@@ -283,14 +283,15 @@ _POOLS_LOCK = threading.Lock()
 _END = object()
 
 
-def _runtime_functions() -> tuple[Callable | None, Callable | None, Callable | None]:
-    """omp_set_num_threads and MKL's per-thread setter/getter from the loaded runtimes."""
+def _runtime_functions() -> tuple[list[Callable], Callable | None, Callable | None]:
+    """Every loaded OpenMP runtime's omp_set_num_threads, and MKL's per-thread setter/getter."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if ".so" in line and "/" in line}
     except OSError:
-        return None, None, None
-    omp = mkl_set = mkl_get = None
+        return [], None, None
+    omp: list[Callable] = []
+    mkl_set = mkl_get = None
     for path in sorted(paths):
         name = os.path.basename(path)
         if not any(key in name for key in ("gomp", "iomp", "libomp", "torch_cpu", "mkl")):
@@ -299,9 +300,10 @@ def _runtime_functions() -> tuple[Callable | None, Callable | None, Callable | N
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        if omp is None and "omp" in name and hasattr(lib, "omp_set_num_threads"):
-            omp = lib.omp_set_num_threads
-            omp.argtypes, omp.restype = [ctypes.c_int], None
+        if "omp" in name and hasattr(lib, "omp_set_num_threads"):
+            fn = lib.omp_set_num_threads
+            fn.argtypes, fn.restype = [ctypes.c_int], None
+            omp.append(fn)
         if mkl_set is None and hasattr(lib, "MKL_Set_Num_Threads_Local"):  # C interface
             mkl_set, mkl_get = lib.MKL_Set_Num_Threads_Local, lib.MKL_Get_Max_Threads
             mkl_set.argtypes, mkl_set.restype = [ctypes.c_int], ctypes.c_int
@@ -310,11 +312,15 @@ def _runtime_functions() -> tuple[Callable | None, Callable | None, Callable | N
 
 
 def _make_serial() -> None:
-    """Pool initializer: make this thread's torch ops single-threaded (OpenMP and MKL)."""
+    """Pool initializer: make this thread's torch ops single-threaded (OpenMP and MKL).
+
+    Both settings are per thread (OpenMP's nthreads ICV, MKL's local thread count), so the
+    caller and every other thread keep theirs. `_SERIAL.ok` records whether it worked.
+    """
     torch.get_num_threads()  # torch's once-per-thread init, which would undo what follows
     omp, mkl_set, mkl_get = _runtime_functions()
-    if omp is not None:
-        omp(1)
+    for fn in omp:
+        fn(1)
     if mkl_set is not None:
         mkl_set(1)
     mkl_ok = mkl_get() == 1 if mkl_get is not None else not torch.backends.mkl.is_available()
