@@ -16,8 +16,8 @@ _COLUMNS = ("kind", "vocab", "tokens", "chars/token", "bytes/token", "unk share"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tokenize", help="train a tokenizer on a text, save it as JSON, print its stats",
-        description="Train a tokenizer on the training split of FILE (first 85%%) and measure "
-                    "it on the test split (last 10%%), or on the whole text with --whole.")
+        description="Train a tokenizer on the training split of FILE (first 85%) and measure "
+                    "it on the test split (last 10%), or on the whole text with --whole.")
     p.add_argument("file", metavar="FILE", help="a text file in any common encoding, or - "
                    "for standard input")
     p.add_argument("--kind", default="bpe", help=f"one of {', '.join(KINDS)} (default bpe)")

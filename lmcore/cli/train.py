@@ -31,8 +31,8 @@ TOKENIZERS = ("char", "byte", "bpe")
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train a Transformer LM on a text; prints final train/validation loss",
-        description="Train a GPT-style Transformer on the first 85%% of a text, evaluate on "
-                    "the next 5%%, save the model (safetensors + JSON) to --out and record the "
+        description="Train a GPT-style Transformer on the first 85% of a text, evaluate on "
+                    "the next 5%, save the model (safetensors + JSON) to --out and record the "
                     "run in $LMCORE_HOME/runs.sqlite.")
     p.add_argument("--corpus", default="builtin", metavar="FILE|builtin",
                    help="a text file, 'builtin' (Python's reference docs) or 'markov' "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -46,3 +47,11 @@ def current_corpus(at: AppTest):
 def sidebar_text(at: AppTest) -> str:
     """Everything the shared sidebar writes as markdown, joined."""
     return "\n".join(m.value for m in at.sidebar.markdown)
+
+
+def join_jobs(timeout: float = 90) -> None:
+    """Wait for every background job thread (AppTest cannot run the polling timer)."""
+    for t in threading.enumerate():
+        if t.name.startswith("lmcore-job-"):
+            t.join(timeout)
+            assert not t.is_alive(), f"{t.name} still running after {timeout} s"

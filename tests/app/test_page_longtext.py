@@ -8,30 +8,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import streamlit as st
-from apptest import assert_no_exception, error_texts, goto, open_app, open_page
+from apptest import assert_no_exception, error_texts, goto, join_jobs, open_app, open_page
 
 PAGE = "pages/6_Long_texts.py"
 TRAIN = "Train a tiny Transformer now"
 NGRAM = "Fit a 3-gram now (instant)"
-
-
-@pytest.fixture(autouse=True)
-def _no_jobs_from_other_tests():
-    """Every AppTest runs as one session id, so they share one job registry: the page would
-    show the job another test left (`reg.latest`). Start and end each test without jobs."""
-    _join_job_threads()
-    st.cache_resource.clear()
-    yield
-    _join_job_threads()
-    st.cache_resource.clear()
-
-
-def _join_job_threads(timeout: float = 90) -> None:
-    for t in threading.enumerate():
-        if t.name.startswith("lmcore-job-"):
-            t.join(timeout)
-            assert not t.is_alive(), f"{t.name} still running after {timeout} s"
 
 
 def _small(at, chars: int = 1500, model: str | None = NGRAM):
@@ -57,7 +38,7 @@ def _wait_for(at, predicate, timeout: float = 40.0):
 
 def _wait_for_jobs(at, timeout: float = 90):
     """AppTest cannot run the polling timer: join the job threads, then rerun the script."""
-    _join_job_threads(timeout)
+    join_jobs(timeout)
     at.run()
     assert_no_exception(at)
     return at

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from apptest import assert_no_exception, error_texts, open_page
+from apptest import assert_no_exception, error_texts, join_jobs, open_page
 
 from lmcore.app.ngram_job import FitRequest, run_fit
 from lmcore.app.state import Lab
@@ -23,11 +23,7 @@ TEXT = ("the cat sat on the mat. the dog sat on the log. a cat saw a dog.\n"
 
 
 def _wait_for_jobs(timeout: float = 90) -> None:
-    """AppTest cannot run the polling timer: join the job threads, then rerun the script."""
-    for t in threading.enumerate():
-        if t.name.startswith("lmcore-job-"):
-            t.join(timeout)
-            assert not t.is_alive(), f"{t.name} still running after {timeout} s"
+    join_jobs(timeout)
 
 
 def _open(text: str = TEXT):

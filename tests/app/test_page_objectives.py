@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 
-from apptest import assert_no_exception, error_texts, open_page
+from apptest import assert_no_exception, error_texts, join_jobs, open_page
 
 from lmcore.app.jobs import JobRegistry
 from lmcore.runs.store import RunStore
@@ -23,11 +22,7 @@ def _figure(at, key: str) -> dict:
 
 
 def _wait_for_jobs(timeout: float = 90) -> None:
-    """AppTest cannot run the polling timer: join the job threads, then rerun the script."""
-    for t in threading.enumerate():
-        if t.name.startswith("lmcore-job-"):
-            t.join(timeout)
-            assert not t.is_alive(), f"{t.name} still running after {timeout} s"
+    join_jobs(timeout)
 
 
 def test_page_renders_masks():

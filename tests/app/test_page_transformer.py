@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from apptest import assert_no_exception, error_texts, goto, open_app, open_page, sidebar_text
+from apptest import (
+    assert_no_exception,
+    error_texts,
+    goto,
+    join_jobs,
+    open_app,
+    open_page,
+    sidebar_text,
+)
 
 from lmcore.app import jobs
 from lmcore.data.builtin import pydoc_corpus
@@ -32,11 +40,7 @@ def _one_torch_thread():
 
 
 def _wait_for_jobs(timeout: float = 60) -> None:
-    """AppTest cannot run the polling timer: join the job threads, then rerun the script."""
-    for t in threading.enumerate():
-        if t.name.startswith("lmcore-job-"):
-            t.join(timeout)
-            assert not t.is_alive(), f"{t.name} still running after {timeout} s"
+    join_jobs(timeout)
 
 
 def _tiny(at, steps: int = 2, **knobs):
