@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lmcore ... | head` closed the pipe: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        return 141
     except Exception as exc:  # a person reads this line, not a traceback
         from lmcore.data.corpus import CorpusError
         from lmcore.settings import LimitError
@@ -41,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, CLIError | CorpusError | LimitError | ValueError | FileNotFoundError):
             print(f"lmcore: error: {exc}", file=sys.stderr)
             return 2
-        raise
+        if os.environ.get("LMCORE_DEBUG"):
+            raise
+        print(f"lmcore: internal error ({type(exc).__name__}: {exc}); your files are "
+              "unchanged. Set LMCORE_DEBUG=1 to see the traceback, and please report it.",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
