@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -23,3 +24,13 @@ def kenlm_dir() -> Path:
 def _private_home(tmp_path, monkeypatch) -> None:
     """Every test gets its own LMCORE_HOME so the run store never touches ~/.lmcore."""
     monkeypatch.setenv("LMCORE_HOME", str(tmp_path / "lmcore-home"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module (`pytestmark = usefixtures(...)`): on a busy
+    shared machine two OpenMP threads stall for whole time slices and training tests crawl."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

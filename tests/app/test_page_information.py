@@ -16,13 +16,8 @@ PAGE = "pages/7_Information.py"
 TOY = "the cat sat on the mat. the dog sat on the log.\n" * 60 + "a zebra sang loudly.\n" * 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _open(text: str, models: dict | None = None):

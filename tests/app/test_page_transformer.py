@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
 from apptest import (
     assert_no_exception,
     error_texts,
@@ -30,13 +29,8 @@ from lmcore.train.memory import RSSSampler, rss_bytes
 PAGE = "pages/3_Transformer.py"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _wait_for_jobs(timeout: float = 60) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
 
 from lmcore.app.jobs import Job, JobContext, JobRegistry, Slots
 from lmcore.app.train_job import JobFeed, TrainOutcome, dynamics_job, training_job
@@ -22,13 +21,8 @@ CORPUS = from_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 80, na
 TINY = dict(context=16, n_layer=1, n_head=2, n_embd=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_training_job_feeds_series_records_run_and_saves_model():

@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-import torch
 
 from lmcore.cli import main
 from lmcore.runs.store import RunStore
@@ -15,13 +14,8 @@ TINY = ["--layers", "1", "--heads", "2", "--width", "16", "--context", "16",
         "--batch-size", "4", "--steps", "2", "--eval-tokens", "64", "--quiet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

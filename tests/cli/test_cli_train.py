@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors import safe_open
 
 from lmcore.cli import main
@@ -23,13 +22,8 @@ TINY = ["--layers", "1", "--heads", "2", "--width", "16", "--context", "16",
         "--batch-size", "4", "--eval-every", "2", "--quiet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-import torch
 
 from lmcore.data.builtin import markov_corpus
 from lmcore.info.convergence import ConvergenceConfig, transformer_convergence
@@ -14,13 +13,8 @@ from lmcore.info.convergence import ConvergenceConfig, transformer_convergence
 CFG = ConvergenceConfig(steps=60, measure_every=20, eval_chars=2000, code_chars=300)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread for training: two OpenMP threads stall on a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

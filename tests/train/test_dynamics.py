@@ -16,13 +16,8 @@ CFG = TransformerConfig(vocab_size=12, context=8, n_layer=2, n_head=2, n_embd=8,
                         activation="relu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_dead_fraction_counts_units_never_positive():

@@ -31,13 +31,8 @@ TEXT = ("the cat sat on the mat. the dog sat on the log. " * 40
         + "a bird sang in the tree; the cat did not. " * 10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: on a busy shared machine two OpenMP threads stall for whole slices.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
