@@ -257,7 +257,7 @@ def main() -> None:
     note = " (--quick: too few steps to judge)" if args.quick else ""
     print("\n| target | measured | met |")
     print("|---|---|---|")
-    print(f"| lmcore tokens/s >= 1.0x the reference | {speed:.2f}x | "
+    print(f"| lmcore tokens/s >= 1.0x the reference | {speed:.3f}x | "
           f"{'yes' if speed >= 1.0 else 'no'}{note} |")
     print(f"| live-chart plumbing costs < 5% | {100 * over:.1f}% | "
           f"{'yes' if over < 0.05 else 'no'}{note} |")

@@ -30,5 +30,6 @@ def test_bench_train_quick_prints_tables():
     assert set(targets) == {"lmcore tokens/s >= 1.0x the reference",
                             "live-chart plumbing costs < 5%"}
     measured, met = targets["lmcore tokens/s >= 1.0x the reference"]
-    assert float(measured.strip().rstrip("x")) == ratio
-    assert met.strip().startswith("yes" if ratio >= 1.0 else "no")
+    measured = float(measured.strip().rstrip("x"))  # 3 decimals: the verdict's own number
+    assert abs(measured - ratio) <= 0.005 + 1e-9
+    assert met.strip().startswith("yes" if measured >= 1.0 else "no")
