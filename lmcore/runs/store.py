@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -122,6 +123,9 @@ def _dumps(value: Any) -> str:
     return json.dumps(_clean(value), allow_nan=False)
 
 
+_SCHEMA_LOCK = threading.Lock()  # one schema set-up at a time in this process
+
+
 class RunStore:
     """The run database at `path` (default `$LMCORE_HOME/runs.sqlite`)."""
 
@@ -131,9 +135,27 @@ class RunStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.stale_s = stale_s
-        with self._db() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
+        self._create_schema()
+
+    def _create_schema(self, wait_s: float = 30.0) -> None:
+        """WAL mode and the tables, once, however many threads or processes open it together.
+
+        Switching a new database to WAL takes an exclusive lock, and SQLite answers "database
+        is locked" at once (its busy timeout does not cover it) when another connection is
+        doing the same, e.g. two jobs of one page opening a fresh store: retry briefly.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                with _SCHEMA_LOCK, self._db() as con:
+                    if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        con.execute("PRAGMA journal_mode=WAL")
+                    con.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
