@@ -6,6 +6,7 @@ import gzip
 
 import pytest
 from apptest import (
+    ROOT,
     assert_no_exception,
     current_corpus,
     error_texts,
@@ -226,3 +227,12 @@ def test_a_kind_refused_for_its_vocabulary_shows_why_and_the_others_train():
     errs = error_texts(at)
     assert errs and "wordpiece" in errs[0] and "use vocab_size >=" in errs[0], errs
     assert list(at.dataframe[0].value["kind"]) == ["char"]
+
+
+def test_the_server_watches_no_files():
+    """With a watcher, a fast-changing .venv in the tree overflowed inotify and watchdog re-walked
+    the whole tree holding the GIL, starving every page (a CI browser test timed out)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["fileWatcherType"] == "none"
