@@ -14,15 +14,6 @@ from lmcore.info.threads import default_threads, one_torch_thread
 from lmcore.models.lm import LanguageModel
 
 
-@pytest.fixture
-def two_threads():
-    """A process whose torch default is two threads (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 class Probe(LanguageModel):
     """A uniform model that records, while it is asked, the thread counts torch uses."""
 

@@ -373,15 +373,6 @@ def test_property_tiled_equals_naive(B, H, T, extra, D, bq, bk, mask, decode, se
     _check_against_reference(q, k, v, sdpa_attention, kw)
 
 
-@pytest.fixture
-def two_threads():
-    """torch at two intra-op threads for one test (the suite runs at one), restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_tile_workers_run_their_ops_single_threaded(two_threads):
     """With two torch threads the tiled kernel spreads tiles over two worker threads, each
     running torch (OpenMP and MKL) on one thread, while the caller keeps its two."""
