@@ -17,13 +17,9 @@ from lmcore.models.generate import generate_tokens
 from lmcore.models.transformer import TransformerConfig, TransformerLM
 from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
-from lmcore.train.objectives import (
-    MODEL_MASKS,
-    PLL_NOTE,
-    build_models,
-    fill_blanks,
-    make_blanks,
-)
+from lmcore.train.fair_metrics import PLL_NOTE
+from lmcore.train.fill_blanks import fill_blanks, make_blanks
+from lmcore.train.one_budget import MODEL_MASKS, build_models
 from lmcore.train.trainer import TrainConfig
 
 K = "obj."  # widget key prefix

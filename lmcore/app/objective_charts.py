@@ -9,7 +9,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from lmcore.models.masks import build_mask
-from lmcore.train.objectives import Metric, table_rows
+from lmcore.train.fair_metrics import Metric, table_rows
 
 COLORS = {"causal": "#2563eb", "prefix": "#16a34a", "masked": "#dc2626"}
 MARGIN = dict(l=40, r=10, t=50, b=40)

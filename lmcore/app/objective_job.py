@@ -22,13 +22,9 @@ from lmcore.models.generate import generate_tokens
 from lmcore.models.transformer import Transformer
 from lmcore.runs.store import RunStore
 from lmcore.train.data import TokenData
-from lmcore.train.objectives import (
-    ObjectiveRun,
-    Scoring,
-    fillable_ids,
-    train_and_score,
-    work_plan,
-)
+from lmcore.train.fair_metrics import Scoring
+from lmcore.train.fill_blanks import fillable_ids
+from lmcore.train.one_budget import ObjectiveRun, train_and_score, work_plan
 from lmcore.train.record import Recorder
 from lmcore.train.trainer import Eval, Step, TrainConfig
 

@@ -100,15 +100,9 @@ def run(args: argparse.Namespace) -> int:
     from lmcore.runs.store import RunStore
     from lmcore.settings import get_settings
     from lmcore.train.data import TokenData
-    from lmcore.train.objectives import (
-        PLL_NOTE,
-        MaskedLM,
-        Scoring,
-        build_models,
-        table_rows,
-        train_and_score,
-        work_plan,
-    )
+    from lmcore.train.fair_metrics import PLL_NOTE, Scoring, table_rows
+    from lmcore.train.objectives import MaskedLM
+    from lmcore.train.one_budget import build_models, train_and_score, work_plan
     from lmcore.train.record import Recorder
     from lmcore.train.trainer import Step, TrainConfig
 

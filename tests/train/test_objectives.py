@@ -16,6 +16,18 @@ from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.transformer import Transformer, TransformerConfig
 from lmcore.train.data import TokenData
 from lmcore.train.effective_rank import attention_effective_ranks, effective_rank
+from lmcore.train.fair_metrics import (
+    Metric,
+    Scoring,
+    ScoringStopped,
+    causal_nats,
+    eval_prefix_lengths,
+    fair_metrics,
+    pseudo_log_likelihood,
+    suffix_nats,
+    table_rows,
+)
+from lmcore.train.fill_blanks import fill_blanks, fillable_ids, make_blanks
 from lmcore.train.objectives import (
     CLS_ID,
     LN2,
@@ -24,25 +36,11 @@ from lmcore.train.objectives import (
     SEP_ID,
     CausalLM,
     MaskedLM,
-    Metric,
     PrefixLM,
-    Scoring,
-    ScoringStopped,
-    build_models,
-    causal_nats,
-    eval_prefix_lengths,
-    fair_metrics,
-    fill_blanks,
-    fillable_ids,
-    make_blanks,
     make_objective,
-    pseudo_log_likelihood,
-    suffix_nats,
     suffix_positions,
-    table_rows,
-    train_and_score,
-    work_plan,
 )
+from lmcore.train.one_budget import build_models, train_and_score, work_plan
 from lmcore.train.trainer import TrainConfig, train
 
 V = 20
@@ -265,7 +263,7 @@ def test_bits_per_char_counts_the_characters_of_exactly_the_scored_tokens():
 
 
 def test_span_characters_are_exact_when_a_character_spans_tokens():
-    from lmcore.train.objectives import span_chars
+    from lmcore.train.fair_metrics import span_chars
 
     tok = train_tokenizer("bpe", "hello world " * 50, vocab_size=280)  # ö, ü are two bytes
     ids = torch.tensor(tok.encode("wörld über"))
