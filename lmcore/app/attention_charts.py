@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from lmcore.app.charts import log_axis
 from lmcore.models.online_softmax import OnlineSoftmaxTrace
 
 COLORS = {"naive": "#d62728", "sdpa": "#1f77b4", "tiled": "#2ca02c"}
@@ -70,10 +71,14 @@ def sweep_figure(
             row=1,
             col=1,
         )
-    fig.update_xaxes(type="log", title_text="sequence length T")
-    fig.update_yaxes(type="log")
-    fig.update_yaxes(title_text="MiB", row=1, col=1)
-    fig.update_yaxes(title_text="ms", row=1, col=2)
+    series = [(impl, cols) for impl, cols in snapshot.items() if impl != STOPPED]
+    Ts = [T for _, cols in series for T in cols.get("T", [])] + list(stopped.get("T", []))
+    mib = [v for _, cols in series for v in cols.get(mem_key, [])]
+    mib += [p for p in stopped.get("predicted_mib", []) if p] + ([limit_mib] if limit_mib else [])
+    ms = [v for _, cols in series for v in cols.get(time_key, [])]
+    fig.update_xaxes(**log_axis(Ts, exact=True, title_text="sequence length T"))
+    fig.update_yaxes(**log_axis(mib, title_text="peak memory (MiB, log scale)"), row=1, col=1)
+    fig.update_yaxes(**log_axis(ms, title_text="median time (ms, log scale)"), row=1, col=2)
     fig.update_layout(height=400, margin=dict(l=40, r=10, t=50, b=40))
     return fig
 

@@ -12,18 +12,38 @@ def _show(piece: str) -> str:
     return html.escape(piece).replace("\n", "⏎<br>")
 
 
-def token_boundaries_html(text: str, offsets: Sequence[tuple[int, int]]) -> str:
-    """Each token's characters on an alternating background; hover shows the token's index."""
-    out, pos = [], 0
+def token_groups(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """Character spans of whole tokens: (start, end, first token, last token), in order.
+
+    Tokens whose character spans overlap (the byte pieces of one multi-byte character, which
+    all report that character's span) merge into one group, so each character is shown once.
+    """
+    groups: list[list[int]] = []
     for i, (start, end) in enumerate(offsets):
-        if start > pos:  # characters no token covers (e.g. dropped whitespace)
-            out.append(_show(text[pos:start]))
         if end <= start:
             continue
-        colour = _PALETTE[i % len(_PALETTE)]
-        out.append(f'<span title="token {i}" style="background:{colour};border-radius:3px;'
+        if groups and start < groups[-1][1]:  # shares characters with the previous group
+            groups[-1][1] = max(groups[-1][1], end)
+            groups[-1][3] = i
+        else:
+            groups.append([start, end, i, i])
+    return [(a, b, i, j) for a, b, i, j in groups]
+
+
+def token_boundaries_html(text: str, offsets: Sequence[tuple[int, int]]) -> str:
+    """Each token's characters on an alternating background; hover shows the token's index.
+
+    Byte pieces of one character share a span (see `token_groups`); hover names them all.
+    """
+    out, pos = [], 0
+    for n, (start, end, first, last) in enumerate(token_groups(offsets)):
+        if start > pos:  # characters no token covers (e.g. dropped whitespace)
+            out.append(_show(text[pos:start]))
+        colour = _PALETTE[n % len(_PALETTE)]
+        tip = f"token {first}" if first == last else f"tokens {first}–{last}"
+        out.append(f'<span title="{tip}" style="background:{colour};border-radius:3px;'
                    f'padding:0 1px">{_show(text[start:end])}</span>')
-        pos = max(pos, end)
+        pos = end
     out.append(_show(text[pos:]))
     return _wrap("".join(out))
 

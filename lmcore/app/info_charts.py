@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from lmcore.app.charts import log_axis
 from lmcore.info.comparison import CoderRow, CurvePoint
 from lmcore.info.entropy import ConditionalEntropy
 
@@ -65,7 +66,8 @@ def learning_figure(points: Sequence[CurvePoint], rate: float | None) -> go.Figu
     fig.update_layout(title="Approaching the entropy rate as training text grows", height=400,
                       xaxis_title="training characters", yaxis_title="bits per character",
                       margin=_MARGIN)
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(**log_axis([p.train_chars for p in points], exact=True,
+                                title_text="training characters (log scale)"))
     return fig
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lmcore.app.charts import log_axis
 from lmcore.longtext.chunking import Chunk
 
 _CHUNK_COLOURS = ("#dbeafe", "#bbf7d0")  # alternate so neighbouring chunks are told apart
@@ -123,7 +124,8 @@ def stride_figure(rows: Sequence[dict]) -> go.Figure:
                              mode="lines+markers", name="time (s)", line=dict(dash="dot"),
                              hovertemplate="stride %{x}: %{y:.2f} s<extra></extra>"),
                   secondary_y=True)
-    fig.update_xaxes(title_text="stride S (tokens; S = window is disjoint chunks)", type="log")
+    fig.update_xaxes(**log_axis([r["stride"] for r in rows], exact=True,
+                                title_text="stride S (tokens; S = window is disjoint chunks)"))
     fig.update_yaxes(title_text="bits per character", secondary_y=False)
     fig.update_yaxes(title_text="seconds", secondary_y=True)
     fig.update_layout(title="Smaller strides give each token more context, at W/S times the "

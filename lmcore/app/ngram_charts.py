@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from lmcore.app.charts import log_axis
+
 _COLORS = {"kn": "#1f77b4", "addk": "#2ca02c", "mle": "#d62728", "stupid": "#9467bd"}
 _LABELS = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE", "stupid": "stupid backoff"}
 
@@ -53,7 +55,7 @@ def tradeoff_figure(rows: Sequence[dict], metric: str, title: str, yaxis: str,
                       margin=dict(l=40, r=10, t=50, b=40), legend=dict(font=dict(size=11)))
     fig.update_xaxes(dtick=1)
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(**log_axis(finite + [top]))
     return fig
 
 

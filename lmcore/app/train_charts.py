@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import torch
 
+from lmcore.app.charts import log_axis
 from lmcore.app.highlight import heat_html
 
 _M = dict(l=50, r=10, t=60, b=40)
@@ -74,7 +75,7 @@ def training_dashboard(snap: dict[str, dict[str, list]], title: str = "") -> go.
         layout["annotations"].append(dict(text=name, x=sum(xd) / 2, y=yd[1], xref="paper",
                                           yref="paper", xanchor="center", yanchor="bottom",
                                           showarrow=False, font=dict(size=14)))
-    layout["yaxis3"]["type"] = "log"
+    layout["yaxis3"].update(log_axis(v for key in gn if key != "step" for v in gn[key]))
     return go.Figure(dict(data=data, layout=layout))
 
 
@@ -98,8 +99,10 @@ def grad_norm_bars(per_variant: dict[str, dict[str, float]]) -> go.Figure:
         fig.add_trace(go.Bar(x=list(norms), y=[max(v, 1e-12) for v in norms.values()],
                              name=label))
     fig.update_layout(barmode="group", title="Gradient norm per layer (mean over steps)",
-                      yaxis_title="‖g‖ (log scale)", height=380, margin=_M)
-    fig.update_yaxes(type="log")
+                      xaxis_title="layer", yaxis_title="‖g‖ (log scale)", height=380,
+                      margin=_M)
+    fig.update_yaxes(**log_axis(max(v, 1e-12) for n in per_variant.values()
+                                for v in n.values()))
     return fig
 
 
