@@ -10,11 +10,55 @@ import argparse
 import importlib
 import os
 import pkgutil
+import stat
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lmcore.data.corpus import Corpus
 
 
 class CLIError(Exception):
     """A problem the user can fix; printed as one line, exit code 2, no traceback."""
+
+
+def read_input(spec: str, what: str = "FILE") -> tuple[bytes, str]:
+    """The bytes of file `spec` ('-' is standard input) and the name to show for it.
+
+    Every command reads its input files through here: the read stops just past the input
+    limit (LMCORE_UPLOAD_MB, LMCORE_MAX_CHARS), so /dev/zero or an endless pipe is refused
+    in a moment instead of filling memory; a missing file, a folder or an unreadable file is
+    a one-line CLIError.
+    """
+    from lmcore.data.corpus import check_upload_size, read_limited
+
+    if spec == "-":
+        return read_limited(sys.stdin.buffer, "standard input"), "standard input"
+    if not spec:
+        raise CLIError(f"{what}: give a file name (an empty one was given)")
+    name = os.path.basename(spec.rstrip("/")) or spec
+    try:
+        with open(spec, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode):  # a plain file's size is known: refuse it unread
+                check_upload_size(st.st_size, spec)
+            return read_limited(f, spec), name
+    except FileNotFoundError:
+        raise CLIError(f"{spec}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"{spec} is a folder; give a file") from None
+    except PermissionError:
+        raise CLIError(f"{spec}: permission denied") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {spec}: {exc.strerror or exc}") from None
+
+
+def read_corpus_file(spec: str) -> Corpus:
+    """`spec` ('-' for standard input) loaded as the app loads an upload (`load_text`)."""
+    from lmcore.data.corpus import load_text
+
+    data, name = read_input(spec)
+    return load_text(data, name)
 
 
 def build_parser() -> argparse.ArgumentParser:

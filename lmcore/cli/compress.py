@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, read_input
 
 if TYPE_CHECKING:
     from lmcore.models.lm import LanguageModel
@@ -130,10 +130,9 @@ def run_compress(args: argparse.Namespace) -> int:
     from lmcore.info.coding import encode
 
     src = Path(args.file)
-    if not src.is_file():
-        raise CLIError(f"{args.file}: no such file")
+    data, _ = read_input(args.file)
     try:
-        text = src.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CLIError(f"{args.file} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                        "convert it first, e.g. with `lmcore corpus`") from None
@@ -158,9 +157,7 @@ def run_decompress(args: argparse.Namespace) -> int:
     from lmcore.info.coding import CodingError, decompress, read_header
 
     src = Path(args.file)
-    if not src.is_file():
-        raise CLIError(f"{args.file}: no such file")
-    data = src.read_bytes()
+    data, _ = read_input(args.file)
     header = read_header(data)
     default = src.with_suffix("") if src.suffix == SUFFIX else src.with_name(src.name + ".out")
     out = _output(args, default)

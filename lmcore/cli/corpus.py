@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from lmcore.cli import CLIError
-from lmcore.data.corpus import Corpus, check_upload_size, load_text
+from lmcore.cli import CLIError, read_input
+from lmcore.data.corpus import Corpus, load_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,23 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="write this corpus's text to stdout (number, or part of its name)")
     builtin.add_argument("--json", action="store_true", help="print the list as JSON")
     builtin.set_defaults(func=cmd_builtin)
-
-
-def _read(path: str) -> tuple[bytes, str]:
-    """The bytes of FILE (or stdin) and the name to show, refusing over-limit files unread."""
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        return data, "stdin"
-    p = Path(path)
-    try:
-        check_upload_size(p.stat().st_size, p.name)
-        return p.read_bytes(), p.name
-    except FileNotFoundError as exc:
-        raise CLIError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise CLIError(f"{path} is a folder; give a text file") from exc
-    except PermissionError as exc:
-        raise CLIError(f"{path}: permission denied") from exc
 
 
 def describe(corpus: Corpus, file_bytes: int | None = None) -> dict:
@@ -87,7 +69,7 @@ def _print_table(d: dict) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    data, name = _read(args.file)
+    data, name = read_input(args.file)
     corpus = load_text(data, name)
     d = describe(corpus, file_bytes=len(data))
     if args.json:

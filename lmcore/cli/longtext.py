@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from lmcore.cli import CLIError
-from lmcore.data.corpus import Corpus, load_text
+from lmcore.cli import CLIError, read_corpus_file
+from lmcore.data.corpus import Corpus
 
 _SCORE_COLUMNS = ("strategy", "attention", "window", "stride", "windows", "tokens_scored",
                   "chars_scored", "bits_per_char", "seconds", "peak_extra_mb")
@@ -77,17 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     co.set_defaults(func=_continue)
 
 
-def _read(file: str) -> Corpus:
-    if file == "-":
-        return load_text(sys.stdin.buffer.read(), "standard input")
-    path = Path(file)
-    if not path.is_file():
-        raise CLIError(f"{file}: no such file")
-    return load_text(path.read_bytes(), path.name)
-
-
 def _text(args: argparse.Namespace) -> tuple[Corpus, str]:
-    corpus = _read(args.file)
+    corpus = read_corpus_file(args.file)
     text = corpus.text[: args.chars] if args.chars else corpus.text
     return corpus, text
 
@@ -192,7 +182,7 @@ def _summarize(args: argparse.Namespace) -> int:
     if args.reference:
         from lmcore.longtext.rouge import rouge
 
-        ref = _read(args.reference).text
+        ref = read_corpus_file(args.reference).text
         print("\n| metric | precision | recall | f1 |\n|---|---:|---:|---:|")
         for name, s in rouge(ref, root.text).items():
             print(f"| {name} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} |")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, read_input
 from lmcore.models.arpa import read_arpa, write_arpa
 from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, Evaluation, NGramConfig, NGramLM
 
@@ -66,11 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _read(path: str, normalise_newlines: bool = False) -> str:
     """The file's text, decoded from its bytes as they are (no newline translation, so a CR
     stays a CR as lmplz sees it), or with CRLF and CR turned into LF for tokenizer models."""
-    p = Path(path)
-    if not p.is_file():
-        raise CLIError(f"{path}: no such file")
+    data, _ = read_input(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CLIError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                        "convert it first, e.g. with `lmcore corpus`") from None

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from lmcore.cli import CLIError
-from lmcore.data.corpus import Corpus, load_text
+from lmcore.cli import CLIError, read_corpus_file
 from lmcore.data.tokenizers import KINDS, TokenizerStats, tokenizer_stats, train_tokenizer
 
 _COLUMNS = ("kind", "vocab", "tokens", "chars/token", "bytes/token", "unk share", "train s")
@@ -32,15 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="PATH", help="where to save the tokenizer JSON "
                    "(with --compare: a folder that gets one KIND.json per kind)")
     p.set_defaults(func=run)
-
-
-def _read(file: str) -> Corpus:
-    if file == "-":
-        return load_text(sys.stdin.buffer.read(), "standard input")
-    path = Path(file)
-    if not path.is_file():
-        raise CLIError(f"{file}: no such file")
-    return load_text(path.read_bytes(), path.name)
 
 
 def _kinds(args: argparse.Namespace) -> list[str]:
@@ -71,7 +60,7 @@ def format_table(stats: list[TokenizerStats]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     kinds = _kinds(args)
-    corpus = _read(args.file)
+    corpus = read_corpus_file(args.file)
     split = corpus.split()
     if args.whole or not split.test:
         train, test, where = corpus.text, corpus.text, "trained and measured on the whole text"

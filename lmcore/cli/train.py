@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -19,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, read_corpus_file
 from lmcore.data.builtin import builtin_corpora, pydoc_corpus
-from lmcore.data.corpus import Corpus, load_text
+from lmcore.data.corpus import Corpus
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.train.trainer import OPTIMIZERS, Done, Eval, Step, TrainConfig
 
@@ -77,10 +78,9 @@ def read_corpus(spec: str) -> Corpus:
         return next(f() for name, f in builtins.items() if name.startswith("Markov"))
     if spec in builtins:
         return builtins[spec]()
-    path = Path(spec)
-    if not path.is_file():
+    if spec != "-" and not os.path.lexists(spec):
         raise CLIError(f"{spec}: no such file (or use --corpus builtin)")
-    return load_text(path.read_bytes(), path.name)
+    return read_corpus_file(spec)
 
 
 class StopOnInterrupt:

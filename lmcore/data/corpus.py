@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import BinaryIO
 
 from lmcore.data.encoding import NotTextError, decode_bytes
 from lmcore.data.mojibake import repair_mojibake
@@ -189,6 +190,44 @@ def check_upload_size(n_bytes: int, name: str) -> None:
             f"{name} is {n_bytes / 2**20:,.1f} MB, over the upload limit of "
             f"{limit / 2**20:,.0f} MB (set LMCORE_UPLOAD_MB to raise it, or upload a shorter text)"
         )
+
+
+def input_byte_limit() -> tuple[int, str]:
+    """The most bytes an input may have, and the limit that sets it.
+
+    The upload limit (LMCORE_UPLOAD_MB), and 4 bytes per allowed character plus a byte-order
+    mark (LMCORE_MAX_CHARS): no encoding we read spends more than 4 bytes on a character, so
+    more bytes than that are surely too many characters.
+    """
+    s = get_settings()
+    by_chars = 4 * s.max_chars + 4
+    if by_chars < s.upload_bytes:
+        return by_chars, "max_chars"
+    return s.upload_bytes, "upload_mb"
+
+
+def read_limited(stream: BinaryIO, name: str, chunk: int = 1 << 20) -> bytes:
+    """The bytes of `stream`, reading at most one byte past the input limit.
+
+    An endless or huge source (/dev/zero, a pipe, a 10 GB file) is refused with a
+    CorpusLimitError after reading just past the limit, never read whole.
+    """
+    limit, which = input_byte_limit()
+    parts, n = [], 0
+    while n <= limit:
+        part = stream.read(min(chunk, limit + 1 - n))
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        n += len(part)
+    s = get_settings()
+    if which == "max_chars":
+        raise CorpusLimitError(
+            f"{name} holds more than {limit:,} bytes, so more than {s.max_chars:,} characters, "
+            "over the limit (set LMCORE_MAX_CHARS to raise it, or use a shorter text)")
+    raise CorpusLimitError(
+        f"{name} is over the upload limit of {limit / 2**20:,.0f} MB (set LMCORE_UPLOAD_MB to "
+        "raise it, or use a shorter text)")
 
 
 def load_text(data: bytes, filename: str) -> Corpus:

@@ -44,3 +44,52 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert out.stdout.startswith("| index |")
     assert out.stderr == "", out.stderr  # no BrokenPipeError traceback
     assert out.returncode == 141  # 128 + SIGPIPE, as a shell tool reports it
+
+
+@pytest.mark.parametrize("command", [["corpus", "info"], ["tokenize"], ["ngram", "train"],
+                                     ["longtext", "chunk"], ["compress", "--model", "m"]])
+def test_an_endless_file_is_refused_after_reading_just_past_the_limit(command, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setenv("LMCORE_UPLOAD_MB", "1")
+    assert main([*command, "/dev/zero"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "over the upload limit of 1 MB" in err
+
+
+class _Stdin:
+    def __init__(self, stream):
+        self.buffer = stream
+
+
+def test_endless_standard_input_is_refused_after_reading_just_past_the_limit(monkeypatch,
+                                                                            capsys):
+    import io
+
+    class Yes(io.RawIOBase):
+        given = 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            assert n >= 0
+            Yes.given += n
+            return b"y" * n
+
+    monkeypatch.setenv("LMCORE_MAX_CHARS", "5000")
+    monkeypatch.setattr(sys, "stdin", _Stdin(Yes()))
+    assert main(["corpus", "info", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "LMCORE_MAX_CHARS" in err and err.count("\n") == 1
+    assert Yes.given <= 4 * 5000 + 4 + 1
+
+
+def test_read_input_names_what_is_wrong(tmp_path):
+    with pytest.raises(cli.CLIError, match="no such file"):
+        cli.read_input(str(tmp_path / "nope.txt"))
+    with pytest.raises(cli.CLIError, match="is a folder"):
+        cli.read_input(str(tmp_path))
+    with pytest.raises(cli.CLIError, match="empty one"):
+        cli.read_input("")
+    (tmp_path / "a.txt").write_bytes(b"abc")
+    assert cli.read_input(str(tmp_path / "a.txt")) == (b"abc", "a.txt")

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lmcore.data.corpus import Corpus, CorpusError, CorpusLimitError, from_text, load_text
+from lmcore.data.corpus import (
+    Corpus,
+    CorpusError,
+    CorpusLimitError,
+    from_text,
+    load_text,
+    read_limited,
+)
 from lmcore.settings import LimitError
 
 ZH = ("语言模型通过预测下一个字来学习文本的统计规律。今天天气很好，我们去公园散步吧。"
@@ -434,3 +441,43 @@ def test_split_partitions_and_is_deterministic(text):
     a, b = c.split(), from_text(text).split()
     assert a == b
     assert a.train + a.valid + a.test == c.text
+
+
+class _Endless(io.RawIOBase):
+    """A stream that never ends (like /dev/zero or `yes`), counting the bytes handed out."""
+
+    def __init__(self, byte: bytes = b"a"):
+        self.byte, self.given = byte, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        assert n is not None and n >= 0, "an unbounded read of an endless stream"
+        self.given += n
+        return self.byte * n
+
+
+def test_read_limited_stops_just_past_the_upload_limit(monkeypatch):
+    monkeypatch.setenv("LMCORE_UPLOAD_MB", "1")
+    stream = _Endless()
+    with pytest.raises(CorpusLimitError, match="LMCORE_UPLOAD_MB"):
+        read_limited(stream, "standard input")
+    assert stream.given == 2**20 + 1  # one byte past the limit, never more
+
+
+def test_read_limited_stops_just_past_the_character_limit(monkeypatch):
+    monkeypatch.setenv("LMCORE_MAX_CHARS", "1000")
+    stream = _Endless()
+    with pytest.raises(CorpusLimitError, match="LMCORE_MAX_CHARS"):
+        read_limited(stream, "standard input")
+    assert stream.given == 4 * 1000 + 4 + 1  # 4 bytes a character at most, plus a BOM
+
+
+def test_read_limited_returns_what_fits_and_the_loader_agrees(monkeypatch):
+    monkeypatch.setenv("LMCORE_MAX_CHARS", "1000")
+    text = "漢字𝄞" * 250  # 750 characters, 3 + 3 + 4 bytes each in UTF-8, 2500 bytes
+    assert read_limited(io.BytesIO(text.encode()), "f") == text.encode()
+    four_byte = "𝄞" * 1000  # exactly the limit in 4-byte characters, with a BOM
+    data = codecs.BOM_UTF8 + four_byte.encode()
+    assert load_text(read_limited(io.BytesIO(data), "f"), "f").text == four_byte
