@@ -19,6 +19,7 @@ from lmcore.data.builtin import builtin_corpora
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.adaptive import AdaptiveLM
 from lmcore.info.comparison import compression_table, learning_curve
+from lmcore.info.compressors import missing
 from lmcore.info.convergence import ConvergenceConfig, transformer_convergence
 from lmcore.info.entropy import (
     UNITS,
@@ -202,6 +203,12 @@ orders = c2.multiselect("KN char n-gram orders", list(range(1, 7)), list(range(1
                         key="info.corders")
 adaptive = c3.checkbox("Adaptive model (best n-gram + online learning)", True,
                        key="info.adaptive")
+primed = st.checkbox("Equal terms: also give each compressor the training split first "
+                     "(count only the extra bytes)", True, key="info.primed",
+                     disabled=not split.test,
+                     help="The models below were trained on the training split; a primed "
+                          "compressor reads it too, then codes the held-out text: its size "
+                          "is size(train + held-out) − size(train).")
 session = st.multiselect("Session models", list(coder_models()), list(coder_models()),
                          key="info.cmodels")
 if not transformer_names():
@@ -222,8 +229,10 @@ if st.button("Compress and decompress", key="info.compress", type="primary"):
             best = max(orders) if orders else 6
             models[f"adaptive over KN {best}-gram"] = AdaptiveLM(grid[best])
         models.update({name: coder_models()[name] for name in session})
+        prime = split.train if primed and split.test else None
         lab.results["info.cjob"] = reg.submit(
-            "compression", lambda ctx: compression_table(part, models, ctx.progress, ctx.stop))
+            "compression", lambda ctx: compression_table(part, models, ctx.progress, ctx.stop,
+                                                         prime=prime))
 
 
 def _trip(r) -> str:
@@ -236,7 +245,8 @@ def _show_compression(job) -> None:
     rows = job.result
     st.plotly_chart(coders_figure(rows), key="info.coders")
     df = pd.DataFrame([{
-        "coder": r.coder, "bits/char": r.bits_per_char, "bits/byte": r.bits_per_byte,
+        "coder": r.coder, "saw training text": "yes" if r.saw_training else "no",
+        "bits/char": r.bits_per_char, "bits/byte": r.bits_per_byte,
         "cross-entropy (bits/char)": r.cross_entropy, "size (bytes)": r.size,
         "model size (KB)": r.model_bytes / 1024, "adjusted bits/char": r.adjusted_bits_per_char,
         "encode s": r.encode_s, "decode s": r.decode_s, "round trip": _trip(r),
@@ -246,9 +256,17 @@ def _show_compression(job) -> None:
     for r in rows:
         if r.error is not None:
             st.warning(f"`{r.coder}` could not code this text: {r.error}", icon="⚠️")
+    seen = [r.coder for r in rows if r.saw_training]
     st.caption("Sizes are measured: every file, the compressors' too, is decoded back and the "
                "output hashed. Adjusted bits/char adds the model's own size (Delétang et al. "
-               "2023, 'Language Modeling Is Compression'): a decoder needs the model too.")
+               "2023, 'Language Modeling Is Compression'): a decoder needs the model too. "
+               + (f"Rows that saw the training text: {', '.join(seen)}. Compare those with "
+                  "each other: a compressor that did not see it starts from nothing, while "
+                  "every model here learned from it." if seen else
+                  "No row saw the training text."))
+    gone = missing()
+    if gone:
+        st.caption("Not measured here: " + "; ".join(f"{k}: {v}" for k, v in gone.items()))
 
 
 cjob = lab.results.get("info.cjob")

@@ -2,7 +2,9 @@
 
 `compression_table` codes a text with every compressor and every given model (actually coded
 and decoded: the round trip is verified by hashing input and output), next to each model's
-cross-entropy and own size. A model that cannot code the text (a word tokenizer that loses
+cross-entropy and own size. Given the training text (`prime`), each compressor also gets a
+primed row (it reads the training text first and only the extra bytes count), so the rows
+that saw the training text (`saw_training`) can be compared on equal terms. A model that cannot code the text (a word tokenizer that loses
 it, a model that fails) gets a row saying why instead of taking the other rows down.
 `learning_curve` fits n-gram models on growing prefixes of a source with a known entropy rate
 and measures cross-entropy and real code length on held-out text, which both approach the
@@ -52,6 +54,7 @@ class CoderRow:
     sha_in: str
     sha_out: str  # SHA-256 of what decoding actually gave back ('' when not coded)
     error: str | None = None  # why this coder could not code the text
+    saw_training: bool = False  # a primed compressor, or a model trained on the training text
 
     @property
     def round_trip(self) -> bool:
@@ -77,18 +80,24 @@ def _failed_row(name: str, model: LanguageModel, sha_in: str, exc: Exception) ->
 
 def compression_table(text: str, models: dict[str, LanguageModel],
                       progress: Progress | None = None,
-                      stop: threading.Event | None = None) -> list[CoderRow]:
-    """Every compressor, then every model, on `text` (models must carry their tokenizer)."""
+                      stop: threading.Event | None = None, prime: str | None = None,
+                      untrained: Sequence[str] = ()) -> list[CoderRow]:
+    """Every compressor (alone, then primed with `prime`, the training text, when given),
+    then every model, on `text` (models must carry their tokenizer). Model rows count as
+    having seen the training text unless named in `untrained`."""
     if not text:
         raise ValueError("there is no text to compress")
     chars, sha_in = len(text), sha256(text)
     rows = []
-    for m in measure(text):
-        rows.append(CoderRow(coder=m.name, kind="compressor", size=m.size,
+    if progress is not None and prime:
+        progress(0.0, "classical compressors, alone and given the training text first")
+    for m in measure(text, prime=prime or None):
+        rows.append(CoderRow(coder=m.label, kind="compressor", size=m.size,
                              bits_per_char=m.bits_per_char, bits_per_byte=m.bits_per_byte,
                              cross_entropy=None, model_bytes=0,
                              adjusted_bits_per_char=m.bits_per_char, encode_s=m.seconds,
-                             decode_s=m.decode_seconds, sha_in=m.sha_in, sha_out=m.sha_out))
+                             decode_s=m.decode_seconds, sha_in=m.sha_in, sha_out=m.sha_out,
+                             saw_training=m.primed))
     for i, (name, model) in enumerate(models.items()):
         if stop is not None and stop.is_set():
             raise Stopped(f"stopped before {name}")
@@ -116,7 +125,7 @@ def compression_table(text: str, models: dict[str, LanguageModel],
                              cross_entropy=enc.ideal_bits / chars, model_bytes=mb,
                              adjusted_bits_per_char=8 * (enc.size + mb) / chars,
                              encode_s=enc.seconds, decode_s=decode_s, sha_in=sha_in,
-                             sha_out=sha256(out)))
+                             sha_out=sha256(out), saw_training=name not in untrained))
     if progress is not None:
         progress(1.0, "done")
     return rows

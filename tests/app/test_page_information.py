@@ -100,6 +100,11 @@ def test_compression_job_verifies_round_trip():
     assert (table["sha256 in"] == table["sha256 out"]).all()
     assert table.set_index("coder")["bits/char"]["KN char 3-gram"] < \
         table.set_index("coder")["bits/char"]["KN char 1-gram"]
+    saw = table.set_index("coder")["saw training text"]
+    assert saw["xz -9"] == "no" and saw["xz -9 primed"] == "yes"
+    assert saw["KN char 3-gram"] == "yes"
+    assert any("Rows that saw the training text: " in c.value and "xz -9 primed" in c.value
+               for c in at.caption)
 
 
 def test_entropy_rate_curve_job():
