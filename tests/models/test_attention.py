@@ -2,58 +2,24 @@
 
 from __future__ import annotations
 
-import sys
-import time
-
 import pytest
 import torch
+from attention_inputs import mask_kinds, random_qkv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmcore.models.attention import (
     AttentionError,
     _Plan,
-    _run_units,
-    _serial_pool,
     attention,
     naive_attention,
     sdpa_attention,
-    tile_workers,
     tiled_attention,
 )
 from lmcore.models.masks import MaskError, build_mask
+from lmcore.models.tile_pool import run_units
 
 TOL = 1e-5  # relative error in float32 against the float64 reference
-
-
-def _inputs(B, H, Tq, Tk, D, seed, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(B, H, Tq, D, generator=g, dtype=dtype).requires_grad_()
-    k = torch.randn(B, H, Tk, D, generator=g, dtype=dtype).requires_grad_()
-    v = torch.randn(B, H, Tk, D, generator=g, dtype=dtype).requires_grad_()
-    return q, k, v
-
-
-def _masks(B, Tk, seed):
-    """Every mask kind: bidirectional, causal, prefix (per-sample), padding incl. a fully padded
-    sample, and causal + left padding (whose first rows see nothing at all)."""
-    g = torch.Generator().manual_seed(seed)
-    prefix = torch.randint(0, Tk + 1, (B,), generator=g)
-    if B > 1:
-        prefix[0], prefix[1] = 0, Tk // 2 + 1
-    kpm = torch.rand(B, Tk, generator=g) > 0.3
-    if B > 1:
-        kpm[1] = False  # fully padded sample: every row hidden
-    left = torch.ones(B, Tk, dtype=torch.bool)
-    left[0, : (Tk + 1) // 2] = False  # left padding: with causal, early rows see nothing
-    return {
-        "bidirectional": {},
-        "causal": {"causal": True},
-        "prefix": {"prefix_len": prefix},
-        "padding": {"key_padding_mask": kpm},
-        "causal+leftpad": {"causal": True, "key_padding_mask": left},
-        "prefix+padding": {"prefix_len": prefix, "key_padding_mask": kpm},
-    }
 
 
 def _rel(a, b, scale=None):
@@ -91,8 +57,8 @@ def _tiled(bq, bk):
 )
 def test_tiled_and_sdpa_equal_float64_naive(T, mask):
     B, H, D = 2, 3, 16
-    q, k, v = _inputs(B, H, T, T, D, seed=T)
-    kw = _masks(B, T, seed=T)[mask]
+    q, k, v = random_qkv(B, H, T, T, D, seed=T)
+    kw = mask_kinds(B, T, seed=T)[mask]
     _check_against_reference(q, k, v, sdpa_attention, kw)
     for bq, bk in [(16, 16), (8, 32), (64, 16), (256, 512)]:
         _check_against_reference(q, k, v, _tiled(bq, bk), kw)
@@ -100,8 +66,8 @@ def test_tiled_and_sdpa_equal_float64_naive(T, mask):
 
 @pytest.mark.parametrize("B,H", [(1, 1), (3, 2)])
 def test_batch_and_head_counts(B, H):
-    q, k, v = _inputs(B, H, 45, 45, 8, seed=B * 10 + H)
-    for kw in _masks(B, 45, seed=3).values():
+    q, k, v = random_qkv(B, H, 45, 45, 8, seed=B * 10 + H)
+    for kw in mask_kinds(B, 45, seed=3).values():
         _check_against_reference(q, k, v, _tiled(16, 8), kw)
 
 
@@ -109,7 +75,7 @@ def test_batch_and_head_counts(B, H):
 def test_decode_shapes_causal_aligned_to_the_end(Tq, Tk):
     """Tq != Tk (KV cache): queries are the last Tq positions, so the output equals the last Tq
     rows of full causal attention over Tk positions."""
-    q, k, v = _inputs(2, 2, Tk, Tk, 8, seed=Tq)
+    q, k, v = random_qkv(2, 2, Tk, Tk, 8, seed=Tq)
     full = naive_attention(q.double(), k.double(), v.double(), causal=True)[:, :, -Tq:]
     q_last = q.detach()[:, :, -Tq:].clone().requires_grad_()
     for fn in (sdpa_attention, _tiled(4, 8), tiled_attention):
@@ -119,7 +85,7 @@ def test_decode_shapes_causal_aligned_to_the_end(Tq, Tk):
 
 def test_fully_masked_rows_give_zeros_and_zero_gradients():
     B, H, T = 2, 2, 9
-    q, k, v = _inputs(B, H, T, T, 4, seed=0)
+    q, k, v = random_qkv(B, H, T, T, 4, seed=0)
     kpm = torch.ones(B, T, dtype=torch.bool)
     kpm[1] = False  # sample 1 has no real key at all
     kpm[0, :3] = False  # with causal, rows 0..2 of sample 0 see nothing
@@ -136,8 +102,8 @@ def test_fully_masked_rows_give_zeros_and_zero_gradients():
 @pytest.mark.parametrize("mask", ["causal", "prefix+padding", "causal+leftpad", "bidirectional"])
 def test_tiled_gradcheck_float64(mask):
     B, H, T, D = 2, 1, 6, 3
-    q, k, v = _inputs(B, H, T, T, D, seed=1, dtype=torch.float64)
-    kw = _masks(B, T, seed=1)[mask]
+    q, k, v = random_qkv(B, H, T, T, D, seed=1, dtype=torch.float64)
+    kw = mask_kinds(B, T, seed=1)[mask]
 
     def f(q, k, v):
         return tiled_attention(q, k, v, block_q=4, block_k=2, **kw)
@@ -146,7 +112,7 @@ def test_tiled_gradcheck_float64(mask):
 
 
 def test_tiled_gradcheck_decode_shape():
-    q, k, v = _inputs(1, 2, 3, 7, 2, seed=2, dtype=torch.float64)
+    q, k, v = random_qkv(1, 2, 3, 7, 2, seed=2, dtype=torch.float64)
     assert torch.autograd.gradcheck(
         lambda q, k, v: tiled_attention(q, k, v, causal=True, block_q=2, block_k=3), (q, k, v)
     )
@@ -171,7 +137,7 @@ def _saved_bytes(fn):
 @pytest.mark.parametrize("kw", [{"causal": True}, {"prefix_len": torch.tensor([3, 100])}])
 def test_tiled_saves_no_txt_tensor_for_backward(kw):
     B, H, T, D = 2, 2, 256, 8
-    q, k, v = _inputs(B, H, T, T, D, seed=0)
+    q, k, v = random_qkv(B, H, T, T, D, seed=0)
     total, largest = _saved_bytes(lambda: tiled_attention(q, k, v, block_q=64, block_k=64, **kw))
     # q, k, v, O (B·H·T·D each) and the log-sum-exp (B·H·T), float32, plus the (B,) prefix
     assert total <= (4 * B * H * T * D + B * H * T) * 4 + 64
@@ -184,7 +150,7 @@ def test_tiled_saves_no_txt_tensor_for_backward(kw):
 def test_tiled_saved_bytes_grow_linearly_in_t():
     sizes = []
     for T in (128, 256, 512):
-        qkv = _inputs(1, 2, T, T, 8, seed=T)
+        qkv = random_qkv(1, 2, T, T, 8, seed=T)
         sizes.append(_saved_bytes(lambda qkv=qkv: tiled_attention(*qkv, causal=True))[0])
     assert sizes[1] == 2 * sizes[0] and sizes[2] == 2 * sizes[1]
 
@@ -310,7 +276,7 @@ def test_causal_plan_skips_upper_triangle():
 
 
 def test_float16_inputs_are_accumulated_in_float32():
-    q, k, v = (t.detach().half() * 30 for t in _inputs(1, 2, 40, 40, 16, seed=5))
+    q, k, v = (t.detach().half() * 30 for t in random_qkv(1, 2, 40, 40, 16, seed=5))
     ref = naive_attention(q.double(), k.double(), v.double(), causal=True)
     y = tiled_attention(q, k, v, causal=True, block_q=16, block_k=16)
     assert y.dtype == torch.float16 and torch.isfinite(y).all()
@@ -318,7 +284,7 @@ def test_float16_inputs_are_accumulated_in_float32():
 
 
 def test_dispatcher_and_return_weights():
-    q, k, v = _inputs(1, 2, 10, 10, 4, seed=3)
+    q, k, v = random_qkv(1, 2, 10, 10, 4, seed=3)
     for impl in ("naive", "sdpa", "tiled"):
         assert (
             _rel(
@@ -336,7 +302,7 @@ def test_dispatcher_and_return_weights():
 
 
 def test_bad_inputs_raise_clear_errors():
-    q, k, v = _inputs(1, 2, 5, 5, 4, seed=0)
+    q, k, v = random_qkv(1, 2, 5, 5, 4, seed=0)
     with pytest.raises(AttentionError, match="4-D"):
         tiled_attention(q[0], k[0], v[0])
     with pytest.raises(AttentionError, match="head dims"):
@@ -367,48 +333,31 @@ MASK_KINDS = st.sampled_from(
 )
 def test_property_tiled_equals_naive(B, H, T, extra, D, bq, bk, mask, decode, seed):
     Tk = T + extra if decode else T
-    q, k, v = _inputs(B, H, T, Tk, D, seed=seed)
-    kw = _masks(B, Tk, seed=seed)[mask]
+    q, k, v = random_qkv(B, H, T, Tk, D, seed=seed)
+    kw = mask_kinds(B, Tk, seed=seed)[mask]
     _check_against_reference(q, k, v, _tiled(bq, bk), kw)
     _check_against_reference(q, k, v, sdpa_attention, kw)
-
-
-def test_tile_workers_run_their_ops_single_threaded(two_threads):
-    """With two torch threads the tiled kernel spreads tiles over two worker threads, each
-    running torch (OpenMP and MKL) on one thread, while the caller keeps its two."""
-    if sys.platform != "linux":
-        pytest.skip("per-thread OpenMP/MKL settings are found through /proc/self/maps")
-    assert tile_workers(torch.device("cpu")) == 2
-    pool = _serial_pool(2)
-    assert pool is not None
-    assert pool.submit(torch.get_num_threads).result() == 1
-    assert torch.get_num_threads() == 2  # the caller is untouched
-    # a tiled call made inside a worker runs inline (no nested pool)
-    assert pool.submit(tile_workers, torch.device("cpu")).result() == 1
-    slots = set()
-    _run_units(list(range(8)), lambda u, slot: (time.sleep(0.01), slots.add(slot)), 2)
-    assert slots == {0, 1}
 
 
 @pytest.mark.parametrize("mask", ["causal", "prefix+padding", "causal+leftpad", "bidirectional"])
 def test_tiled_over_worker_threads_equals_float64_naive(two_threads, mask):
     B, H, T, D = 2, 3, 77, 8
-    q, k, v = _inputs(B, H, T, T, D, seed=11)
-    kw = _masks(B, T, seed=11)[mask]
+    q, k, v = random_qkv(B, H, T, T, D, seed=11)
+    kw = mask_kinds(B, T, seed=11)[mask]
     _check_against_reference(q, k, v, _tiled(16, 8), kw)  # 5 query tiles, 10 key tiles
     # reproducible: the key tiles are split among the workers the same way on every run
     runs = [torch.autograd.grad(_tiled(16, 8)(q, k, v, **kw).sum(), (q, k, v)) for _ in range(3)]
     for other in runs[1:]:
         assert all(torch.equal(a, b) for a, b in zip(runs[0], other, strict=True))
-    qd, kd, vd = _inputs(2, 1, 12, 12, 2, seed=12, dtype=torch.float64)
-    kw = _masks(2, 12, seed=12)[mask]
+    qd, kd, vd = random_qkv(2, 1, 12, 12, 2, seed=12, dtype=torch.float64)
+    kw = mask_kinds(2, 12, seed=12)[mask]
     assert torch.autograd.gradcheck(
         lambda q, k, v: tiled_attention(q, k, v, block_q=4, block_k=4, **kw), (qd, kd, vd)
     )
 
 
 def test_tiled_over_worker_threads_in_inference_mode_and_errors_propagate(two_threads):
-    q, k, v = (t.detach() for t in _inputs(1, 2, 70, 70, 4, seed=4))
+    q, k, v = (t.detach() for t in random_qkv(1, 2, 70, 70, 4, seed=4))
     with torch.inference_mode():
         y = tiled_attention(q, k, v, causal=True, block_q=8, block_k=8)
     ref = naive_attention(q.double(), k.double(), v.double(), causal=True)
@@ -419,4 +368,4 @@ def test_tiled_over_worker_threads_in_inference_mode_and_errors_propagate(two_th
             raise RuntimeError("tile 3 failed")
 
     with pytest.raises(RuntimeError, match="tile 3 failed"):
-        _run_units(list(range(6)), fail, 2)
+        run_units(list(range(6)), fail, 2)
