@@ -1,11 +1,14 @@
 """Information: entropy, conditional entropy, self-information, KL, Huffman, real compression."""
 
+import functools
 import math
 import sys
 
 import pandas as pd
 import streamlit as st
 
+from lmcore.app.channel_charts import ber_figure, capacity_figure, cer_figure, diff_html
+from lmcore.app.channel_job import run_code_sweep, run_noisy_channel
 from lmcore.app.frame import errors, page
 from lmcore.app.highlight import heat_html
 from lmcore.app.info_charts import (
@@ -18,6 +21,7 @@ from lmcore.app.jobs import job_panel, live_chart, registry
 from lmcore.data.builtin import builtin_corpora
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.adaptive import AdaptiveLM
+from lmcore.info.channel import Channel, bits_to_text, estimate_capacity
 from lmcore.info.comparison import compression_table, learning_curve
 from lmcore.info.compressors import missing
 from lmcore.info.convergence import ConvergenceConfig, transformer_convergence
@@ -368,3 +372,115 @@ if tjob is not None:
             "conditional-entropy panel on that corpus), so gradient descent has no slope to "
             "follow until the model reads all three previous characters together; a small "
             "budget stalls near 3 bits while the 4-gram above counts its way to the rate.")
+
+# --- Shannon's second theorem: noisy channels and codes --------------------------------------
+st.subheader("Shannon's second theorem: sending your text through a noisy channel")
+st.markdown(
+    "A **binary symmetric channel** flips each bit with probability p; a **binary erasure "
+    "channel** loses it (and says so) with probability e. Their **capacity**, the most "
+    "information one use can carry, is C = 1 − H(p) and C = 1 − e bits. Shannon's noisy-channel "
+    "theorem: every rate R < C can be sent with an error probability as small as we like (with "
+    "long enough codes), and no rate above C can. Below, the lines are the formulas and the "
+    "points are measured: random bits are sent and the mutual information I(X; Y) of what went "
+    "in and what came out is counted.")
+c1, c2, c3 = st.columns(3)
+ch_kind = c1.radio("Channel", ["bsc", "bec"], horizontal=True, key="info.chkind",
+                   format_func=lambda k: {"bsc": "binary symmetric", "bec": "binary erasure"}[k])
+ch_p = c2.slider("Error / erasure rate", 0.0, 0.5, 0.05, step=0.01, key="info.chp")
+ch_chars = chars_input(c3, "Characters of the corpus to send", corpus.chars, 2000, 500,
+                       "info.chchars", help="Each character is 8+ bits (UTF-8); the sweep "
+                                            "sends them with 23 codes.")
+with errors():
+    channel = Channel(ch_kind, float(ch_p))
+    measured = [estimate_capacity(Channel(k, p), bits=20_000, seed=i)
+                for k in ("bsc", "bec") for i, p in enumerate((0.01, 0.05, 0.1, 0.2, 0.3, 0.5))]
+    st.plotly_chart(capacity_figure(measured, channel), key="info.capacity")
+    st.markdown(
+        f"**Codes on your text.** The first {ch_chars:,} characters become "
+        f"{8 * len(text[:ch_chars].encode('utf-8')):,} bits and cross {channel.label} "
+        f"(capacity {channel.capacity:.3f}) inside repetition codes (majority vote), Hamming "
+        "(7, 4) (syndrome decoding: every single flipped bit in a block of 7 is corrected) and "
+        "seeded random linear codes of length n = 8, 16, 24 decoded by maximum likelihood "
+        "(nearest codeword, or the coset leader of the syndrome; on the erasure channel the "
+        "parity checks solved over GF(2)). Random codes are Shannon's own proof device: at a "
+        "rate below capacity, a longer block pushes the error down; above it, none does.")
+    if st.button("Send the text through every code", key="info.chrun", type="primary"):
+        lab.results["info.chjob"] = reg.submit("channel codes", functools.partial(
+            run_code_sweep, text=text[:ch_chars], kind=ch_kind, p=float(ch_p)))
+chjob = lab.results.get("info.chjob")
+if chjob is not None:
+    ch_active = chjob.active
+
+    @st.fragment(run_every=0.5 if ch_active else None)
+    def _poll_codes():
+        job_panel(chjob, key="info.chpanel")
+        if chjob.status == "done" and chjob.result:
+            runs = chjob.result
+            st.plotly_chart(ber_figure(runs), key="info.ber")
+            st.dataframe(pd.DataFrame([r.as_row() for r in runs]), hide_index=True)
+            below = [r for r in runs if r.code.startswith("random") and r.below_capacity]
+            best = min(below, key=lambda r: r.ber, default=None)
+            if best is not None:
+                st.caption(
+                    f"Measured, not drawn: {runs[0].message_bits:,} message bits per code. "
+                    f"Uncoded, {runs[0].ber:.2%} of the bits arrive wrong; the best random code "
+                    f"below capacity, {best.code} at rate {best.rate:.2f}, leaves "
+                    f"{best.ber:.2%}. An open marker means no error was seen; it sits at the "
+                    "95% upper bound (3 / bits). Exact ML decoding limits n to 24 here, so the "
+                    "approach to the capacity line is visible but partial.")
+            pick = st.selectbox("Show the received text of", [r.code for r in runs],
+                                index=min(5, len(runs) - 1), key="info.chshow")
+            run = next(r for r in runs if r.code == pick)
+            st.markdown(diff_html(text[:ch_chars], bits_to_text(run.decoded)),
+                        unsafe_allow_html=True)
+        if ch_active and chjob.done:
+            st.rerun()
+
+    _poll_codes()
+
+st.markdown(
+    "**The noisy channel in language.** Speech recognition, OCR and spelling correction treat "
+    "what they observe as a corrupted copy of a text and decode "
+    "argmax P(text) · P(observed | text): the language model supplies P(text). Here held-out "
+    "text is corrupted by a known character error model (each character replaced, with "
+    "probability p, by another one chosen uniformly) and recovered by Viterbi search with a "
+    "KN character n-gram of order n as the prior. A unigram prior has no context and can "
+    "almost never overrule the channel; each order of context lets the model hear more of "
+    "the text through the noise.")
+c1, c2, c3 = st.columns(3)
+nc_rate = c1.slider("Character error rate", 0.01, 0.3, 0.05, step=0.01, key="info.ncrate")
+nc_chars = chars_input(c2, "Held-out characters to corrupt", len(held), 600, 100,
+                       "info.ncchars", help="Decoding calls the n-gram once per kept "
+                                            "state and character: ~1,000 characters take "
+                                            "a few seconds per order.")
+nc_beam = c3.number_input("Viterbi beam (states kept)", 1, 64, 8, key="info.ncbeam")
+if st.button("Corrupt and decode, n = 1..5", key="info.ncrun"):
+    with errors():
+        lab.results["info.ncjob"] = reg.submit("noisy-channel decoding", functools.partial(
+            run_noisy_channel, train_text=split.train or corpus.text, held_text=held[:nc_chars],
+            error_rate=float(nc_rate), orders=[1, 2, 3, 4, 5], beam=int(nc_beam)))
+ncjob = lab.results.get("info.ncjob")
+if ncjob is not None:
+    nc_active = ncjob.active
+
+    @st.fragment(run_every=0.5 if nc_active else None)
+    def _poll_noisy():
+        job_panel(ncjob, key="info.ncpanel")
+        res = ncjob.result if ncjob.status == "done" else None
+        if res is not None and res.rows:
+            st.plotly_chart(cer_figure(res.rows), key="info.cer")
+            st.dataframe(pd.DataFrame([r.as_row() for r in res.rows]), hide_index=True)
+            best = min(res.rows, key=lambda r: r.cer_after)
+            st.caption(f"CER of the corrupted text {res.rows[0].cer_before:.2%}; the best "
+                       f"prior, n = {best.order}, brings it to {best.cer_after:.2%} "
+                       f"({best.fixed} errors fixed, {best.broken} introduced). Red marks "
+                       "characters that differ from the original; hover shows what was there.")
+            a, b = st.columns(2)
+            a.markdown("**Observed (corrupted)**")
+            a.markdown(diff_html(res.original, res.observed), unsafe_allow_html=True)
+            b.markdown(f"**Decoded with the {best.order}-gram prior**")
+            b.markdown(diff_html(res.original, best.decoded), unsafe_allow_html=True)
+        if nc_active and ncjob.done:
+            st.rerun()
+
+    _poll_noisy()
