@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from lmcore.models.attention import default_blocks  # noqa: E402
-from lmcore.models.attention_profile import (  # noqa: E402
+from lmcore.train.attention_profile import (  # noqa: E402
     DEVICES,
     DeviceError,
     check_device,

@@ -43,14 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lmcore.data.builtin import pydoc_corpus  # noqa: E402
 from lmcore.data.tokenizers import train_tokenizer  # noqa: E402
 from lmcore.longtext.strategies import char_bounds, evaluate_ids  # noqa: E402
-from lmcore.models.attention_profile import (  # noqa: E402
-    BIG_MMAP,
-    peak_bytes,
-    set_mmap_threshold,
-)
 from lmcore.models.checkpoint import load_model, save_model  # noqa: E402
 from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM  # noqa: E402
 from lmcore.train.data import TokenData  # noqa: E402
+from lmcore.train.memory import BIG_MMAP, peak_bytes, set_mmap_threshold  # noqa: E402
 from lmcore.train.objectives import CausalLM  # noqa: E402
 from lmcore.train.trainer import TrainConfig, train  # noqa: E402
 

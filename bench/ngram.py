@@ -14,8 +14,8 @@ rescores lmplz's ARPA with lmcore: its perplexity must equal lmcore's own model'
 builds lmplz when it is missing; --quick never builds it (CI) but uses it when it is there.
 
 Table 2: order-5 KN fit on one million tokens (100,000 with --quick) in a fresh subprocess, peak memory measured the
-DESIGN.md way (MALLOC_MMAP_THRESHOLD_=65536, warm up, reset VmHWM via /proc/self/clear_refs,
-peak = VmHWM - VmRSS before the call).
+DESIGN.md way by `lmcore.train.memory.PeakRSS` (MALLOC_MMAP_THRESHOLD_=65536, warm up, reset
+VmHWM via /proc/self/clear_refs, peak = VmHWM - VmRSS before the call).
 
 Usage: python bench/ngram.py [--quick] [--build-kenlm]
 """
@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from lmcore.models.arpa import read_arpa  # noqa: E402
 from lmcore.models.ngram import NGramLM, Vocab  # noqa: E402
+from lmcore.train.memory import PeakRSS  # noqa: E402
 
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "kenlm"
 LN2 = math.log(2.0)
@@ -233,33 +234,20 @@ def _million_corpus(kind: str, n_tokens: int) -> tuple[list[np.ndarray], Vocab]:
     return np.split(ids, cuts[cuts < n_tokens]), vocab
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def memory_child(kind: str, n_tokens: int, order: int) -> dict:
     """Run in a fresh process: fit order-`order` KN on `n_tokens` tokens, time and peak RSS."""
     seqs, vocab = _million_corpus(kind, n_tokens)
     NGramLM.fit(seqs[:200], vocab, order=order, smoothing="kn")  # warm up imports and numpy
-    before = _status_kb("VmRSS")
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        reset = True
-    except OSError:
-        reset = False
-    t = time.perf_counter()
-    model = NGramLM.fit(seqs, vocab, order=order, smoothing="kn")
-    fit_s = time.perf_counter() - t
-    hwm = _status_kb("VmHWM")
+    with PeakRSS() as peak:
+        t = time.perf_counter()
+        model = NGramLM.fit(seqs, vocab, order=order, smoothing="kn")
+        fit_s = time.perf_counter() - t
     t = time.perf_counter()
     model.score_sequences(seqs[:5000])
     score_s = time.perf_counter() - t
     scored = sum(len(s) + 1 for s in seqs[:5000])
     return dict(kind=kind, tokens=int(sum(len(s) for s in seqs)), order=order, fit_s=fit_s,
-                peak_mb=(hwm - before) / 1024 if reset else float("nan"), hwm_mb=hwm / 1024,
+                peak_mb=peak.bytes / 2**20 if peak.reset else float("nan"), hwm_mb=peak.hwm / 2**20,
                 score_tok_s=scored / score_s, ngrams=sum(model.ngram_counts()))
 
 

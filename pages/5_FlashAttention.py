@@ -8,8 +8,9 @@ from lmcore.app.attention_charts import STOPPED, running_max_figure, sweep_figur
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import live_chart, registry
 from lmcore.models.attention import IMPLS, attention
-from lmcore.models.attention_profile import make_inputs, saved_for_backward, sweep
 from lmcore.models.online_softmax import online_softmax_trace, overflow_demo, parse_logits
+from lmcore.train.attention_profile import make_inputs, sweep
+from lmcore.train.memory import saved_for_backward
 
 MIB = 2**20
 POWERS = [2**i for i in range(6, 15)]  # 64 … 16384

@@ -1,4 +1,5 @@
-"""Memory measurements: saved-for-backward bytes are exact; the RSS sampler sees allocations."""
+"""Memory measurements: saved-for-backward bytes are exact; the RSS sampler sees allocations;
+one call's peak (VmHWM after a reset) sees a temporary allocation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from lmcore.train.memory import RSSSampler, SavedTensors, cuda_peak_bytes, rss_bytes
+from lmcore.models.attention import tiled_attention
+from lmcore.train.memory import (
+    RSSSampler,
+    SavedTensors,
+    cuda_peak_bytes,
+    peak_bytes,
+    rss_bytes,
+    saved_for_backward,
+    set_mmap_threshold,
+)
+
+MIB = 2**20
 
 
 def test_saved_bytes_exact_for_exp():
@@ -72,3 +84,23 @@ def test_cuda_peak_is_none_without_gpu():
         assert cuda_peak_bytes() >= 0
     else:
         assert cuda_peak_bytes() is None
+
+
+def test_peak_bytes_sees_a_temporary_allocation():
+    def alloc():
+        x = torch.ones(16 * MIB // 4)  # 16 MiB, touched, then freed
+        return float(x[-1])
+
+    try:
+        peak = peak_bytes(alloc)
+    finally:
+        set_mmap_threshold(32 * MIB)
+    assert 15 * MIB <= peak <= 24 * MIB
+
+
+def test_saved_for_backward_counts_distinct_storages():
+    q, k, v = (torch.randn(1, 2, 64, 8, requires_grad=True) for _ in range(3))
+    rep = saved_for_backward(lambda: tiled_attention(q, k, v, causal=True))
+    per = 2 * 64 * 8 * 4
+    assert rep.total_bytes == 4 * per + 2 * 64 * 4  # q, k, v, O and the LSE
+    assert rep.largest_numel == 2 * 64 * 8

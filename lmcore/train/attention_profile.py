@@ -1,21 +1,17 @@
 """What attention costs: median time, exact peak memory and bytes saved for backward, per impl.
 
-Peak memory follows DESIGN.md: with glibc's mmap threshold at 64 KiB (so freed tensors go back to
-the OS), warm up, write 5 to /proc/self/clear_refs to reset the high-water mark, run the call, and
-take VmHWM minus the VmRSS read just before it. `measure_cell_subprocess` does this in a fresh
-process started with MALLOC_MMAP_THRESHOLD_=65536 (exact); `peak_bytes` does it in the current
-process through mallopt/malloc_trim (good enough for a live plot; other threads add noise).
-On a CUDA GPU (`device="cuda"`, only when asked and one exists) peaks come from torch's caching
-allocator (`reset_peak_memory_stats`, `max_memory_allocated` minus what was allocated before)
-and every timing is bracketed by `torch.cuda.synchronize()` (kernels run asynchronously).
-Run as `python -m lmcore.models.attention_profile --impl tiled --T 4096` to measure one cell.
+Memory is measured by `lmcore.train.memory` (DESIGN.md's method: VmHWM − VmRSS before, the
+high-water mark reset, glibc's mmap threshold at 64 KiB): `measure_cell_subprocess` runs it in a
+fresh process started with MALLOC_MMAP_THRESHOLD_=65536 (exact), `measure_cell` in this one
+(good enough for a live plot; other threads add noise). On a CUDA GPU (`device="cuda"`, only
+when asked and one exists) peaks come from torch's caching allocator and every timing is
+bracketed by `torch.cuda.synchronize()` (kernels run asynchronously).
+Run as `python -m lmcore.train.attention_profile --impl tiled --T 4096` to measure one cell.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
 import statistics
@@ -28,10 +24,14 @@ from dataclasses import asdict, dataclass
 import torch
 
 from lmcore.models.attention import attention
+from lmcore.train.memory import (
+    BIG_MMAP,
+    SMALL_MMAP,
+    peak_bytes,
+    set_mmap_threshold,
+    synchronize,
+)
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-SMALL_MMAP = 65536  # the DESIGN.md setting: anything over 64 KiB is mmapped and unmapped on free
-BIG_MMAP = 32 * 2**20  # glibc's largest dynamic threshold: heap reuse, for timing
 DEVICES = ("cpu", "cuda")
 
 
@@ -62,32 +62,6 @@ def check_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _sync(device: torch.device) -> None:
-    """Wait for queued GPU kernels, so a timer or a peak reading sees finished work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def cuda_peak_bytes(
-    fn: Callable[[], object],
-    device: torch.device,
-    *,
-    warmup: bool = True,
-    setup: Callable[[], object] | None = None,
-) -> int:
-    """Peak GPU memory one call of `fn` adds, in bytes (torch's allocator statistics)."""
-    if warmup:
-        fn()
-    if setup is not None:
-        setup()
-    _sync(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    fn()
-    _sync(device)
-    return max(0, torch.cuda.max_memory_allocated(device) - before)
-
-
 @dataclass(frozen=True)
 class CellResult:
     """One (implementation, T) measurement: medians in ms, peaks in bytes."""
@@ -98,69 +72,6 @@ class CellResult:
     fwdbwd_ms: float
     fwd_peak: int
     fwdbwd_peak: int
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"{field} not in /proc/self/status")
-
-
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
-def set_mmap_threshold(nbytes: int) -> bool:
-    """Set glibc's mmap threshold in this process (and trim the heap); False if not glibc."""
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallopt"):
-        return False
-    ok = libc.mallopt(M_MMAP_THRESHOLD, nbytes) == 1
-    libc.mallopt(M_TRIM_THRESHOLD, max(nbytes, 128 * 1024))
-    if hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-    return ok
-
-
-def peak_bytes(
-    fn: Callable[[], object],
-    *,
-    warmup: bool = True,
-    setup: Callable[[], object] | None = None,
-) -> int:
-    """Peak RSS growth of one call of `fn`, in bytes (VmHWM − VmRSS before, high-water reset).
-
-    Run it in a process started with MALLOC_MMAP_THRESHOLD_=65536 for an exact figure; here the
-    threshold is also set through mallopt so heap kept from earlier calls cannot hide the peak.
-    """
-    if warmup:
-        fn()
-    if setup is not None:
-        setup()  # e.g. drop gradients kept from the warm-up, outside the measured window
-    set_mmap_threshold(SMALL_MMAP)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _status_kib("VmRSS")
-    fn()
-    return max(0, _status_kib("VmHWM") - before) * 1024
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, *, warmup: int = 1) -> float:
-    """Median wall time of `repeats` calls after `warmup` calls (timings here are noisy)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def make_inputs(
@@ -225,15 +136,12 @@ def measure_peaks(
 ) -> tuple[int, int]:
     """Peak bytes of one forward and of one forward+backward (0 when backward is False).
 
-    CPU: process RSS (`peak_bytes`); CUDA: torch's allocator peak (`cuda_peak_bytes`).
+    CPU: process RSS; CUDA: torch's allocator peak (both `lmcore.train.memory.peak_bytes`).
     """
     dev = check_device(device)
     fwd, fwdbwd, clear = _calls(impl, T, B=B, H=H, D=D, causal=causal, device=dev, **kwargs)
-    if dev.type == "cuda":
-        fwd_peak = cuda_peak_bytes(fwd, dev)
-        return fwd_peak, (cuda_peak_bytes(fwdbwd, dev, setup=clear) if backward else 0)
-    fwd_peak = peak_bytes(fwd)
-    return fwd_peak, (peak_bytes(fwdbwd, setup=clear) if backward else 0)
+    fwd_peak = peak_bytes(fwd, device=dev)
+    return fwd_peak, (peak_bytes(fwdbwd, setup=clear, device=dev) if backward else 0)
 
 
 def measure_times(
@@ -260,10 +168,10 @@ def measure_times(
     for r in range(max(1, repeats) + 1):  # round 0 warms up
         for i, (fwd, fwdbwd, _) in calls.items():
             for j, fn in enumerate((fwd, fwdbwd) if backward else (fwd,)):
-                _sync(dev)
+                synchronize(dev)
                 t0 = time.perf_counter()
                 fn()
-                _sync(dev)
+                synchronize(dev)
                 if r:
                     times[i][j].append(time.perf_counter() - t0)
     return {
@@ -286,7 +194,7 @@ def measure_cell(
 
 def _run_json(args: list[str], *, small_mmap: bool, timeout: float) -> list[dict]:
     """Run this module in a fresh interpreter; return its JSON lines."""
-    cmd = [sys.executable, "-m", "lmcore.models.attention_profile", *args]
+    cmd = [sys.executable, "-m", "lmcore.train.attention_profile", *args]
     env = dict(os.environ)
     env.pop("MALLOC_MMAP_THRESHOLD_", None)
     if small_mmap:
@@ -495,35 +403,6 @@ def sweep(
                     )
                 )
     return events
-
-
-@dataclass(frozen=True)
-class SavedReport:
-    """Tensors autograd keeps for backward: total bytes (distinct storages) and the largest."""
-
-    total_bytes: int
-    count: int
-    largest_numel: int
-    shapes: tuple[tuple[int, ...], ...]
-
-
-def saved_for_backward(fn: Callable[[], torch.Tensor]) -> SavedReport:
-    """Run `fn` (a forward) under saved-tensor hooks and count what autograd keeps."""
-    seen: dict[tuple, int] = {}
-    shapes: list[tuple[int, ...]] = []
-    largest = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal largest
-        st = t.untyped_storage()
-        seen[(st.data_ptr(), st.nbytes())] = st.nbytes()
-        shapes.append(tuple(t.shape))
-        largest = max(largest, t.numel())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return SavedReport(sum(seen.values()), len(shapes), largest, tuple(shapes))
 
 
 def main(argv: list[str] | None = None) -> None:

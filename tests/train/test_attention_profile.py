@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmcore.models import attention_profile
-from lmcore.models.attention import tiled_attention
-from lmcore.models.attention_profile import (
+from lmcore.train import attention_profile
+from lmcore.train.attention_profile import (
     SMALL_MMAP,
     CellResult,
     DeviceError,
@@ -16,27 +15,13 @@ from lmcore.models.attention_profile import (
     measure_peaks,
     measure_times,
     measure_times_subprocess,
-    peak_bytes,
     predict_naive_peak,
     predict_peak,
-    saved_for_backward,
-    set_mmap_threshold,
     sweep,
 )
+from lmcore.train.memory import set_mmap_threshold
 
 MIB = 2**20
-
-
-def test_peak_bytes_sees_a_temporary_allocation():
-    def alloc():
-        x = torch.ones(16 * MIB // 4)  # 16 MiB, touched, then freed
-        return float(x[-1])
-
-    try:
-        peak = peak_bytes(alloc)
-    finally:
-        set_mmap_threshold(32 * MIB)
-    assert 15 * MIB <= peak <= 24 * MIB
 
 
 def test_naive_prediction_recovers_a_quadratic_and_falls_back_to_the_t2_term():
@@ -58,14 +43,6 @@ def test_sweep_stops_naive_before_its_predicted_peak_passes_the_limit():
     ran = {(e.impl, e.T) for e in events if e.kind == "cell"}
     assert ("naive", 32) in ran and ("naive", 128) not in ran
     assert all(e.cell.fwd_ms > 0 for e in events if e.kind == "cell")
-
-
-def test_saved_for_backward_counts_distinct_storages():
-    q, k, v = (torch.randn(1, 2, 64, 8, requires_grad=True) for _ in range(3))
-    rep = saved_for_backward(lambda: tiled_attention(q, k, v, causal=True))
-    per = 2 * 64 * 8 * 4
-    assert rep.total_bytes == 4 * per + 2 * 64 * 4  # q, k, v, O and the LSE
-    assert rep.largest_numel == 2 * 64 * 8
 
 
 def test_subprocess_cell_reports_json_measurements():
