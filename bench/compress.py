@@ -44,7 +44,8 @@ from lmcore.info.adaptive import AdaptiveLM  # noqa: E402
 from lmcore.info.adjusted import model_bytes  # noqa: E402
 from lmcore.info.coding import decompress, encode  # noqa: E402
 from lmcore.info.compressors import codecs, measure_one, missing  # noqa: E402
-from lmcore.models.ngram import NGramLM, tokenizer_vocab  # noqa: E402
+from lmcore.models.ngram import NGramLM  # noqa: E402
+from lmcore.models.ngram_vocab import tokenizer_vocab  # noqa: E402
 
 COLUMNS = ("| coder | saw training text | bits/char | bits/byte | vs xz -9 | "
            "cross-entropy bits/char | model KB | adjusted bits/char | encode kchar/s | "

@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lmcore.models.arpa import read_arpa  # noqa: E402
-from lmcore.models.ngram import NGramLM, Vocab  # noqa: E402
+from lmcore.models.ngram import NGramLM  # noqa: E402
+from lmcore.models.ngram_vocab import Vocab  # noqa: E402
 from lmcore.train.memory import PeakRSS  # noqa: E402
 
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "kenlm"

@@ -35,7 +35,8 @@ from lmcore.info.entropy import (
     text_kl,
 )
 from lmcore.info.huffman import huffman_code
-from lmcore.models.ngram import NGramLM, tokenizer_vocab
+from lmcore.models.ngram import NGramLM
+from lmcore.models.ngram_vocab import tokenizer_vocab
 
 lab = page(
     "Information", "📐",

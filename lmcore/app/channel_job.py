@@ -12,7 +12,8 @@ from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.channel import Channel, text_to_bits
 from lmcore.info.codes import CodeRun, default_family, rate_sweep
 from lmcore.info.noisy_channel import NoisyChannelResult, noisy_channel_table
-from lmcore.models.ngram import NGramLM, tokenizer_vocab
+from lmcore.models.ngram import NGramLM
+from lmcore.models.ngram_vocab import tokenizer_vocab
 
 
 def run_code_sweep(ctx: Any, *, text: str, kind: str, p: float, seed: int = 0) -> list[CodeRun]:

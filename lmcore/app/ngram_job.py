@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lmcore.data.tokenizers import Tokenizer, train_tokenizer
-from lmcore.models.ngram import NGramConfig, Tradeoff, tokenizer_vocab, tradeoff
+from lmcore.models.ngram import NGramConfig, Tradeoff, tradeoff
+from lmcore.models.ngram_vocab import tokenizer_vocab
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,8 @@ def run_codes(args: argparse.Namespace) -> int:
 def run_decode(args: argparse.Namespace) -> int:
     from lmcore.data.tokenizers import train_tokenizer
     from lmcore.info.noisy_channel import noisy_channel_table
-    from lmcore.models.ngram import NGramLM, tokenizer_vocab
+    from lmcore.models.ngram import NGramLM
+    from lmcore.models.ngram_vocab import tokenizer_vocab
 
     orders = sorted({int(x) for x in _floats(args.orders, "--orders")})
     if not orders or not all(1 <= n <= 6 for n in orders):

@@ -35,38 +35,20 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from lmcore.models.ngram import BOS, EOS, LN10, UNK, NGramConfig, NGramLM, Vocab, tokenizer_vocab
+from lmcore.models.ngram import LN10, NGramConfig, NGramLM
+from lmcore.models.ngram_vocab import (
+    BOS,
+    EOS,
+    UNK,
+    Vocab,
+    tokenizer_vocab,
+)
 
 if TYPE_CHECKING:
     from lmcore.data.tokenizers import Tokenizer
 
 ZERO_LOG10 = -99.0
-_ESC = {"\\": "\\\\", " ": "\\s", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-_UNESC = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
 _FIELDS = re.compile(r"[^ \t\r\n]+").findall  # KenLM's kARPASpaces: tab, LF, CR, space
-
-
-def escape_word(token: str) -> str:
-    """One whitespace-free ARPA word for a token string (reversible with `unescape_word`)."""
-    out = "".join(_ESC.get(ch) or (f"\\u{ord(ch):04x}" if ch.isspace() else ch) for ch in token)
-    if out in (BOS, EOS, UNK) or out == "":
-        out = "\\" + out if out else "\\e"
-    return out
-
-
-def unescape_word(word: str) -> str:
-    """The token string behind an escaped ARPA word."""
-    simple = {"\\": "\\", "s": " ", "n": "\n", "t": "\t", "r": "\r", "e": "", "<": "<"}
-
-    def sub(m: re.Match) -> str:
-        code = m.group(1)
-        if code.startswith("u") and len(code) == 5:
-            return chr(int(code[1:], 16))
-        if code in simple:
-            return simple[code]
-        raise ValueError(f"bad escape \\{code} in ARPA word {word!r}")
-
-    return _UNESC.sub(sub, word)
 
 
 def _fmt(values: np.ndarray, digits: int) -> list[str]:

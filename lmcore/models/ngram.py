@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lmcore.models.lm import LN2, LanguageModel, Score, generate_ids
+from lmcore.models.ngram_vocab import Vocab, split_words, tokenizer_vocab
 
 if TYPE_CHECKING:
     from lmcore.data.tokenizers import Tokenizer
@@ -60,10 +61,6 @@ SMOOTHINGS = ("mle", "addk", "kn", "stupid")
 MAX_ORDER = 6
 LN10 = math.log(10.0)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback defaults
-BOS, EOS, UNK = "<s>", "</s>", "<unk>"
-# lmplz's word delimiters (lm/builder/corpus_count.cc: BoolCharacter::Build("\0\t\n\r ")); \v, \f
-# and non-ASCII spaces are ordinary characters of a word
-_KENLM_SPACE = str.maketrans("\0\t\n\r", "    ")
 LOADED = "arpa"  # smoothing of a model read from an ARPA file (unknown, already applied)
 
 
@@ -90,71 +87,6 @@ class NGramConfig:
             raise ValueError(f"add-k needs k > 0 (k = 1 is Laplace), got k={self.k}")
         if not (math.isfinite(self.alpha) and 0 < self.alpha <= 1):
             raise ValueError(f"stupid backoff needs 0 < alpha <= 1, got alpha={self.alpha}")
-
-
-def split_words(line: str) -> list[str]:
-    """Tokens of a line split where lmplz splits: NUL, tab, LF, CR and space, nothing else."""
-    return [w for w in line.translate(_KENLM_SPACE).split(" ") if w]
-
-
-@dataclass
-class Vocab:
-    """The ids a model predicts over: their ARPA names and the roles of `<s>`, `</s>`, `<unk>`."""
-
-    words: list[str]
-    bos: int
-    eos: int
-    unk: int
-    reserved: frozenset[int] = frozenset()  # ids never predicted unless seen in training
-    index: dict[str, int] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.index:
-            self.index = {w: i for i, w in enumerate(self.words)}
-
-    @property
-    def size(self) -> int:
-        return len(self.words)
-
-    @classmethod
-    def empty(cls) -> Vocab:
-        """KenLM's start: `<unk>`, `<s>`, `</s>` at ids 0, 1, 2; words follow in first-seen order."""
-        return cls(words=[UNK, BOS, EOS], bos=1, eos=2, unk=0)
-
-    def add_sentences(self, lines: Iterable[str]) -> list[np.ndarray]:
-        """Ids of each whitespace-tokenised line, adding new words to the vocabulary."""
-        index, words, out = self.index, self.words, []
-        for line in lines:
-            toks = split_words(line)
-            if BOS in toks or EOS in toks or UNK in toks:
-                bad = next(w for w in (BOS, EOS, UNK) if w in toks)
-                raise ValueError(f"the training text contains the word {bad}: {BOS}, {EOS} and "
-                                 f"{UNK} are reserved ({BOS} and {EOS} mark sentence boundaries, "
-                                 f"one sentence per line; {UNK} stands for every unseen word), "
-                                 "as in KenLM's lmplz; remove or rename them")
-            ids = [index.setdefault(w, len(index)) for w in toks]
-            out.append(np.asarray(ids, dtype=np.int64))
-        words.extend(list(index)[len(words):])
-        return out
-
-    def encode_sentences(self, lines: Iterable[str]) -> list[np.ndarray]:
-        """Ids of each whitespace-tokenised line; unknown words map to `<unk>`."""
-        get, unk = self.index.get, self.unk
-        return [np.asarray([get(w, unk) for w in split_words(line)], dtype=np.int64)
-                for line in lines]
-
-
-def tokenizer_vocab(tokenizer: Tokenizer) -> Vocab:
-    """A vocabulary over a lmcore tokenizer's ids; its BOS/EOS/UNK play `<s>`/`</s>`/`<unk>`."""
-    from lmcore.models.arpa import escape_word
-
-    special = {tokenizer.bos_id: BOS, tokenizer.eos_id: EOS, tokenizer.unk_id: UNK}
-    words = [special.get(i) or escape_word(tokenizer.id_to_token(i))
-             for i in range(tokenizer.vocab_size)]
-    reserved = frozenset({tokenizer.pad_id, tokenizer.mask_id, tokenizer.cls_id,
-                          tokenizer.sep_id})
-    return Vocab(words=words, bos=tokenizer.bos_id, eos=tokenizer.eos_id, unk=tokenizer.unk_id,
-                 reserved=reserved)
 
 
 # ----------------------------------------------------------------------------- counting

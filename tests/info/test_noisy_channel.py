@@ -15,7 +15,8 @@ from lmcore.info.noisy_channel import (
     decode,
     noisy_channel_table,
 )
-from lmcore.models.ngram import NGramLM, tokenizer_vocab
+from lmcore.models.ngram import NGramLM
+from lmcore.models.ngram_vocab import tokenizer_vocab
 
 TRAIN = ("the quick brown fox jumps over the lazy dog. " * 40
          + "a lazy dog sleeps in the sun while the fox runs. " * 40)

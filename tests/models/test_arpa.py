@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmcore.models.arpa import escape_word, listed_unigrams, read_arpa, unescape_word, write_arpa
-from lmcore.models.ngram import NGramLM, Vocab, tokenizer_vocab
+from lmcore.models.arpa import listed_unigrams, read_arpa, write_arpa
+from lmcore.models.ngram import NGramLM
+from lmcore.models.ngram_vocab import Vocab, escape_word, tokenizer_vocab, unescape_word
 
 TOY = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog sat",
        "the cat saw the dog"]

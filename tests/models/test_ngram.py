@@ -11,14 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmcore.models.lm import score_ids
-from lmcore.models.ngram import (
-    FALLBACK_DISCOUNTS,
-    SMOOTHINGS,
-    NGramConfig,
-    NGramLM,
-    Vocab,
-    kn_discounts,
-)
+from lmcore.models.ngram import FALLBACK_DISCOUNTS, SMOOTHINGS, NGramConfig, NGramLM, kn_discounts
+from lmcore.models.ngram_vocab import Vocab
 
 TOY = [
     "the cat sat on the mat",
@@ -316,7 +310,7 @@ def test_property_batched_scores_equal_the_normalised_sequential_path(train, pro
 
 
 def test_words_split_exactly_where_lmplz_splits():
-    from lmcore.models.ngram import split_words
+    from lmcore.models.ngram_vocab import split_words
 
     # lmplz's delimiters are "\0\t\n\r " (corpus_count.cc); \v and \f belong to the word
     assert split_words(" a\tb\x0bc\x0cd\re  f\x00g ") == ["a", "b\x0bc\x0cd", "e", "f", "g"]
