@@ -222,7 +222,7 @@ if not transformer_names():
             "like the n-grams.", icon="🤖")
 if len(held) < 1000:
     st.caption(f"The held-out part has only {len(held):,} characters: fixed headers (gzip 20 "
-               "bytes, xz 60, lmcore's 20) weigh heavily on rates over so little text.")
+               "bytes, xz 60, lmcore's about 30) weigh heavily on rates over so little text.")
 part = held[:n_chars]
 if st.button("Compress and decompress", key="info.compress", type="primary"):
     with errors():

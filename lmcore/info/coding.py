@@ -9,14 +9,22 @@ bit-identical distributions and recovers the tokens exactly. Torch's floats depe
 thread count, so both sides run the model on one thread (in the calling thread only, see
 `lmcore.info.threads`): a file decodes in any process on the machine.
 
-File layout (all integers little-endian):
+File layout (format version 2; all integers little-endian):
   b"LMZ" + version (1 byte)
   model digest (8 bytes): sha256 of the model's and the tokenizer's fingerprints
-  token count, character count (unsigned LEB128 varints)
-  CRC-32 of the UTF-8 text (4 bytes)
+  what the probabilities depend on, pinned while coding: attention implementation, dtype
+  (1 byte each, 0 = no Transformer involved) and torch thread count (1 byte)
+  streams, token count, character count (unsigned LEB128 varints)
+  content checksum (8 bytes): the first 8 bytes of the SHA-256 of the UTF-8 text
   range coder payload (32-bit words)
-Decoding with another model stops at the digest with a clear message; a damaged payload is
-caught by the CRC instead of coming back as garbage.
+Decoding with another model, or under another attention implementation or dtype, stops at
+the header with a message saying which; the thread count is re-pinned by the decoder, so a
+process configured with 2 threads decodes a file coded with 1. The header's counts are not
+trusted: characters are bounded by the settings (LMCORE_MAX_CHARS), tokens by 4 per
+character, and decoding stops once the decoded tokens carry far more information than the
+payload holds (a file whose count was raised by hand, or whose payload was damaged); a damaged
+payload is caught by the content checksum instead of coming back as garbage. Version 1 files
+(CRC-32, no pins) still decode.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import math
 import struct
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,7 +49,7 @@ if TYPE_CHECKING:
     from lmcore.data.tokenizers import Tokenizer
 
 MAGIC = b"LMZ"
-VERSION = 1
+VERSION = 2
 PRECISION = 24  # constriction's Categorical fixed-point precision (bits)
 FLOOR = 2.0 ** -PRECISION  # the least probability the coder can give a token
 Progress = Callable[[float, str], None]
@@ -77,19 +85,47 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             return n, pos
 
 
+ATTENTIONS = ("", "sdpa", "naive", "tiled")  # header byte -> implementation ("" = none)
+DTYPES = ("", "float32", "float64", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class Pins:
+    """What a model's probabilities depend on beyond its weights, fixed while coding."""
+
+    attention: str = ""  # the Transformer's attention implementation ("" without one)
+    dtype: str = ""  # its parameters' dtype
+    threads: int = 1  # torch intra-op threads of the coding thread
+
+    def describe(self) -> str:
+        if not self.attention:
+            return f"no Transformer, {self.threads} torch thread(s)"
+        return (f"attention {self.attention!r}, dtype {self.dtype}, {self.threads} torch "
+                "thread(s)")
+
+
 @dataclass(frozen=True)
 class Header:
-    """What precedes the coded tokens: which model, how many tokens and characters, a CRC."""
+    """What precedes the coded tokens: which model under which pins, how many streams,
+    tokens and characters, and a checksum of the text (v1: CRC-32; v2: SHA-256 prefix)."""
 
     digest: bytes  # 8 bytes
     tokens: int
     chars: int
-    crc: int
+    crc: int = 0  # version 1 only
     version: int = VERSION
+    pins: Pins = Pins()
+    streams: int = 1
+    sha: bytes = b""  # version 2: first 8 bytes of the text's SHA-256
 
     def to_bytes(self) -> bytes:
-        return (MAGIC + bytes([self.version]) + self.digest + _varint(self.tokens)
-                + _varint(self.chars) + struct.pack("<I", self.crc))
+        if self.version == 1:
+            return (MAGIC + bytes([1]) + self.digest + _varint(self.tokens)
+                    + _varint(self.chars) + struct.pack("<I", self.crc))
+        return (MAGIC + bytes([self.version]) + self.digest
+                + bytes([ATTENTIONS.index(self.pins.attention), DTYPES.index(self.pins.dtype),
+                         self.pins.threads])
+                + _varint(self.streams) + _varint(self.tokens) + _varint(self.chars) + self.sha)
 
     @classmethod
     def parse(cls, data: bytes) -> tuple[Header, int]:
@@ -97,18 +133,34 @@ class Header:
         if len(data) < 4 or data[:3] != MAGIC:
             raise CodingError("not an lmcore compressed file (it does not start with 'LMZ')")
         version = data[3]
-        if version != VERSION:
+        if version not in (1, VERSION):
             raise CodingError(f"this file uses format version {version}; this lmcore reads "
-                              f"version {VERSION}")
+                              f"versions 1 and {VERSION}")
         digest = data[4:12]
         if len(digest) < 8:
             raise CodingError("the file is truncated inside its header")
-        tokens, pos = _read_varint(data, 12)
-        chars, pos = _read_varint(data, pos)
-        if pos + 4 > len(data):
+        if version == 1:
+            tokens, pos = _read_varint(data, 12)
+            chars, pos = _read_varint(data, pos)
+            if pos + 4 > len(data):
+                raise CodingError("the file is truncated inside its header")
+            (crc,) = struct.unpack_from("<I", data, pos)
+            return cls(digest=digest, tokens=tokens, chars=chars, crc=crc, version=1), pos + 4
+        if len(data) < 15:
             raise CodingError("the file is truncated inside its header")
-        (crc,) = struct.unpack_from("<I", data, pos)
-        return cls(digest=digest, tokens=tokens, chars=chars, crc=crc, version=version), pos + 4
+        a, d, threads = data[12], data[13], data[14]
+        if a >= len(ATTENTIONS) or d >= len(DTYPES) or threads == 0:
+            raise CodingError(f"the header names an attention implementation, dtype or thread "
+                              f"count this lmcore does not know (bytes {a}, {d}, {threads}): "
+                              "the file is damaged or from a newer lmcore")
+        streams, pos = _read_varint(data, 15)
+        tokens, pos = _read_varint(data, pos)
+        chars, pos = _read_varint(data, pos)
+        if pos + 8 > len(data):
+            raise CodingError("the file is truncated inside its header")
+        return cls(digest=digest, tokens=tokens, chars=chars, version=version,
+                   pins=Pins(ATTENTIONS[a], DTYPES[d], threads), streams=streams,
+                   sha=data[pos:pos + 8]), pos + 8
 
 
 def model_digest(model: LanguageModel, tokenizer: Tokenizer | None) -> bytes:
@@ -120,6 +172,94 @@ def model_digest(model: LanguageModel, tokenizer: Tokenizer | None) -> bytes:
 def read_header(data: bytes) -> Header:
     """The header of an lmcore compressed file (raises CodingError if it is not one)."""
     return Header.parse(bytes(data))[0]
+
+
+def content_sha(text: str) -> bytes:
+    """The header's checksum of the original text: the first 8 bytes of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:8]
+
+
+def _transformers(model: object, seen: set[int] | None = None) -> Iterator[object]:
+    """Every Transformer network a model codes with (through adaptive or mixed models)."""
+    seen = set() if seen is None else seen
+    if model is None or id(model) in seen:
+        return
+    seen.add(id(model))
+    net = getattr(model, "model", None)
+    if net is not None and hasattr(getattr(net, "config", None), "attention"):
+        yield net
+    for attr in ("base", "components"):
+        sub = getattr(model, attr, None)
+        for m in (sub if isinstance(sub, list | tuple) else [sub]):
+            yield from _transformers(m, seen)
+
+
+def model_pins(model: LanguageModel) -> Pins:
+    """The pins a model is coded under: its Transformer's attention and dtype, one thread."""
+    for net in _transformers(model):
+        dtype = str(next(net.parameters()).dtype).removeprefix("torch.")
+        return Pins(attention=net.config.attention, dtype=dtype, threads=1)
+    return Pins()
+
+
+def check_pins(header: Header, model: LanguageModel) -> None:
+    """Refuse, with the reason, to decode under pins other than the encoder's."""
+    if header.version == 1:
+        return
+    have, want = model_pins(model), header.pins
+    if not (have.attention and want.attention):
+        return  # a Transformer on one side only: another model (the digest says so)
+    if (have.attention, have.dtype) != (want.attention, want.dtype):
+        raise CodingError(f"this file was coded under {want.describe()}; this model runs "
+                          f"{have.describe()}: its probabilities would differ. Decode it with "
+                          "the model set up as the header says (the same weights, attention "
+                          "implementation and dtype)")
+
+
+def max_tokens(chars: int) -> int:
+    """The most tokens a text of `chars` characters can have: every token of a char, byte or
+    BPE tokenizer stands for at least one UTF-8 byte, and a character has at most 4."""
+    return 4 * chars
+
+
+def check_counts(header: Header, payload_bytes: int) -> None:
+    """Refuse a header whose counts no real file has (before spending time decoding)."""
+    from lmcore.settings import Settings
+
+    limit = Settings.from_env().max_chars
+    if header.chars > limit:
+        raise CodingError(f"the header claims {header.chars:,} characters, over the limit "
+                          f"LMCORE_MAX_CHARS={limit:,}: the file is damaged (or raise the "
+                          "limit)")
+    if header.tokens > max_tokens(header.chars):
+        raise CodingError(f"the header claims {header.tokens:,} tokens for {header.chars:,} "
+                          "characters (at most 4 a character): the file is damaged")
+    if header.tokens and not payload_bytes:
+        raise CodingError("the file is truncated: the header promises tokens but no data follows")
+    if (header.tokens == 0) != (header.chars == 0):
+        raise CodingError("the header's token and character counts disagree: the file is "
+                          "damaged")
+    if not 1 <= header.streams <= max(1, header.tokens):
+        raise CodingError(f"the header claims {header.streams:,} streams for "
+                          f"{header.tokens:,} tokens: the file is damaged")
+
+
+class InformationBudget:
+    """Stops a decoder that reads far past its payload. A range coder's output is never
+    shorter than the information of what it coded (sum -log2 p, within a few words), so a
+    decoded stream carrying more than twice the payload's bits plus 4 KiB is not the coded
+    text: the header's count was raised, or the payload damaged."""
+
+    def __init__(self, payload_bytes: int):
+        self.limit = 2 * 8 * payload_bytes + 32768
+        self.bits = 0.0
+
+    def spend(self, bits: float) -> None:
+        self.bits += bits
+        if self.bits > self.limit:
+            raise CodingError(f"the file is damaged: decoding it yields more information than "
+                              f"its {self.limit // 16 - 2048:,}-byte payload can hold (its "
+                              "token count or payload was altered)")
 
 
 # ----------------------------------------------------------------------------- model access
@@ -201,11 +341,7 @@ class Encoded:
         return self.payload_bits / self.ideal_bits - 1 if self.ideal_bits else math.nan
 
 
-def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
-           progress: Progress | None = None) -> Encoded:
-    """Compress `text` with `model` and report the sizes (see `compress`)."""
-    tok = _tokenizer(model, tokenizer)
-    t0 = time.perf_counter()
+def _token_ids(tok: Tokenizer, model: LanguageModel, text: str) -> list[int]:
     ids = [int(i) for i in tok.encode(text)]
     if tok.decode(ids) != text:
         raise CodingError(f"the model's {getattr(tok, 'kind', '')} tokenizer cannot reproduce "
@@ -214,11 +350,29 @@ def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
     bad = [i for i in ids if not 0 <= i < model.vocab_size]
     if bad:
         raise CodingError(f"token id {bad[0]} is outside the model's vocabulary")
+    return ids
+
+
+def _pinned_threads(threads: int):
+    """The coding thread's torch thread count, as pinned in the header."""
+    if threads != 1:
+        raise CodingError(f"this file was coded with {threads} torch threads; this lmcore codes "
+                          "(and decodes) with 1 only")
+    return one_torch_thread()
+
+
+def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
+           progress: Progress | None = None) -> Encoded:
+    """Compress `text` with `model` and report the sizes (see `compress`)."""
+    tok = _tokenizer(model, tokenizer)
+    t0 = time.perf_counter()
+    ids = _token_ids(tok, model, text)
+    pins = model_pins(model)
     enc = constriction.stream.queue.RangeEncoder()
     model_bits = ideal_bits = 0.0
     n = len(ids)
     ctx: list[int] = []  # grows exactly as the decoder's does
-    with one_torch_thread():
+    with _pinned_threads(pins.threads):
         for t in range(n):
             p = next_probs(model, ctx)
             x = ids[t]
@@ -230,8 +384,8 @@ def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
             if progress is not None and (t % 256 == 0 or t == n - 1):
                 progress((t + 1) / n, f"encoded {t + 1:,} of {n:,} tokens")
     data_in = text.encode("utf-8")
-    header = Header(digest=model_digest(model, tok), tokens=n, chars=len(text),
-                    crc=zlib.crc32(data_in)).to_bytes()
+    header = Header(digest=model_digest(model, tok), tokens=n, chars=len(text), pins=pins,
+                    streams=1, sha=content_sha(text)).to_bytes()
     payload = enc.get_compressed().astype("<u4").tobytes()
     return Encoded(data=header + payload, header_bytes=len(header), tokens=n, chars=len(text),
                    bytes_in=len(data_in), model_bits=model_bits, ideal_bits=ideal_bits,
@@ -244,12 +398,20 @@ def compress(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None
     return encode(model, text, tokenizer, progress).data
 
 
+def _damaged(exc: Exception) -> CodingError:
+    why = str(exc).strip().rstrip(".") or type(exc).__name__
+    return CodingError(f"the file is damaged: its payload does not decode under this model "
+                       f"({why})")
+
+
 def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = None,
                progress: Progress | None = None) -> str:
-    """The text `compress` coded into `data`; the same model (and tokenizer) is required."""
+    """The text `compress` coded into `data`; the same model (and tokenizer) is required.
+    Every failure, a damaged or altered file included, is a CodingError saying why."""
     tok = _tokenizer(model, tokenizer)
     data = bytes(data)
     header, pos = Header.parse(data)
+    check_pins(header, model)
     digest = model_digest(model, tok)
     if header.digest != digest:
         raise CodingError(f"this file was compressed with another model (digest "
@@ -258,19 +420,39 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
     payload = data[pos:]
     if len(payload) % 4:
         raise CodingError("the file is damaged: its payload is not a whole number of words")
+    check_counts(header, len(payload))
+    if header.streams != 1:
+        raise CodingError(f"this file was coded in {header.streams} parallel streams, which "
+                          "only a Transformer coder writes; this model codes one stream")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    if header.tokens and not len(words):
-        raise CodingError("the file is truncated: the header promises tokens but no data follows")
     dec = constriction.stream.queue.RangeDecoder(words)
+    budget = InformationBudget(len(payload))
     ids: list[int] = []
     n = header.tokens
-    with one_torch_thread():
+    with _pinned_threads(header.pins.threads):
         for t in range(n):
             p = next_probs(model, ids)
-            ids.append(int(dec.decode(_categorical(p))))
+            try:
+                x = int(dec.decode(_categorical(p)))
+            except (AssertionError, ValueError, RuntimeError) as exc:  # constriction's own
+                raise _damaged(exc) from None
+            ids.append(x)
+            budget.spend(-math.log2(max(p[x] / p.sum(), FLOOR)))
             if progress is not None and (t % 256 == 0 or t == n - 1):
                 progress((t + 1) / n, f"decoded {t + 1:,} of {n:,} tokens")
-    text = tok.decode(ids)
-    if len(text) != header.chars or zlib.crc32(text.encode("utf-8")) != header.crc:
+    return _verified(tok, ids, header)
+
+
+def _verified(tok: Tokenizer, ids: list[int], header: Header) -> str:
+    """The decoded text, once its length and checksum match the header's."""
+    try:
+        text = tok.decode(ids)
+    except Exception as exc:  # a damaged payload can decode to ids no text has
+        raise _damaged(exc) from None
+    if header.version == 1:
+        ok = zlib.crc32(text.encode("utf-8")) == header.crc
+    else:
+        ok = content_sha(text) == header.sha
+    if len(text) != header.chars or not ok:
         raise CodingError("the decoded text fails its checksum: the file is damaged")
     return text

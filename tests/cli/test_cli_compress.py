@@ -138,3 +138,24 @@ def test_wrong_model_and_bad_inputs(ngram_dir, transformer_dir, tmp_path, capsys
     empty.mkdir()
     assert main(["compress", "--model", str(empty), str(src), "-o", "w", "--quiet"]) == 2
     assert "neither a Transformer" in capsys.readouterr().err
+
+
+def test_damaged_lmz_is_one_line_exit_2(ngram_dir, tmp_path, capsys):
+    src = _write(tmp_path, TRAIN[:400])
+    lmz = tmp_path / "a.lmz"
+    assert main(["compress", "--model", str(ngram_dir), str(src), "-o", str(lmz),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    data = lmz.read_bytes()
+    forged = bytearray(data)
+    forged[16] = 0xFF  # the streams/token varint: a count no file has
+    for bad in (bytes(data[:30]) + bytes(b ^ 0x5A for b in data[30:]), bytes(forged),
+                b"LMZ\x02" + data[4:20]):
+        lmz.write_bytes(bad)
+        out = tmp_path / "back.txt"
+        assert main(["decompress", "--model", str(ngram_dir), str(lmz), "-o", str(out),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "internal error" not in err, err
+        assert "damaged" in err or "truncated" in err or "checksum" in err, err
+        assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from lmcore.info.coding import (
     FLOOR,
     CodingError,
     Header,
+    Pins,
     compress,
     decompress,
     encode,
@@ -160,10 +162,15 @@ def test_damaged_files_fail_cleanly(toy):
 
 
 def test_header_round_trip():
-    h = Header(digest=b"12345678", tokens=300_000, chars=1, crc=0xDEADBEEF)
+    h = Header(digest=b"12345678", tokens=300_000, chars=1, crc=0xDEADBEEF, version=1)
     data = h.to_bytes()
     assert read_header(data + b"\0\0\0\0") == h
     assert len(data) == 3 + 1 + 8 + 3 + 1 + 4
+    h2 = Header(digest=b"12345678", tokens=300_000, chars=200_000,
+                pins=Pins("tiled", "float32", 1), streams=64, sha=b"abcdefgh")
+    data = h2.to_bytes()
+    assert read_header(data + b"\0\0\0\0") == h2
+    assert len(data) == 3 + 1 + 8 + 3 + 1 + 3 + 3 + 8
 
 
 def test_tokenizer_that_loses_text_is_refused():
@@ -219,3 +226,103 @@ def test_every_ngram_smoothing_round_trips(char_tok, smoothing):
     assert enc.payload_bits <= enc.ideal_bits * 1.001 + 64
     if smoothing == "mle":
         assert math.isinf(enc.model_bits)  # the floor, not the model, pays for the unseen
+
+
+# ----------------------------------------------------------------------------- hostile headers
+
+
+def _with_counts(data: bytes, tokens: int, chars: int) -> bytes:
+    """`data` with its header's token and character counts replaced."""
+    from lmcore.info.coding import Header as H
+
+    h, pos = H.parse(data)
+    forged = H(digest=h.digest, tokens=tokens, chars=chars, pins=h.pins, streams=h.streams,
+               sha=h.sha)
+    return forged.to_bytes() + data[pos:]
+
+
+def test_a_token_count_of_2_to_the_40_is_refused_at_once(ngram):
+    import time
+
+    data = compress(ngram, "the lazy dog " * 10)
+    t0 = time.perf_counter()
+    with pytest.raises(CodingError, match="tokens for 130 characters"):
+        decompress(ngram, _with_counts(data, 2 ** 40, 130))
+    with pytest.raises(CodingError, match="over the limit LMCORE_MAX_CHARS"):
+        decompress(ngram, _with_counts(data, 2 ** 40, 2 ** 40))
+    assert time.perf_counter() - t0 < 1
+
+
+def test_counts_within_the_limits_stop_where_the_payload_ends(ngram, monkeypatch):
+    """A count raised by hand but plausible (4 tokens a char, under LMCORE_MAX_CHARS) stops
+    once the decoded tokens carry more information than the payload can hold."""
+    import time
+
+    monkeypatch.setenv("LMCORE_MAX_CHARS", str(10 ** 7))
+    data = compress(ngram, "the lazy dog " * 10)
+    t0 = time.perf_counter()
+    with pytest.raises(CodingError, match="more information than its"):
+        decompress(ngram, _with_counts(data, 4 * 10 ** 6, 10 ** 6))
+    assert time.perf_counter() - t0 < 20
+
+
+def test_flipped_payload_bytes_are_a_coding_error(toy, ngram, transformer):
+    for model in (toy, ngram, transformer):
+        enc = encode(model, TRAIN[:150])
+        data, refused = enc.data, 0
+        spots = range(enc.header_bytes, len(data), max(1, (len(data) - enc.header_bytes) // 8))
+        for i in spots:
+            bad = bytearray(data)
+            bad[i] ^= 0xFF
+            try:  # the last word's low bytes may not matter: then the text comes back
+                assert decompress(model, bytes(bad)) == TRAIN[:150]
+            except CodingError as exc:
+                assert re.search("damaged|checksum", str(exc))
+                refused += 1
+        assert refused >= len(spots) - 1
+
+
+def test_header_names_another_attention_implementation(transformer):
+    data = compress(transformer, "the lazy dog")
+    h = read_header(data)
+    assert h.pins == Pins("sdpa", "float32", 1)
+    bad = bytearray(data)
+    bad[12] = 2  # 'naive'
+    with pytest.raises(CodingError, match="coded under attention 'naive'.*this model runs "
+                                          "attention 'sdpa'"):
+        decompress(transformer, bytes(bad))
+    bad[12] = 99
+    with pytest.raises(CodingError, match="does not know"):
+        decompress(transformer, bytes(bad))
+    bad = bytearray(data)
+    bad[14] = 4  # coded with 4 threads: this lmcore pins 1 and says so
+    with pytest.raises(CodingError, match="4 torch threads"):
+        decompress(transformer, bytes(bad))
+
+
+def test_encode_with_one_thread_decode_with_two(transformer):
+    import torch
+
+    before = torch.get_num_threads()
+    text = TRAIN[:120]
+    try:
+        torch.set_num_threads(1)
+        data = compress(transformer, text)
+        torch.set_num_threads(2)
+        assert decompress(transformer, data) == text
+        assert torch.get_num_threads() == 2  # the coder's pin is undone afterwards
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_version_1_files_still_decode(toy):
+    import zlib
+
+    from lmcore.info.coding import Header as H
+
+    text = "old file, still readable"
+    data = compress(toy, text)
+    h, pos = H.parse(data)
+    v1 = H(digest=h.digest, tokens=h.tokens, chars=h.chars,
+           crc=zlib.crc32(text.encode()), version=1).to_bytes() + data[pos:]
+    assert decompress(toy, v1) == text
