@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from lmcore.models.generate import CacheTiming
 from lmcore.models.masks import build_mask
 from lmcore.train.fair_metrics import Metric, table_rows
 
@@ -77,4 +78,40 @@ def effective_rank_chart(ranks: dict[str, np.ndarray], T: int) -> go.Figure:
     fig.update_layout(barmode="group", height=360, margin=MARGIN,
                       title="Effective rank of attention matrices (mean over heads and texts)",
                       yaxis_title="exp(entropy of singular values)")
+    return fig
+
+
+def kv_cache_figure(timing: CacheTiming) -> go.Figure:
+    """Per-token time with and without the KV cache against the length of the text read, and
+    the speed-up for the first n tokens (it grows with n while the text fits the context)."""
+    P = timing.prompt_tokens
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        "time per generated token", "speed-up for the first n tokens"))
+    for label, colour in (("no cache", "#dc2626"), ("cache", "#2563eb")):
+        secs = timing.seconds.get(label, [])
+        fig.add_trace(go.Scatter(
+            x=[P + i for i in range(len(secs))], y=[1000 * s for s in secs], mode="lines",
+            name="with the KV cache" if label == "cache" else "without a cache",
+            line=dict(color=colour),
+            hovertemplate="reading %{x} tokens: %{y:.2f} ms<extra>" + label + "</extra>"),
+            row=1, col=1)
+    n = len(timing.seconds.get("cache", []))
+    ns = list(range(1, n + 1))
+    fig.add_trace(go.Scatter(x=ns, y=[timing.speedup(k) for k in ns], mode="lines",
+                             name="speed-up", line=dict(color="#16a34a"), showlegend=False,
+                             hovertemplate="first %{x} tokens: %{y:.2f}×<extra></extra>"),
+                  row=1, col=2)
+    fig.add_hline(y=1, line_dash="dot", line_color="gray", row=1, col=2)
+    inside = timing.within_context()
+    if inside < n:  # past the context both paths re-encode the last window
+        fig.add_vline(x=P - 1 + inside, line_dash="dash", line_color="gray", row=1, col=1,
+                      annotation_text=f"context {timing.context}")
+        fig.add_vline(x=inside, line_dash="dash", line_color="gray", row=1, col=2)
+    fig.update_xaxes(title_text="tokens read at this step (prompt + generated)", row=1, col=1)
+    fig.update_xaxes(title_text="tokens generated n", row=1, col=2)
+    fig.update_yaxes(title_text="ms per token (median of the runs)", rangemode="tozero",
+                     row=1, col=1)
+    fig.update_yaxes(title_text="time without ÷ time with the cache", rangemode="tozero",
+                     row=1, col=2)
+    fig.update_layout(height=360, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
     return fig

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from lmcore.app.jobs import JobContext
 from lmcore.data.corpus import Corpus
 from lmcore.data.tokenizers import Tokenizer
-from lmcore.models.generate import generate_tokens
+from lmcore.models.generate import CacheTiming, time_kv_cache
 from lmcore.models.transformer import Transformer
 from lmcore.runs.store import RunStore
 from lmcore.train.data import TokenData
@@ -99,7 +98,7 @@ def objective_job(name: str, model: Transformer, data: TokenData, train_config: 
 
 @dataclass
 class GenerationDemo:
-    """The same sampled continuation with and without the KV cache, and what each took."""
+    """The same sampled continuation with and without the KV cache, timed step by step."""
 
     prompt: str
     n: int
@@ -107,10 +106,15 @@ class GenerationDemo:
     text: str  # the new text only
     tokens: list[str]
     probs: list[float]
-    seconds: dict[str, float]  # 'cache' and 'no cache'
+    timing: CacheTiming  # per-step medians of both paths; speed-up for every length
     cached_steps: int
     identical: bool
     context: int
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Total seconds of each path ('cache', 'no cache') for all `n` tokens."""
+        return {label: self.timing.total(label) for label in self.timing.seconds}
 
 
 class GenerationStopped(Exception):
@@ -118,8 +122,9 @@ class GenerationStopped(Exception):
 
 
 def generation_job(model: Transformer, tokenizer: Tokenizer, prompt: str, n: int, *,
-                   temperature: float = 0.8, seed: int = 0):
-    """A job function: generate `n` tokens twice (KV cache on, then off) and time both.
+                   temperature: float = 0.8, seed: int = 0, repeats: int = 3):
+    """A job function: generate `n` tokens with the KV cache and without (`repeats` times
+    each, per-step medians: `time_kv_cache`).
 
     Generation runs on a private copy of the model, whose forward hook counts steps for the
     progress bar and stops the loop (by raising) once the job's stop event is set.
@@ -131,32 +136,31 @@ def generation_job(model: Transformer, tokenizer: Tokenizer, prompt: str, n: int
     def fn(ctx: JobContext) -> GenerationDemo:
         m = copy.deepcopy(model)
         calls = {"done": 0, "phase": "with the KV cache"}
+        total = 2 * max(1, repeats) * n
 
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
             if ctx.stop.is_set():
                 raise GenerationStopped("generation stopped")
             calls["done"] += 1
-            ctx.progress(calls["done"] / (2 * n),
+            ctx.progress(calls["done"] / total,
                          f"generating {calls['phase']}: {calls['done'] % n or n}/{n} tokens")
 
+        def on_run(label: str, r: int) -> None:
+            calls["phase"] = (f"{'with the KV cache' if label == 'cache' else 'without a cache'}"
+                              f" (run {r + 1} of {max(1, repeats)})")
+
         handle = m.register_forward_hook(hook)
-        outs, seconds = {}, {}
         try:
-            for use, label in ((True, "cache"), (False, "no cache")):
-                calls["phase"] = "with the KV cache" if use else "without a cache"
-                t0 = time.perf_counter()
-                outs[use] = generate_tokens(m, ids, n, temperature=temperature, seed=seed,
-                                            use_cache=use)
-                seconds[label] = time.perf_counter() - t0
+            timing = time_kv_cache(m, ids, n, temperature=temperature, seed=seed,
+                                   repeats=repeats, on_run=on_run)
         finally:
             handle.remove()
-        out = outs[True]
+        out = timing.generation
         new = out.new[0].tolist()
         return GenerationDemo(prompt=prompt, n=n, temperature=temperature,
                               text=tokenizer.decode(new), tokens=tokenizer.token_strings(new),
-                              probs=out.probs[0].tolist(), seconds=seconds,
-                              cached_steps=out.cached_steps,
-                              identical=torch.equal(out.ids, outs[False].ids),
+                              probs=out.probs[0].tolist(), timing=timing,
+                              cached_steps=out.cached_steps, identical=timing.identical,
                               context=m.config.context)
 
     return fn

@@ -9,7 +9,9 @@ exactly what generation without a cache does, so both paths give the same tokens
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
@@ -68,8 +70,12 @@ def _check(model: Transformer, idx: torch.Tensor, n: int, top_k, top_p) -> torch
 @torch.no_grad()
 def generate_tokens(model: Transformer, idx: torch.Tensor, n: int, *, temperature: float = 1.0,
                     top_k: int | None = None, top_p: float | None = None, seed: int = 0,
-                    use_cache: bool = True, keep_logits: bool = False) -> Generation:
-    """Append `n` sampled tokens to each row of `idx` (B, T); temperature 0 is greedy."""
+                    use_cache: bool = True, keep_logits: bool = False,
+                    step_seconds: list[float] | None = None) -> Generation:
+    """Append `n` sampled tokens to each row of `idx` (B, T); temperature 0 is greedy.
+
+    `step_seconds`: when given, each step's wall time (model call and sampling) is appended.
+    """
     idx = _check(model, idx, n, top_k, top_p)
     C = model.config.context
     gen = torch.Generator(device=idx.device).manual_seed(seed)
@@ -79,6 +85,7 @@ def generate_tokens(model: Transformer, idx: torch.Tensor, n: int, *, temperatur
     probs, all_logits, cached_steps = [], [], 0
     try:
         for step in range(n):
+            t0 = time.perf_counter()
             if cache is not None and idx.shape[1] <= C:
                 if step == 0:
                     logits = model(idx, mask="causal", cache=cache)[:, -1]  # prefill
@@ -96,6 +103,8 @@ def generate_tokens(model: Transformer, idx: torch.Tensor, n: int, *, temperatur
                 nxt = torch.multinomial(torch.softmax(z, -1), 1, generator=gen)  # (B, 1)
             probs.append(torch.softmax(logits.float(), -1).gather(-1, nxt))
             idx = torch.cat([idx, nxt], dim=1)
+            if step_seconds is not None:
+                step_seconds.append(time.perf_counter() - t0)
     finally:
         model.train(was)
     B = idx.shape[0]
@@ -127,3 +136,64 @@ def generate_text(model: Transformer, tokenizer: TextTokenizer, prompt: str, n: 
     shown = tokenizer.token_strings(new) if hasattr(tokenizer, "token_strings") else [
         tokenizer.decode([i]) for i in new]
     return tokenizer.decode(new), list(zip(shown, out.probs[0].tolist(), strict=True))
+
+
+@dataclass
+class CacheTiming:
+    """The same sampled tokens with and without the KV cache, timed step by step.
+
+    `seconds[label][i]` is the median over repeats of step i's wall time ('cache' or
+    'no cache'); step i reads a prefix of `prompt_tokens + i` tokens.
+    """
+
+    generation: Generation  # the cached run's tokens and probabilities
+    prompt_tokens: int
+    context: int
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    identical: bool = True  # both paths sampled the same tokens (they must)
+
+    def total(self, label: str, steps: int | None = None) -> float:
+        """Seconds for the first `steps` tokens (all by default)."""
+        return sum(self.seconds[label][:steps])
+
+    def speedup(self, steps: int | None = None) -> float:
+        """Time without the cache over time with it, for the first `steps` tokens."""
+        return self.total("no cache", steps) / max(self.total("cache", steps), 1e-12)
+
+    def within_context(self) -> int:
+        """How many of the steps ran with a valid cache (the text still within the context)."""
+        return max(0, min(len(self.seconds.get("cache", [])),
+                          self.context - self.prompt_tokens + 1))
+
+
+def time_kv_cache(model: Transformer, idx: torch.Tensor, n: int, *, temperature: float = 1.0,
+                  seed: int = 0, repeats: int = 3,
+                  on_run: Callable[[str, int], None] | None = None) -> CacheTiming:
+    """Generate `n` tokens with the KV cache and without, `repeats` times each (alternating,
+    so a busy machine slows both alike), and keep the median time of every step.
+
+    Why per step: without a cache step i re-encodes all tokens so far (work grows with i),
+    with it step i runs one query row (work nearly flat), so the speed-up grows with length,
+    up to the context, past which both re-encode the last window. `on_run(label, repeat)` is
+    called before each run (progress).
+    """
+    runs: dict[str, list[list[float]]] = {"cache": [], "no cache": []}
+    outs: dict[str, Generation] = {}
+    for r in range(max(1, repeats)):
+        for use, label in ((True, "cache"), (False, "no cache")):
+            if on_run is not None:
+                on_run(label, r)
+            times: list[float] = []
+            outs[label] = generate_tokens(model, idx, n, temperature=temperature, seed=seed,
+                                          use_cache=use, step_seconds=times)
+            runs[label].append(times)
+    median = {label: [sorted(col)[len(col) // 2] for col in zip(*rows, strict=True)]
+              for label, rows in runs.items()}
+    return CacheTiming(generation=outs["cache"], prompt_tokens=int(idx.shape[1]),
+                       context=model.config.context, seconds=median,
+                       identical=torch.equal(outs["cache"].ids, outs["no cache"].ids))
+
+
+def tokens_within_context(context: int, prompt_tokens: int) -> int:
+    """The most tokens one can generate while the text still fits the context (at least 1)."""
+    return max(1, context - prompt_tokens + 1)

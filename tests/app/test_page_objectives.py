@@ -96,6 +96,8 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     runs = RunStore().list()  # the fair rows are kept with each recorded run
     assert len(runs) == 3 and all(r.final["fair_metrics"] for r in runs)
 
+    # the default length fills the trained context (16 tokens after BOS: all cached steps)
+    assert at.number_input(key="obj.n").value == 16
     at.number_input(key="obj.n").set_value(20).run()
     at.text_input(key="obj.prompt").set_value("the ").run()
     at.button(key="obj.generate").click().run()
@@ -103,7 +105,14 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     _wait_for_jobs()  # generation runs as a background job
     at.run()
     assert_no_exception(at)
-    assert any("identical tokens: yes" in c.value for c in at.caption)
+    said = " ".join(m.value for m in at.markdown)
+    assert "Identical tokens: yes" in said
+    # 'the ' is 4 char tokens after BOS: 5 read, so 16 - 5 + 1 = 12 steps fit the context
+    assert "the last 8 ran past the context of 16 tokens" in said
+    kv = _figure(at, "obj.kvfig")
+    per_token = [t for t in kv["data"] if t["name"].startswith("with")]
+    assert len(per_token) == 2 and all(len(t["y"]) == 20 for t in per_token)
+    assert per_token[0]["x"][0] == 5  # the first step reads BOS + the prompt
     assert any(c.value.startswith("the ") for c in at.code)
     # the prompt shown is the one stored with the result, not the widget's new value
     at.text_input(key="obj.prompt").set_value("zzz").run()

@@ -73,3 +73,20 @@ def test_bad_requests():
         generate(tiny(), torch.zeros(1, 0, dtype=torch.long), 3)
     with pytest.raises(ValueError, match="top_p"):
         generate(tiny(), torch.tensor([[2]]), 3, top_p=1.5)
+
+
+def test_kv_cache_timing_counts_every_step_and_the_context():
+    from lmcore.models.generate import time_kv_cache, tokens_within_context
+
+    m = tiny()  # context 12
+    prompt = torch.tensor([[2, 3, 4]])
+    t = time_kv_cache(m, prompt, 14, temperature=0.8, seed=3, repeats=2)
+    assert t.identical and torch.equal(t.generation.ids, generate(m, prompt, 14, seed=3,
+                                                                   temperature=0.8))
+    assert {k: len(v) for k, v in t.seconds.items()} == {"cache": 14, "no cache": 14}
+    assert all(s > 0 for v in t.seconds.values() for s in v)
+    # steps 0..9 read 3..12 tokens (within the context); the last 4 re-encode a window
+    assert t.within_context() == tokens_within_context(12, 3) == 10
+    assert t.generation.cached_steps == 9  # step 0 is the prefill
+    assert t.speedup(5) == pytest.approx(sum(t.seconds["no cache"][:5])
+                                         / sum(t.seconds["cache"][:5]))
