@@ -1,0 +1,165 @@
+"""Induction heads (Olsson et al. 2022): the phase change, the head, and its score.
+
+A small Transformer learns plain next-token prediction on random token sequences in which a
+random-length segment is repeated once. Tokens of the first copy are unpredictable (loss stays
+near ln V); tokens of the repeat are predictable only by finding the previous occurrence of the
+current token and copying the token after it, which is what an induction head does. The loss
+on the repeat falls sharply at one point in training (the phase change) while the loss on the
+first copy does not move. Because the segment length varies, a head that attends a fixed
+distance back cannot solve it.
+
+Induction score of a head: its attention mass, averaged over the repeats' positions t of
+held-out sequences, on the keys t + 1 - jL (the tokens that followed earlier occurrences of
+token t); 1 means the head looks only there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from lmcore.scaling.drill import DrillConfig, build, drill
+from lmcore.scaling.tasks import Repeats, repeated_segments
+
+
+@dataclass
+class InductionConfig:
+    n_layer: int = 2
+    n_embd: int = 32
+    n_head: int = 4
+    vocab: int = 24  # random symbols
+    T: int = 32  # tokens per sequence
+    min_len: int = 4
+    max_len: int = 14
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 3e-3
+    eval_every: int = 10
+    train_sequences: int = 20_000
+    test_sequences: int = 256
+    seed: int = 0
+
+
+@dataclass
+class InductionResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per evaluation
+    heads: list[str] = field(default_factory=list)  # 'L1H0', ...
+    best_head: str = ""
+    attention: list[list[float]] = field(default_factory=list)  # (T, T) of the best head
+    tokens: list[int] = field(default_factory=list)  # the sequence shown in `attention`
+    seg_len: int = 0
+    status: str = "done"
+    seconds: float = 0.0
+    run_id: str = ""
+
+    def final_scores(self) -> dict[str, float]:
+        return dict(self.rows[-1]["scores"]) if self.rows else {}
+
+
+def _lm_loss(model, x, y):
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, test: Repeats) -> dict[str, Any]:
+    """Loss on the repeat and on the first copy (nats/token), and every head's score."""
+    was = model.training
+    model.eval()
+    try:
+        x, y = test.ids[:, :-1], test.ids[:, 1:]
+        logits, weights = model(x, return_attention=True)  # (N, T, V), per layer (N, H, T, T)
+        nll = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (N, T)
+        rep, first = test.repeat_mask(), test.first_mask()
+        scores = induction_scores(weights, test.seg_len)
+    finally:
+        model.train(was)
+    return {"repeat_loss": float(nll[rep].mean()), "first_loss": float(nll[first].mean()),
+            "scores": scores}
+
+
+def induction_targets(seg_len: torch.Tensor, T: int) -> torch.Tensor:
+    """(N, T, T) True at (query t, key k) when k holds the token that followed an earlier
+    occurrence of token t: t >= L, 1 <= k <= t and k = t + 1 - jL for some j >= 1."""
+    t = torch.arange(T)[None, :, None]
+    k = torch.arange(T)[None, None, :]
+    L = seg_len[:, None, None]
+    return (t >= L) & (k >= 1) & (k <= t) & ((t + 1 - k) % L == 0)
+
+
+def induction_scores(weights: list[torch.Tensor], seg_len: torch.Tensor) -> dict[str, float]:
+    """Per head: attention mass on the tokens after earlier occurrences of the current token,
+    averaged over the queries inside the repeats (t >= L).
+
+    `weights`: per layer (N, H, T, T) attention of inputs ids[:-1]; `seg_len`: (N,).
+    """
+    T = weights[0].shape[-1]
+    target = induction_targets(seg_len, T).to(weights[0].dtype)  # (N, T, T)
+    queries = float((torch.arange(T)[None, :] >= seg_len[:, None]).sum())
+    out = {}
+    for layer, w in enumerate(weights):
+        mass = (w * target[:, None]).sum(dim=(0, 2, 3))  # (H,)
+        for h in range(w.shape[1]):
+            out[f"L{layer}H{h}"] = float(mass[h]) / max(queries, 1.0)
+    return out
+
+
+def induction(cfg: InductionConfig | None = None, *,
+              on_progress: Callable[[float, str], None] | None = None,
+              on_row: Callable[[dict[str, Any]], None] | None = None,
+              stop: threading.Event | None = None, session: str | None = None,
+              store=None) -> InductionResult:
+    """Train on repeated segments; follow the repeat's loss and each head's score."""
+    cfg = cfg or InductionConfig()
+    train = repeated_segments(cfg.train_sequences, cfg.T, cfg.vocab, cfg.min_len, cfg.max_len,
+                              "train", cfg.seed)
+    test = repeated_segments(cfg.test_sequences, cfg.T, cfg.vocab, cfg.min_len, cfg.max_len,
+                             "test", cfg.seed)
+    dc = DrillConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
+                     context=cfg.T - 1, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                     seed=cfg.seed, eval_every=cfg.eval_every)
+    model = build(dc, vocab_size=cfg.vocab)
+    result = InductionResult()
+    say = on_progress or (lambda f, m: None)
+
+    def sample(gen):
+        idx = torch.randint(0, len(train.ids), (cfg.batch_size,), generator=gen)
+        seqs = train.ids[idx]
+        return seqs[:, :-1], seqs[:, 1:]
+
+    def on_eval(row):
+        result.rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    def on_step(step, loss):
+        if step % 10 == 0:
+            say(step / cfg.steps, f"step {step}/{cfg.steps} · loss {loss:.3f}")
+
+    t0 = time.perf_counter()
+    run = drill(model, sample, dc, evaluate=lambda m, step: evaluate(m, test),
+                name="induction heads", task="repeated segments",
+                extra_config={"induction": cfg.__dict__}, on_step=on_step, on_eval=on_eval,
+                stop=stop, store=store, session=session, loss_fn=_lm_loss)
+    result.status, result.run_id = run.status, run.run_id
+    result.seconds = time.perf_counter() - t0
+    scores = result.final_scores()
+    result.heads = list(scores)
+    if scores:
+        result.best_head = max(scores, key=scores.get)
+        layer, head = (int(v) for v in result.best_head[1:].split("H"))
+        i = int(torch.argmin((test.seg_len - (cfg.min_len + cfg.max_len) // 2).abs()))  # a middle L
+        x = test.ids[i:i + 1, :-1]
+        model.eval()
+        with torch.no_grad():
+            _, w = model(x, return_attention=True)
+        result.attention = w[layer][0, head].tolist()
+        result.tokens = x[0].tolist()
+        result.seg_len = int(test.seg_len[i])
+    return result

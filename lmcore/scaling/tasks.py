@@ -1,0 +1,249 @@
+"""Synthetic tasks with exact answers, generated in code, with a held-out set that never leaks.
+
+Every problem is a `Problem(prompt, answer, length)` of short strings over `VOCAB`. Train and
+test are disjoint by construction: a problem's *key* (its operands, its segment, its mapping)
+is hashed (crc32), and keys whose hash falls in the held-out fifth are only ever drawn for
+the test set; training draws reject them. The generators are seeded (`random.Random(seed)`).
+
+- `addition`: k-digit addition `a+b=` (operands zero-padded to k digits), answer written least
+  significant digit first (k+1 digits). Each answer digit depends on two operand digits and a
+  carry: per-digit accuracy can rise smoothly while exact match (all k+1 right) is sharp.
+- `long_addition`: n-digit addition in the natural order, answer only (`357+468=825.`) or with
+  a scratchpad first (`357+468=512180>825.`: each step writes the digit and the carry, least
+  significant first, then the answer). Lengths vary; the longest are rare in training.
+- `repeated_segments`: a random segment of random length, repeated until the sequence is full
+  (the Olsson et al. 2022 induction-head setting); the repeats' tokens are predictable only by
+  looking back for the previous occurrence of the current token.
+- `mapping`: few-shot prompts `a3,c7,b1|c=` over a fresh random key->value mapping per prompt;
+  the query's answer is in the prompt only when its key was shown.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+PAD = "_"  # id 0: padding, never a target
+VOCAB = PAD + "0123456789+=>|.,?abcdefghijklmnopqrstuvwxyz"
+STOI = {c: i for i, c in enumerate(VOCAB)}
+HELD_OUT = 5  # one key in five (by crc32) is reserved for the test set
+KEYS = "abcdefgh"  # few-shot keys
+VALUES = "0123456789"  # few-shot values
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A prompt, its exact answer (what the model must produce) and the problem's size."""
+
+    prompt: str
+    answer: str
+    length: int  # digits per operand / shots / segment length
+
+
+def encode(text: str) -> list[int]:
+    """Ids of `text` over VOCAB; a character outside it is a ValueError naming it."""
+    try:
+        return [STOI[c] for c in text]
+    except KeyError as exc:
+        raise ValueError(f"character {exc.args[0]!r} is not in the task vocabulary") from None
+
+
+def decode(ids: Sequence[int]) -> str:
+    return "".join(VOCAB[int(i)] for i in ids)
+
+
+def is_held_out(key: str) -> bool:
+    """True when `key` belongs to the test set (crc32 of the key, one in HELD_OUT)."""
+    return zlib.crc32(key.encode()) % HELD_OUT == 0
+
+
+def _draw(rng: random.Random, make, split: str, n: int, max_tries: int = 200) -> list:
+    """`n` items from `make(rng) -> (key, item)` whose key lies in `split`."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    want_test = split == "test"
+    out = []
+    tries = 0
+    while len(out) < n:
+        key, item = make(rng)
+        tries += 1
+        if is_held_out(key) == want_test:
+            out.append(item)
+            tries = 0
+        elif tries > max_tries:
+            raise ValueError("could not draw enough problems for this split: the problem "
+                             "space is too small")
+    return out
+
+
+def _digits(rng: random.Random, n: int, pad: bool) -> int:
+    lo = 0 if pad or n == 1 else 10 ** (n - 1)
+    return rng.randrange(lo, 10 ** n)
+
+
+# --- addition (emergence) -------------------------------------------------------------------
+
+def addition_problem(a: int, b: int, k: int) -> Problem:
+    """`a+b=` with k-digit zero-padded operands; answer = a+b, k+1 digits, reversed."""
+    s = str(a + b).zfill(k + 1)
+    return Problem(f"{a:0{k}d}+{b:0{k}d}=", s[::-1], k)
+
+
+def addition(k: int, n: int, split: str = "train", seed: int = 0) -> list[Problem]:
+    """`n` k-digit addition problems from `split` (operand pairs of train and test disjoint)."""
+    if not 1 <= k <= 12:
+        raise ValueError(f"digits must be between 1 and 12, got {k}")
+
+    def make(rng):
+        a, b = _digits(rng, k, True), _digits(rng, k, True)
+        return f"{a}+{b}", addition_problem(a, b, k)
+
+    return _draw(random.Random(f"add{k}-{split}-{seed}"), make, split, n)
+
+
+# --- long addition with or without a scratchpad (chain of thought) --------------------------
+
+def scratchpad(a: int, b: int, n: int) -> str:
+    """Per digit, least significant first: the sum digit and the carry out ('512180')."""
+    da, db = str(a).zfill(n)[::-1], str(b).zfill(n)[::-1]
+    carry, out = 0, []
+    for x, y in zip(da, db, strict=True):
+        t = int(x) + int(y) + carry
+        carry = t // 10
+        out.append(f"{t % 10}{carry}")
+    return "".join(out)
+
+
+def long_addition_problem(a: int, b: int, n: int, with_scratchpad: bool) -> Problem:
+    answer = str(a + b)
+    if with_scratchpad:
+        return Problem(f"{a}+{b}=", f"{scratchpad(a, b, n)}>{answer}.", n)
+    return Problem(f"{a}+{b}=", f"{answer}.", n)
+
+
+def final_answer(text: str) -> str:
+    """The answer inside a generated completion: after the last '>' and before '.'."""
+    text = text.split(".", 1)[0]
+    return text.rsplit(">", 1)[-1]
+
+
+def long_addition(lengths: Sequence[int], weights: Sequence[float] | None, n: int,
+                  with_scratchpad: bool, split: str = "train", seed: int = 0) -> list[Problem]:
+    """`n` problems, each with both operands of n digits, n drawn from `lengths` by `weights`.
+
+    The same seed gives the same operands with and without the scratchpad.
+    """
+    if not lengths or min(lengths) < 1 or max(lengths) > 12:
+        raise ValueError("problem lengths must lie between 1 and 12 digits")
+
+    def make(rng):
+        d = rng.choices(list(lengths), weights=weights)[0]
+        a, b = _digits(rng, d, False), _digits(rng, d, False)
+        return f"{a}+{b}", long_addition_problem(a, b, d, with_scratchpad)
+
+    return _draw(random.Random(f"long-{split}-{seed}"), make, split, n)
+
+
+# --- repeated segments (induction heads) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Repeats:
+    """(N, T) token ids: a segment of L random tokens repeated until T, and each L."""
+
+    ids: torch.Tensor  # (N, T) in 0..vocab-1
+    seg_len: torch.Tensor  # (N,) the segment length L: ids[t] == ids[t - L] for t >= L
+
+    def repeat_mask(self) -> torch.Tensor:
+        """(N, T-1) True at targets t > L (the repeats, from the 2nd token of the 1st repeat on).
+
+        Target t is predicted from ids[:t]; ids[L] is not predictable (nothing says the segment
+        ended), ids[t] for t > L is: the token before it occurred L earlier, followed by it.
+        """
+        t = torch.arange(1, self.ids.shape[1])[None, :]  # target positions
+        return t > self.seg_len[:, None]
+
+    def first_mask(self) -> torch.Tensor:
+        """(N, T-1) True at targets in the first copy (1..L-1): unpredictable random tokens."""
+        t = torch.arange(1, self.ids.shape[1])[None, :]
+        return t < self.seg_len[:, None]
+
+
+def repeated_segments(n: int, T: int, vocab: int, min_len: int, max_len: int,
+                      split: str = "train", seed: int = 0) -> Repeats:
+    """`n` sequences of T tokens: a segment of L in [min_len, max_len] distinct random tokens,
+    repeated until T tokens. Segments of train and test are disjoint (hash of the segment)."""
+    if not 2 <= min_len <= max_len or 2 * max_len > T:
+        raise ValueError(f"segment lengths {min_len}..{max_len} must be at least 2 and fit "
+                         f"twice in {T} tokens")
+    if vocab < max_len:
+        raise ValueError(f"a segment of {max_len} distinct tokens needs a vocabulary of at "
+                         f"least {max_len}, got {vocab}")
+
+    def make(rng):
+        L = rng.randint(min_len, max_len)
+        seg = rng.sample(range(vocab), L)  # distinct: each token's previous occurrence is unique
+        return ",".join(map(str, seg)), ((seg * (T // L + 1))[:T], L)
+
+    items = _draw(random.Random(f"rep-{split}-{seed}"), make, split, n)
+    return Repeats(torch.tensor([s for s, _ in items], dtype=torch.long),
+                   torch.tensor([L for _, L in items], dtype=torch.long))
+
+
+# --- few-shot mapping (in-context learning) -------------------------------------------------
+
+def mapping_problem(mapping: dict[str, str], shown: Sequence[str], query: str) -> Problem:
+    """`a3,c7,|c=` -> answer mapping[query]; `shown` are the keys given as examples."""
+    shots = "".join(f"{k}{mapping[k]}," for k in shown)
+    return Problem(f"{shots}|{query}=", mapping[query], len(shown))
+
+
+def mapping(n: int, shots: Sequence[int], split: str = "train",
+            seed: int = 0) -> list[Problem]:
+    """`n` prompts, each over a fresh random mapping KEYS -> VALUES with k examples (k drawn
+    from `shots`, distinct keys) and a query key drawn from all keys. Mappings of train and
+    test are disjoint (hash of the whole mapping)."""
+    if not shots or min(shots) < 0 or max(shots) > len(KEYS):
+        raise ValueError(f"shots must lie between 0 and {len(KEYS)}")
+
+    def make(rng):
+        m = {k: rng.choice(VALUES) for k in KEYS}
+        k = rng.choice(list(shots))
+        shown = rng.sample(KEYS, k)
+        query = rng.choice(KEYS)
+        return "".join(m.values()), mapping_problem(m, shown, query)
+
+    return _draw(random.Random(f"map-{split}-{seed}"), make, split, n)
+
+
+def ideal_mapping_accuracy(k: int) -> float:
+    """Accuracy of a perfect in-context learner with k shots: the key was shown (k/K) or a
+    guess among the values."""
+    p = k / len(KEYS)
+    return p + (1 - p) / len(VALUES)
+
+
+# --- batches --------------------------------------------------------------------------------
+
+def pack(problems: Sequence[Problem], T: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T) input ids and (N, T) targets: next token of prompt+answer, -100 outside the answer.
+
+    Inputs are prompt + answer without its last character, right-padded with PAD; the loss
+    is on predicting the answer's characters only.
+    """
+    seqs = [encode(p.prompt + p.answer) for p in problems]
+    width = max(len(s) for s in seqs) - 1
+    T = width if T is None else T
+    if width > T:
+        raise ValueError(f"a problem needs {width + 1} tokens but the context is {T}")
+    x = torch.zeros(len(seqs), T, dtype=torch.long)
+    y = torch.full((len(seqs), T), -100, dtype=torch.long)
+    for i, (p, s) in enumerate(zip(problems, seqs, strict=True)):
+        s = torch.tensor(s)
+        x[i, :len(s) - 1] = s[:-1]
+        start = len(p.prompt) - 1  # input position whose next token is the answer's first
+        y[i, start:len(s) - 1] = s[len(p.prompt):]
+    return x, y

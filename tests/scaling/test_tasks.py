@@ -1,0 +1,111 @@
+"""Generators give right answers, train and test never share a problem, seeds reproduce."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmcore.scaling.tasks import (
+    KEYS,
+    decode,
+    encode,
+    final_answer,
+    ideal_mapping_accuracy,
+    is_held_out,
+    long_addition,
+    mapping,
+    pack,
+    repeated_segments,
+    scratchpad,
+)
+from lmcore.scaling.tasks import addition as addition_problems
+
+
+def test_addition_answers_are_right_and_reversed():
+    for p in addition_problems(4, 300, "train", seed=1):
+        a, b = p.prompt.rstrip("=").split("+")
+        assert len(a) == len(b) == 4 and len(p.answer) == 5
+        assert int(p.answer[::-1]) == int(a) + int(b)
+
+
+def test_addition_train_and_test_are_disjoint_and_seeded():
+    train = addition_problems(2, 2000, "train")
+    test = addition_problems(2, 300, "test")
+    assert not {p.prompt for p in train} & {p.prompt for p in test}
+    keys = [f"{int(a)}+{int(b)}" for a, b in (p.prompt.rstrip("=").split("+") for p in test)]
+    assert all(is_held_out(k) for k in keys)
+    assert addition_problems(2, 50, "test", seed=4) == addition_problems(2, 50, "test", seed=4)
+    assert addition_problems(2, 50, "test", seed=4) != addition_problems(2, 50, "test", seed=5)
+
+
+def test_scratchpad_and_final_answer():
+    assert scratchpad(357, 468, 3) == "512180"  # 7+8=15, 5+6+1=12, 3+4+1=8
+    for pad in (False, True):
+        for p in long_addition([1, 2, 3, 4], None, 300, pad, "test"):
+            a, b = map(int, p.prompt.rstrip("=").split("+"))
+            assert final_answer(p.answer) == str(a + b)
+            assert len(str(a)) == len(str(b)) == p.length
+            if pad:
+                digits = p.answer.split(">")[0][::2]  # sum digits, least significant first
+                assert digits[::-1].lstrip("0") == str(a + b)[-p.length:].lstrip("0")
+    assert final_answer("512180>825.") == "825" and final_answer("825.") == "825"
+
+
+def test_long_addition_same_operands_with_and_without_scratchpad():
+    plain = long_addition([1, 2, 3], [1, 1, 1], 100, False, "train", seed=2)
+    pad = long_addition([1, 2, 3], [1, 1, 1], 100, True, "train", seed=2)
+    assert [p.prompt for p in plain] == [p.prompt for p in pad]
+    test = long_addition([1, 2, 3], [1, 1, 1], 200, True, "test", seed=2)
+    assert not {p.prompt for p in pad} & {p.prompt for p in test}
+
+
+def test_repeated_segments_repeat_and_split():
+    r = repeated_segments(200, 32, 16, 4, 14, "train", seed=0)
+    for ids, L in zip(r.ids, r.seg_len, strict=True):
+        L = int(L)
+        assert 4 <= L <= 14 and torch.equal(ids[:L], ids[L:2 * L])
+        assert torch.equal(ids[L:], ids[:32 - L])  # repeated until the end
+        assert len(set(ids[:L].tolist())) == L  # distinct: one previous occurrence
+        assert int(ids.max()) < 16
+    t = repeated_segments(200, 32, 16, 4, 14, "test", seed=0)
+    seg = lambda r: {tuple(i[:int(L)].tolist()) for i, L in zip(r.ids, r.seg_len, strict=True)}  # noqa: E731
+    assert not seg(r) & seg(t)
+    mask = r.repeat_mask()  # column j is target position j + 1
+    L0 = int(r.seg_len[0])
+    assert mask[0].nonzero().flatten().tolist() == list(range(L0, 31))
+    assert r.first_mask()[0].nonzero().flatten().tolist() == list(range(L0 - 1))
+    with pytest.raises(ValueError, match="fit twice"):
+        repeated_segments(5, 20, 16, 4, 14)
+
+
+def test_mapping_prompts_answer_from_the_mapping():
+    probs = mapping(300, [0, 3, 8], "train", seed=0)
+    for p in probs:
+        shots, query = p.prompt.split("|")
+        pairs = [s for s in shots.split(",") if s]
+        assert len(pairs) == p.length and len({s[0] for s in pairs}) == len(pairs)
+        q = query[0]
+        assert query == f"{q}=" and q in KEYS and p.answer.isdigit()
+        shown = {s[0]: s[1] for s in pairs}
+        if q in shown:
+            assert shown[q] == p.answer
+    test = mapping(300, [8], "test", seed=0)  # 8 shots show the whole mapping
+    train8 = mapping(2000, [8], "train", seed=0)
+    maps = lambda ps: {p.prompt.split("|")[0] for p in ps}  # noqa: E731
+    assert not maps(test) & maps(train8)
+    assert ideal_mapping_accuracy(0) == pytest.approx(0.1)
+    assert ideal_mapping_accuracy(8) == pytest.approx(1.0)
+
+
+def test_pack_puts_loss_on_the_answer_only():
+    probs = addition_problems(2, 3, "train")
+    x, y = pack(probs)
+    p = probs[0]
+    full = encode(p.prompt + p.answer)
+    assert x[0, :len(full) - 1].tolist() == full[:-1]
+    targets = y[0][y[0] != -100].tolist()
+    assert decode(targets) == p.answer
+    first = (y[0] != -100).nonzero()[0].item()
+    assert first == len(p.prompt) - 1  # the input '=' predicts the first answer digit
+    with pytest.raises(ValueError, match="not in the task vocabulary"):
+        encode("A")
