@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from lmcore.cli import CLIError
@@ -42,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "removed too when it lies under $LMCORE_HOME/models "
                                     "(where lmcore saves by default); a folder given with "
                                     "`lmcore train --out` is never touched.")
-    rm.add_argument("run_id")
+    rm.add_argument("run_id", help="the run's whole id, or a prefix naming one run (it is "
+                    "shown and confirmed before anything is deleted)")
+    rm.add_argument("-y", "--yes", action="store_true",
+                    help="delete the run a prefix names without asking")
     rm.add_argument("--keep-model", action="store_true",
                     help="keep the model folder under $LMCORE_HOME/models")
     rm.set_defaults(func=_delete)
@@ -133,6 +137,15 @@ def _delete(args: argparse.Namespace) -> int:
     run = _get(store, args.run_id)
     if run.status == "running":
         raise CLIError(f"run {run.id} is still running (pid {run.pid}): stop it first")
+    if run.id != args.run_id and not args.yes:  # a prefix: say which run, and ask
+        what = f"run {run.id} ({run.name}, {run.display_status}, created {run.row()['created']})"
+        if not sys.stdin.isatty():
+            raise CLIError(f"{args.run_id!r} is a prefix of {what}; give its whole id, or add "
+                           "--yes to delete it")
+        print(f"{args.run_id!r} names {what}")
+        if input("delete it and its metrics? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 0
     folder = None if args.keep_model or not run.checkpoint else managed_model_dir(run.checkpoint)
     store.delete(run.id, remove_model=folder is not None)
     print(f"deleted run {run.id}" + (f" and its model {folder}" if folder else ""))

@@ -275,9 +275,16 @@ class RunStore:
 
     # --- reading -------------------------------------------------------------------------
     def get(self, run_id: str, session: str | None = None) -> Run:
-        """One run by id (a unique prefix is enough); KeyError when there is none."""
+        """One run by id (a unique prefix is enough); KeyError when there is none.
+
+        The id is plain characters: `_` and `%` match only themselves (a SQL LIKE pattern
+        here once let `runs delete _` delete whichever run there was).
+        """
+        if not run_id:
+            raise KeyError("no run id given")
         self.recover()
-        sql, args = "SELECT * FROM runs WHERE id LIKE ?", [run_id.replace("%", "") + "%"]
+        sql = "SELECT * FROM runs WHERE substr(id, 1, ?) = ?"
+        args: list[Any] = [len(run_id), run_id]
         if session is not None:
             sql += " AND session=?"
             args.append(session)

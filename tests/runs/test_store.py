@@ -215,3 +215,14 @@ def test_processes_opening_a_fresh_store_together_all_succeed(tmp_path):
         errors = [p.communicate(timeout=60)[1] for p in procs]
         assert [p.returncode for p in procs] == [0] * 4, errors
         assert len(RunStore(path).list()) == 4
+
+
+def test_ids_are_plain_characters_never_patterns(store):
+    rid = _run(store)
+    store.finish(rid, "done")
+    for pattern in ("_", "%", "%%", "2%", "____", rid[:-1] + "_", "_" + rid[1:], "*", "?"):
+        with pytest.raises(KeyError):
+            store.get(pattern)
+    with pytest.raises(KeyError, match="no run id"):
+        store.get("")
+    assert store.get(rid).id == rid and store.get(rid[:4]).id == rid
