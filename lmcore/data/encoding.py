@@ -205,10 +205,54 @@ def _damaged_legacy(data: bytes) -> list:
     return sorted(found, key=lambda m: (m.chaos, -m.coherence))
 
 
+def _common_chinese(c: str) -> bool:
+    """A Chinese character or CJK punctuation in GB2312, the set everyday Chinese text uses."""
+    if not ("\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"):
+        return False
+    try:
+        c.encode("gb2312")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _chinese(data: bytes) -> str | None:
+    """'gbk' or 'gb18030' when the bytes decode strictly as GB18030 into Chinese, else None.
+
+    Chinese means: at least 16 non-ASCII characters, nine in ten of them common Chinese
+    characters or CJK punctuation (GB2312), the rest letters or symbols (pinyin é, or accented
+    Latin and emoji through GB18030's four-byte sequences), and no spaces between words.
+    charset-normalizer alone read such text with a few "é" as EUC-KR, and refused it with emoji.
+    Big5, Shift-JIS and EUC-JP bytes read as GBK give characters outside GB2312 or kana; EUC-KR
+    and Cyrillic bytes give GB2312 characters, but with Korean or Russian word spacing.
+    """
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    sample = text[:32768]
+    wide = [c for c in sample if ord(c) > 127]
+    if len(wide) < 16:
+        return None
+    han = sum(1 for c in wide if _common_chinese(c))
+    if han < 0.9 * len(wide):
+        return None
+    rest = (c for c in wide if not _common_chinese(c))
+    if any(unicodedata.category(c)[0] not in "LMNPS" or "\u3040" <= c <= "\u30ff" for c in rest):
+        return None  # controls, private use, unassigned code points, or kana
+    gaps = len(re.findall("[\u4e00-\u9fff] (?=[\u4e00-\u9fff])", sample))
+    if gaps >= 0.05 * han:
+        return None  # words between spaces: Korean (EUC-KR) or Cyrillic bytes read as GBK
+    return "gbk" if _decodes(data, "gbk") else "gb18030"
+
+
 def _detect_legacy(data: bytes, name: str) -> str:
     """The most plausible legacy encoding of `data` (known not to be UTF-8)."""
     from charset_normalizer import from_bytes
 
+    chinese = _chinese(data)
+    if chinese is not None:
+        return chinese
     matches = list(from_bytes(data, cp_isolation=list(_LEGACY)))
     if not matches:  # no legacy codec fits: UTF-16 CJK without a BOM, or a damaged file?
         wide = _cjk_utf16(data)

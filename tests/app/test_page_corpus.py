@@ -50,6 +50,21 @@ def test_corpus_page_upload_gbk_text_reports_encoding():
                if m.label == "Encoding"), [m.value for m in at.metric]
 
 
+@pytest.mark.parametrize("kind", ["gbk with a few é", "gb18030 chat with emoji"])
+def test_corpus_page_upload_of_gbk_and_gb18030_shows_the_right_text(kind):
+    """The two files that were read as EUC-KR garbage or refused (issue 13)."""
+    from tests.data.test_chinese_encodings import _chat, _gbk_lines_with_accents
+
+    text, enc = ((_gbk_lines_with_accents(40, 3), "gbk") if kind.startswith("gbk")
+                 else (_chat(30), "gb18030"))
+    at = _choose_upload(open_page(CORPUS))
+    at.file_uploader[0].set_value(("zh.txt", text.encode(enc), "text/plain")).run()
+    assert_no_exception(at)
+    assert not error_texts(at)
+    assert current_corpus(at).text == text
+    assert [m.value for m in at.metric if m.label == "Encoding"] == [enc]
+
+
 def test_corpus_page_bad_upload_shows_error_not_traceback():
     at = _choose_upload(open_page("pages/1_Corpus_and_tokenizers.py"))
     at.file_uploader[0].set_value(("notes.txt.gz", gzip.compress(b"hello " * 100),
