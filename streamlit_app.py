@@ -25,7 +25,9 @@ with left:
 4. **Objectives**: causal vs prefix vs masked LM on fair metrics.
 5. **FlashAttention**: naive vs fused vs tiled attention, memory against sequence length.
 6. **Long texts**: chunking, sliding windows, hierarchical summaries.
-7. **Information**: entropy, cross-entropy, KL, Huffman and arithmetic coding.
+7. **Information**: entropy, cross-entropy, KL, Huffman and arithmetic coding; noisy
+   channels, codes and Shannon's second theorem.
+10. **Embeddings**: word2vec, a Transformer's token table, contextual vectors.
 """
     )
 with right:

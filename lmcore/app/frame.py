@@ -27,13 +27,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 _EXPECTED = (CorpusError, LimitError, ValueError, FileNotFoundError)
 _ROOT = Path(__file__).resolve().parents[2]  # the folder holding streamlit_app.py and pages/
 _ICONS = {"Corpus": "📚", "N-gram": "🔢", "Transformer": "🤖", "Objectives": "🎭",
-          "FlashAttention": "⚡", "Long": "📜", "Information": "🗜️"}
+          "FlashAttention": "⚡", "Long": "📜", "Information": "🗜️", "Embeddings": "🧭"}
 
 
 def _nav_links() -> list[tuple[str, str, str]]:
     """(path, label, icon) for the home page and every page in pages/, in file-name order."""
     links = [("streamlit_app.py", "Home", "🏠")]
-    for f in sorted((_ROOT / "pages").glob("[0-9]*_*.py")):
+    pages = (_ROOT / "pages").glob("[0-9]*_*.py")  # by number: 10_ comes after 9_
+    for f in sorted(pages, key=lambda f: (int(f.stem.split("_", 1)[0]), f.name)):
         label = f.stem.split("_", 1)[1].replace("_", " ").replace(" and ", " & ")
         icon = next((i for word, i in _ICONS.items() if label.startswith(word)), "🧪")
         links.append((f"pages/{f.name}", label, icon))
