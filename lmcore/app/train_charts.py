@@ -10,6 +10,7 @@ import torch
 
 from lmcore.app.charts import log_axis
 from lmcore.app.highlight import heat_html
+from lmcore.models.eval_mode import eval_mode
 
 _M = dict(l=50, r=10, t=60, b=40)
 
@@ -128,14 +129,10 @@ def attention_maps(model: torch.nn.Module, tokenizer, text: str,
     """
     ids = [tokenizer.bos_id] + tokenizer.encode(text)
     ids = ids[: min(model.config.context, max_tokens)]
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         _, weights = model(torch.tensor([ids], device=device), return_attention=True,
                            mask="causal")  # per layer (1, H, T, T)
-    finally:
-        model.train(was_training)
     return [w[0].float().cpu() for w in weights], tokenizer.token_strings(ids)
 
 

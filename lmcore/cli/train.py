@@ -164,15 +164,14 @@ def _chain(*fns: Callable[[Any], None] | None) -> Callable[[Any], None]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lmcore.models.checkpoint import save_model
     from lmcore.models.transformer import Transformer, TransformerConfig
     from lmcore.runs.store import RunStore
     from lmcore.settings import get_settings
     from lmcore.train.data import TokenData
     from lmcore.train.estimate import count_parameters
     from lmcore.train.objectives import CausalLM
-    from lmcore.train.record import Recorder
-    from lmcore.train.trainer import Error, saved_step, seeded, train
+    from lmcore.train.record import Recorder, train_recorded
+    from lmcore.train.trainer import Error, saved_step, seeded
 
     if args.checkpoint_every < 0:
         raise CLIError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
@@ -238,29 +237,20 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
 
     stop = threading.Event()
-    recorder = Recorder(store, run_id, then=_chain(JsonLog(log_file) if log_file else None,
-                                                   show))
     last = [start]
 
     def track(e) -> None:
         if isinstance(e, Step):
             last[0] = e.step
-        recorder(e)
 
+    recorder = Recorder(store, run_id, then=_chain(track, JsonLog(log_file) if log_file
+                                                   else None, show))
     try:
         with StopOnInterrupt(stop, lambda m: print(m, file=sys.stderr, flush=True)):
-            try:
-                result = train(model, CausalLM(), data, tcfg, callback=track, stop=stop,
-                               resume_from=resume)
-            except Exception as exc:  # refused before the first step (a checkpoint mismatch)
-                store.finish(run_id, "failed", {}, error=str(exc))
-                raise
+            result = train_recorded(model, CausalLM(), data, tcfg, recorder, tokenizer=tok,
+                                    corpus=corpus, out=out, stop=stop, resume_from=resume)
             if result.status == "failed":
                 raise CLIError(f"training failed: {result.error} (run {run_id})")
-            save_model(out, model, tok, extra={"run_id": run_id, "corpus": corpus.name,
-                                               "corpus_fingerprint": corpus.fingerprint,
-                                               **result.summary()})
-            store.update(run_id, checkpoint=str(out))
     except KeyboardInterrupt:  # the second Ctrl-C: no final evaluation, nothing saved
         if not finished[0]:
             recorder.flush()

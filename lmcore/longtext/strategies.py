@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LN2, LanguageModel
 from lmcore.train.memory import RSSSampler, rss_bytes
 
@@ -236,18 +237,13 @@ def window_logprobs(model: LanguageModel, ids: Sequence[int], n_context: int, *,
     device = next(net.parameters()).device
     x = torch.tensor([[bos] + ids[:-1]], dtype=torch.long, device=device)  # (1, T)
     target = torch.tensor(ids, dtype=torch.long, device=device)  # (T,)
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            h = net.hidden(x, mask="causal")[0]  # (T, C)
-            for a in range(n_context, len(ids), head_rows):
-                b = min(a + head_rows, len(ids))
-                lp = torch.log_softmax(net.lm_head(h[a:b]).double(), dim=-1)  # (rows, V)
-                out[a - n_context:b - n_context] = \
-                    lp.gather(1, target[a:b, None])[:, 0].cpu().numpy()
-    finally:
-        net.train(was_training)
+    with eval_mode(net), torch.no_grad():
+        h = net.hidden(x, mask="causal")[0]  # (T, C)
+        for a in range(n_context, len(ids), head_rows):
+            b = min(a + head_rows, len(ids))
+            lp = torch.log_softmax(net.lm_head(h[a:b]).double(), dim=-1)  # (rows, V)
+            out[a - n_context:b - n_context] = \
+                lp.gather(1, target[a:b, None])[:, 0].cpu().numpy()
     return out
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import TextTokenizer
 from lmcore.models.transformer import KVCache, Transformer
 
@@ -79,11 +80,9 @@ def generate_tokens(model: Transformer, idx: torch.Tensor, n: int, *, temperatur
     idx = _check(model, idx, n, top_k, top_p)
     C = model.config.context
     gen = torch.Generator(device=idx.device).manual_seed(seed)
-    was = model.training
-    model.eval()
     cache = KVCache(model.config.n_layer) if use_cache else None
     probs, all_logits, cached_steps = [], [], 0
-    try:
+    with eval_mode(model):
         for step in range(n):
             t0 = time.perf_counter()
             if cache is not None and idx.shape[1] <= C:
@@ -105,8 +104,6 @@ def generate_tokens(model: Transformer, idx: torch.Tensor, n: int, *, temperatur
             idx = torch.cat([idx, nxt], dim=1)
             if step_seconds is not None:
                 step_seconds.append(time.perf_counter() - t0)
-    finally:
-        model.train(was)
     B = idx.shape[0]
     new = idx[:, idx.shape[1] - n:] if n else idx[:, :0]
     return Generation(

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmcore.models.attention import IMPLS, attention, naive_attention
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LanguageModel, Score, TextTokenizer, score_ids
 from lmcore.models.masks import MASK_KINDS
 
@@ -419,13 +420,8 @@ class TransformerLM(LanguageModel):
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """float64 log-probs (B, T, V) of a batch of windows, in eval mode without grad."""
-        was = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                logits = self.model(x, mask="causal")
-        finally:
-            self.model.train(was)
+        with eval_mode(self.model), torch.no_grad():
+            logits = self.model(x, mask="causal")
         return torch.log_softmax(logits.double(), dim=-1)
 
     def _window_start(self, p: int) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.transformer import Transformer, TransformerConfig
 from lmcore.train.data import TokenData
 from lmcore.train.trainer import Event, Step, TrainConfig, train
@@ -95,14 +96,12 @@ def dead_fraction(model: Transformer, batch: torch.Tensor) -> list[float]:
     """
     pre: list[torch.Tensor] = []
     hooks = [b.mlp.c_fc.register_forward_hook(lambda m, i, o: pre.append(o)) for b in model.h]
-    was = model.training
-    model.eval()
-    try:
-        model(batch)
-    finally:
-        model.train(was)
-        for h in hooks:
-            h.remove()
+    with eval_mode(model):
+        try:
+            model(batch)
+        finally:
+            for h in hooks:
+                h.remove()
     out = []
     for block, h in zip(model.h, pre, strict=True):
         if block.mlp.activation == "swiglu":

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lmcore.models.eval_mode import eval_mode
+
 
 def effective_rank(matrix: torch.Tensor) -> torch.Tensor:
     """exp(entropy of normalised singular values) of each (..., n, m) matrix -> (...)."""
@@ -27,13 +29,9 @@ def attention_effective_ranks(model: torch.nn.Module, windows: torch.Tensor,
                               mask: str | None = None,
                               prefix_len: torch.Tensor | None = None) -> np.ndarray:
     """(L, H) mean effective rank of each layer's and head's attention over windows (N, T)."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         kw = {"mask": mask} if mask is not None else {}
         if prefix_len is not None:
             kw["prefix_len"] = prefix_len
         _, weights = model(windows, return_attention=True, **kw)  # L x (N, H, T, T)
-    finally:
-        model.train(was)
     return np.stack([effective_rank(w).mean(0).cpu().numpy() for w in weights])  # (L, H)

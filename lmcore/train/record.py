@@ -1,17 +1,28 @@
-"""Record a training run's events in the run store (a trainer callback).
+"""Record a training run in the run store: its events (a trainer callback) and its model.
 
-Step and Eval events are buffered and written every `flush_s` seconds (one transaction, which
-also beats the run's heart); Done and Error finish the run with its final numbers.
+`Recorder`: Step and Eval events are buffered and written every `flush_s` seconds (one
+transaction, which also beats the run's heart); Done and Error finish the run with its final
+numbers. `train_recorded`: train, save the model and point the run at it, in one call.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lmcore.runs.store import RunStore
 from lmcore.train.trainer import Done, Error, Eval, Event, Step
+
+if TYPE_CHECKING:
+    from torch.nn import Module
+
+    from lmcore.data.corpus import Corpus
+    from lmcore.data.tokenizers import Tokenizer
+    from lmcore.train.data import TokenData
+    from lmcore.train.trainer import TrainConfig, TrainResult
 
 
 def step_values(e: Step) -> dict[str, Any]:
@@ -67,3 +78,33 @@ class Recorder:
         buf, self._buf = self._buf, []
         self.store.log_many(self.run_id, buf)
         self._last = time.monotonic()
+
+
+def train_recorded(model: Module, objective: Any, data: TokenData, config: TrainConfig,
+                   recorder: Recorder, *, tokenizer: Tokenizer, corpus: Corpus,
+                   out: str | Path, stop: threading.Event | None = None,
+                   resume_from: str | Path | None = None) -> TrainResult:
+    """Train with every event recorded by `recorder`, save the model to `out`, point the run at it.
+
+    The one train -> save -> record sequence of the app's training job and `lmcore train`.
+    A refusal before the first step (`train` raises) finishes the run 'failed' and re-raises;
+    a failure during training returns the 'failed' result (the Recorder has already finished
+    the run) and saves nothing. A done or stopped run is saved as a safetensors checkpoint
+    whose metadata names the run and the corpus it was trained on.
+    """
+    from lmcore.models.checkpoint import save_model
+    from lmcore.train.trainer import train
+
+    store, run_id = recorder.store, recorder.run_id
+    try:
+        result = train(model, objective, data, config, callback=recorder, stop=stop,
+                       resume_from=resume_from)
+    except Exception as exc:  # refused before the first step: the run did not happen
+        store.finish(run_id, "failed", {}, error=str(exc))
+        raise
+    if result.status != "failed":
+        save_model(out, model, tokenizer, extra={"run_id": run_id, "corpus": corpus.name,
+                                                 "corpus_fingerprint": corpus.fingerprint,
+                                                 **result.summary()})
+        store.update(run_id, checkpoint=str(out))
+    return result

@@ -30,6 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
 from lmcore.train.memory import SavedTensors, cuda_peak_bytes, rss_bytes
@@ -233,19 +234,15 @@ def _loss(objective: Any, model: torch.nn.Module, batch: torch.Tensor,
 def evaluate(model: torch.nn.Module, objective: Any, data: TokenData, window: int,
              max_tokens: int = 4096, split: str = "valid", batch_size: int = 16) -> float:
     """Mean loss (nats per target token) over fixed disjoint windows of `split`."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     windows = data.eval_windows(window, max_tokens=max_tokens, split=split)  # (N, T)
     gen = torch.Generator().manual_seed(1234)  # fixed: masked objectives draw positions
     total, weight = 0.0, 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(windows), batch_size):
             batch = windows[i:i + batch_size].to(device)
             total += float(_loss(objective, model, batch, gen).detach()) * len(batch)
             weight += len(batch)
-    finally:
-        model.train(was_training)
     return total / weight if weight else float("nan")
 
 
