@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from lmcore.embed.vectors import _CJK
+from lmcore.models.eval_mode import eval_mode
 
 
 @dataclass
@@ -72,11 +73,8 @@ def contextual_vectors(model, tokenizer, text: str, word: str, limit: int = 6
         start = max(0, end - C)
         cover = [i - start for i in cover if i >= start]
         x = torch.tensor([ids[start:end]], dtype=torch.long, device=device)  # (1, T)
-        was = net.training
-        net.eval()
-        with torch.no_grad():
+        with eval_mode(net), torch.no_grad():
             h = net.hidden(x, mask=net.config.mask if net.config.mask != "prefix" else "causal")
-        net.train(was)
         vecs.append(h[0, cover].mean(0).double().cpu().numpy())  # (C,)
         static.append(net.wte.weight[[ids[start + i] for i in cover]].mean(0)
                       .detach().double().cpu().numpy())

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.transformer import Transformer, TransformerConfig
 from lmcore.runs.store import RunStore
 from lmcore.scaling.tasks import STOI, VOCAB, decode, encode
@@ -71,10 +72,8 @@ def answer_loss(model: Transformer, x: torch.Tensor, y: torch.Tensor) -> torch.T
 def answer_metrics(model: Transformer, x: torch.Tensor, y: torch.Tensor,
                    batch_size: int = 512) -> dict[str, float]:
     """Teacher-forced: bits per answer token, per-token accuracy, exact-match rate."""
-    was = model.training
-    model.eval()
     nll, correct, tokens, exact = 0.0, 0, 0, 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             logits = model(xb)  # (b, T, V)
@@ -86,8 +85,6 @@ def answer_metrics(model: Transformer, x: torch.Tensor, y: torch.Tensor,
             correct += int(right.sum())
             tokens += int(mask.sum())
             exact += int((right.sum(1) == mask.sum(1)).sum())
-    finally:
-        model.train(was)
     return {"bits_per_token": nll / max(tokens, 1) / LN2, "token_accuracy": correct / max(tokens, 1),
             "exact_match": exact / max(len(x), 1)}
 
@@ -96,14 +93,12 @@ def answer_metrics(model: Transformer, x: torch.Tensor, y: torch.Tensor,
 def greedy(model: Transformer, prompts: Sequence[str], max_new: int, end: str = ".",
            batch_size: int = 256) -> list[str]:
     """Greedy completions of `prompts` (up to `max_new` characters or the `end` character)."""
-    was = model.training
-    model.eval()
     out = [""] * len(prompts)
     end_id = STOI[end]
     by_len: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
         by_len.setdefault(len(p), []).append(i)
-    try:
+    with eval_mode(model):
         for idxs in by_len.values():
             for j in range(0, len(idxs), batch_size):
                 chunk = idxs[j:j + batch_size]
@@ -118,8 +113,6 @@ def greedy(model: Transformer, prompts: Sequence[str], max_new: int, end: str = 
                 for row, i in enumerate(chunk):
                     gen = decode(ids[row, len(prompts[i]):].tolist())
                     out[i] = gen.split(end, 1)[0] + (end if end in gen else "")
-    finally:
-        model.train(was)
     return out
 
 

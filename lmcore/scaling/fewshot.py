@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.scaling.drill import DrillConfig, build, drill, pool_sampler
 from lmcore.scaling.tasks import KEYS, Problem, ideal_mapping_accuracy, mapping, pack
 
@@ -60,10 +61,8 @@ def _shown(p: Problem) -> bool:
 def accuracy_by_shots(model: torch.nn.Module, tests: dict[int, list[Problem]],
                       packed: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> list[dict]:
     """Per k: accuracy of the argmax answer, on all queries and on queries whose key was shown."""
-    was = model.training
-    model.eval()
     rows = []
-    try:
+    with eval_mode(model):
         for k, (x, y) in packed.items():
             logits = model(x)  # (N, T, V)
             mask = y != -100
@@ -74,8 +73,6 @@ def accuracy_by_shots(model: torch.nn.Module, tests: dict[int, list[Problem]],
                          if bool(shown.any()) else float("nan"),
                          "ideal": ideal_mapping_accuracy(k), "chance": 0.1,
                          "problems": len(tests[k])})
-    finally:
-        model.train(was)
     return rows
 
 

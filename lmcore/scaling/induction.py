@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.scaling.drill import DrillConfig, build, drill
 from lmcore.scaling.tasks import Repeats, repeated_segments
 
@@ -70,16 +71,12 @@ def _lm_loss(model, x, y):
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, test: Repeats) -> dict[str, Any]:
     """Loss on the repeat and on the first copy (nats/token), and every head's score."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x, y = test.ids[:, :-1], test.ids[:, 1:]
         logits, weights = model(x, return_attention=True)  # (N, T, V), per layer (N, H, T, T)
         nll = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (N, T)
         rep, first = test.repeat_mask(), test.first_mask()
         scores = induction_scores(weights, test.seg_len)
-    finally:
-        model.train(was)
     return {"repeat_loss": float(nll[rep].mean()), "first_loss": float(nll[first].mean()),
             "scores": scores}
 
