@@ -69,26 +69,32 @@ def entropy(p: Sequence[float] | np.ndarray) -> float:
     return float(-(nz * np.log2(nz)).sum())
 
 
-def cross_entropy(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
-    """H(p, q) = -sum p log2 q: bits per sample of p coded with q's code (inf if q misses p)."""
+def _support(p: Sequence[float] | np.ndarray,
+             q: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """p and q on p's support (where p > 0), checked; None where q misses part of it."""
     p, q = _check_distribution(p, "p"), _check_distribution(q, "q")
     if p.shape != q.shape:
         raise ValueError(f"p and q cover different alphabets ({p.size} vs {q.size} outcomes)")
     on = p > 0
-    if np.any(q[on] == 0):
+    return None if np.any(q[on] == 0) else (p[on], q[on])
+
+
+def cross_entropy(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
+    """H(p, q) = -sum p log2 q: bits per sample of p coded with q's code (inf if q misses p)."""
+    pq = _support(p, q)
+    if pq is None:
         return math.inf
-    return float(-(p[on] * np.log2(q[on])).sum())
+    p, q = pq
+    return float(-(p * np.log2(q)).sum())
 
 
 def kl_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
     """D(p || q) = sum p log2(p/q) >= 0: extra bits per sample of p when coding with q's code."""
-    p, q = _check_distribution(p, "p"), _check_distribution(q, "q")
-    if p.shape != q.shape:
-        raise ValueError(f"p and q cover different alphabets ({p.size} vs {q.size} outcomes)")
-    on = p > 0
-    if np.any(q[on] == 0):
+    pq = _support(p, q)
+    if pq is None:
         return math.inf
-    return max(0.0, float((p[on] * (np.log2(p[on]) - np.log2(q[on]))).sum()))
+    p, q = pq
+    return max(0.0, float((p * (np.log2(p) - np.log2(q))).sum()))
 
 
 # ----------------------------------------------------------------------------- text

@@ -14,7 +14,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
-from lmcore.models.masks import build_mask, check_mask_args
+from lmcore.models.masks import build_mask, check_mask_args, tile_mask
 from lmcore.models.tile_pool import run_units, tile_workers
 
 IMPLS = ("sdpa", "naive", "tiled")
@@ -45,32 +45,27 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, 
     return B, H, Tq, k.shape[2]
 
 
-def naive_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    causal: bool = False,
-    prefix_len: torch.Tensor | None = None,
-    key_padding_mask: torch.Tensor | None = None,
-    scale: float | None = None,
-    return_weights: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """softmax(Q·Kᵀ·scale + mask)·V, materialising the (B, H, Tq, Tk) weights (for pictures)."""
+def _check_args(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+                prefix_len: torch.Tensor | None,
+                key_padding_mask: torch.Tensor | None) -> tuple[int, int, int, int]:
+    """Validate q, k, v and the mask arguments together; return B, H, Tq, Tk."""
     B, H, Tq, Tk = _check_qkv(q, k, v)
-    check_mask_args(
-        B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
-    )
+    check_mask_args(B, Tq, Tk, causal=causal, prefix_len=prefix_len,
+                    key_padding_mask=key_padding_mask)
+    return B, H, Tq, Tk
+
+
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
+                    prefix_len: torch.Tensor | None = None,
+                    key_padding_mask: torch.Tensor | None = None, scale: float | None = None,
+                    return_weights: bool = False
+                    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q·Kᵀ·scale + mask)·V, materialising the (B, H, Tq, Tk) weights (for pictures)."""
+    B, H, Tq, Tk = _check_args(q, k, v, causal, prefix_len, key_padding_mask)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     att = (q @ k.transpose(-2, -1)).mul_(scale)  # (B, H, Tq, Tk); in place: one T×T fewer
-    mask = build_mask(
-        Tq,
-        Tk,
-        causal=causal,
-        prefix_len=prefix_len,
-        key_padding_mask=key_padding_mask,
-        device=q.device,
-    )
+    mask = build_mask(Tq, Tk, causal=causal, prefix_len=prefix_len,
+                      key_padding_mask=key_padding_mask, device=q.device)
     row_any = None
     if mask is not None:
         row_any = mask.any(-1, keepdim=True)  # (B|1, 1, Tq, 1) rows with a visible key
@@ -84,31 +79,16 @@ def naive_attention(
     return (y, att) if return_weights else y
 
 
-def sdpa_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    causal: bool = False,
-    prefix_len: torch.Tensor | None = None,
-    key_padding_mask: torch.Tensor | None = None,
-    scale: float | None = None,
-) -> torch.Tensor:
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
+                   prefix_len: torch.Tensor | None = None,
+                   key_padding_mask: torch.Tensor | None = None,
+                   scale: float | None = None) -> torch.Tensor:
     """torch's fused `scaled_dot_product_attention` with lmcore's masks and zero empty rows."""
-    B, H, Tq, Tk = _check_qkv(q, k, v)
-    check_mask_args(
-        B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
-    )
+    B, H, Tq, Tk = _check_args(q, k, v, causal, prefix_len, key_padding_mask)
     if causal and prefix_len is None and key_padding_mask is None and Tq == Tk:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-    mask = build_mask(
-        Tq,
-        Tk,
-        causal=causal,
-        prefix_len=prefix_len,
-        key_padding_mask=key_padding_mask,
-        device=q.device,
-    )
+    mask = build_mask(Tq, Tk, causal=causal, prefix_len=prefix_len,
+                      key_padding_mask=key_padding_mask, device=q.device)
     if mask is None:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     row_any = mask.any(-1, keepdim=True)  # (B|1, 1, Tq, 1)
@@ -119,14 +99,8 @@ def sdpa_attention(
     return y.masked_fill(~row_any, 0.0)
 
 
-def attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    impl: str = "sdpa",
-    **kwargs,
-) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, impl: str = "sdpa",
+              **kwargs) -> torch.Tensor:
     """Dispatch to one implementation by name ('sdpa' | 'naive' | 'tiled'); same arguments."""
     if impl == "sdpa":
         return sdpa_attention(q, k, v, **kwargs)
@@ -175,18 +149,9 @@ class _Plan:
     (causal / prefix) and real (key padding), so causal ∧ padding hidden tiles go too.
     """
 
-    def __init__(
-        self,
-        B: int,
-        Tq: int,
-        Tk: int,
-        causal: bool,
-        prefix_len: torch.Tensor | None,
-        key_padding_mask: torch.Tensor | None,
-        block_q: int,
-        block_k: int,
-        device: torch.device,
-    ) -> None:
+    def __init__(self, B: int, Tq: int, Tk: int, causal: bool, prefix_len: torch.Tensor | None,
+                 key_padding_mask: torch.Tensor | None, block_q: int, block_k: int,
+                 device: torch.device) -> None:
         self.causal = causal or prefix_len is not None
         self.prefix_len = prefix_len
         self.kpm = key_padding_mask
@@ -213,14 +178,9 @@ class _Plan:
                 full = allk and (not self.causal or k1 - 1 <= first or k1 <= p_min)
                 self.pairs.append((q0, q1, k0, k1, not full))
 
-    def _padding(
-        self,
-        key_padding_mask: torch.Tensor,
-        prefix_len: torch.Tensor | None,
-        q_off: int,
-        q_tiles: list[tuple[int, int]],
-        k_tiles: list[tuple[int, int]],
-    ) -> tuple[list[bool], list[list[bool]]]:
+    def _padding(self, key_padding_mask: torch.Tensor, prefix_len: torch.Tensor | None,
+                 q_off: int, q_tiles: list[tuple[int, int]],
+                 k_tiles: list[tuple[int, int]]) -> tuple[list[bool], list[list[bool]]]:
         """Per key tile: all keys real in every sample; per (query tile, key tile): some sample
         has a real key there that a row of the query tile may reach. From per-sample prefix
         counts of real keys, a few ops over (tiles × B), not T×T."""
@@ -252,27 +212,13 @@ class _Plan:
 
     def _hidden(self, q0: int, q1: int, k0: int, k1: int) -> torch.Tensor:
         kpm = self.kpm[:, k0:k1] if self.kpm is not None else None
-        q_pos, k_pos = self.q_pos[q0:q1], self.k_pos[k0:k1]
-        visible = None
-        if self.causal:
-            visible = (k_pos[None, :] <= q_pos[:, None])[None, None]  # (1, 1, n, m)
-            if self.prefix_len is not None:
-                visible = visible | (k_pos[None, :] < self.prefix_len[:, None])[:, None, None, :]
-        if kpm is not None:
-            kp = kpm[:, None, None, :]  # (B, 1, 1, m)
-            visible = kp if visible is None else visible & kp
+        visible = tile_mask(self.q_pos[q0:q1], self.k_pos[k0:k1], causal=self.causal,
+                            prefix_len=self.prefix_len, key_padding_mask=kpm)
         return ~visible
 
 
-def _tiled_forward(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    scale: float,
-    plan: _Plan,
-    shape: tuple[int, int],
-    workers: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _tiled_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, plan: _Plan,
+                   shape: tuple[int, int], workers: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Online-softmax forward over the plan's tiles; returns O (BH, Tq, Dv) and LSE (BH, Tq).
 
     Query-tile rows are independent, so they are the work units (longest rows first).
@@ -322,18 +268,10 @@ def _tiled_forward(
     return out, lse
 
 
-def _tiled_backward(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    out: torch.Tensor,
-    lse: torch.Tensor,
-    dout: torch.Tensor,
-    scale: float,
-    plan: _Plan,
-    shape: tuple[int, int],
-    workers: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _tiled_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                    lse: torch.Tensor, dout: torch.Tensor, scale: float, plan: _Plan,
+                    shape: tuple[int, int],
+                    workers: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """FlashAttention-2 backward: recompute each tile's P from LSE; never a T×T tensor.
 
     Work units are key tiles (each owns its dK, dV rows), inner loop over query tiles. dQ sums
@@ -429,18 +367,10 @@ class TiledAttentionFunction(torch.autograd.Function):
     """Autograd wrapper: forward saves only q, k, v, O and the per-row log-sum-exp."""
 
     @staticmethod
-    def forward(
-        ctx: torch.autograd.function.FunctionCtx,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        prefix_len: torch.Tensor | None,
-        key_padding_mask: torch.Tensor | None,
-        causal: bool,
-        scale: float,
-        block_q: int,
-        block_k: int,
-    ) -> torch.Tensor:
+    def forward(ctx: torch.autograd.function.FunctionCtx, q: torch.Tensor, k: torch.Tensor,
+                v: torch.Tensor, prefix_len: torch.Tensor | None,
+                key_padding_mask: torch.Tensor | None, causal: bool, scale: float, block_q: int,
+                block_k: int) -> torch.Tensor:
         B, H, Tq, D = q.shape
         Tk, Dv = k.shape[2], v.shape[-1]
         plan = _Plan(B, Tq, Tk, causal, prefix_len, key_padding_mask, block_q, block_k, q.device)
@@ -453,41 +383,23 @@ class TiledAttentionFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(
-        ctx: torch.autograd.function.FunctionCtx, dout: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q3, k3, v3, out, lse = ctx.saved_tensors
         B, H, Tq, Tk, D, Dv = ctx.shape
         dout = dout.reshape(B * H, Tq, Dv)
         workers = tile_workers(q3.device)
-        dq, dk, dv = _tiled_backward(
-            q3, k3, v3, out, lse, dout, ctx.scale, ctx.plan, (B, H), workers
-        )
-        return (
-            dq.view(B, H, Tq, D),
-            dk.view(B, H, Tk, D),
-            dv.view(B, H, Tk, Dv),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+        dq, dk, dv = _tiled_backward(q3, k3, v3, out, lse, dout, ctx.scale, ctx.plan, (B, H),
+                                     workers)
+        # gradients for q, k, v; none for prefix_len, key_padding_mask, causal, scale, blocks
+        return (dq.view(B, H, Tq, D), dk.view(B, H, Tk, D), dv.view(B, H, Tk, Dv),
+                None, None, None, None, None, None)
 
 
-def tiled_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    causal: bool = False,
-    prefix_len: torch.Tensor | None = None,
-    key_padding_mask: torch.Tensor | None = None,
-    scale: float | None = None,
-    block_q: int | None = None,
-    block_k: int | None = None,
-) -> torch.Tensor:
+def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
+                    prefix_len: torch.Tensor | None = None,
+                    key_padding_mask: torch.Tensor | None = None, scale: float | None = None,
+                    block_q: int | None = None, block_k: int | None = None) -> torch.Tensor:
     """lmcore's FlashAttention: exact attention in O(T·d) memory by query/key tiles.
 
     Forward: online softmax (running row max m, running sum l, rescaled accumulator) over the
@@ -496,13 +408,10 @@ def tiled_attention(
     Tiles default to `default_blocks(B·H)`. On the CPU the tiles are shared among
     `torch.get_num_threads()` single-threaded workers (`tile_workers`), one join per call.
     """
-    B, H, Tq, Tk = _check_qkv(q, k, v)
+    B, H, Tq, Tk = _check_args(q, k, v, causal, prefix_len, key_padding_mask)
     auto_q, auto_k = default_blocks(B * H)
     block_q = auto_q if block_q is None else int(block_q)
     block_k = auto_k if block_k is None else int(block_k)
-    check_mask_args(
-        B, Tq, Tk, causal=causal, prefix_len=prefix_len, key_padding_mask=key_padding_mask
-    )
     if block_q < 1 or block_k < 1:
         raise AttentionError(
             f"tile sizes must be positive, got block_q={block_q}, block_k={block_k}"

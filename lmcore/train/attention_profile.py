@@ -347,6 +347,12 @@ def sweep(
         if on_event is not None:
             on_event(ev)
 
+    def stopped(impl: str, T: int, predicted: int, when: str, what: str, peak: int) -> None:
+        emit(SweepEvent("stopped", impl, T, predicted=predicted, done=done, total=total,
+                        message=f"{impl} stopped {when} T={T}: its {what} peak "
+                                f"{peak / 2**20:,.1f} MiB exceeds the limit "
+                                f"{limit_bytes / 2**20:,.1f} MiB"))
+
     for n, T in enumerate(Ts):
         for impl in list(active):
             if stop is not None and stop():
@@ -355,53 +361,19 @@ def sweep(
             if predicted > limit_bytes:
                 active.remove(impl)
                 done += len(Ts) - n  # this T and every longer one are skipped
-                emit(
-                    SweepEvent(
-                        "stopped",
-                        impl,
-                        T,
-                        predicted=predicted,
-                        message=(
-                            f"{impl} stopped before T={T}: its predicted peak "
-                            f"{predicted / 2**20:,.1f} MiB exceeds the limit "
-                            f"{limit_bytes / 2**20:,.1f} MiB"
-                        ),
-                        done=done,
-                        total=total,
-                    )
-                )
+                stopped(impl, T, predicted, "before", "predicted", predicted)
                 continue
             kw = {"B": B, "H": H, "D": D, "repeats": repeats, "device": device}
-            cell = (
-                measure_cell_subprocess(impl, T, **kw)
-                if fresh_process
-                else measure_cell(impl, T, **kw)
-            )
+            measure = measure_cell_subprocess if fresh_process else measure_cell
+            cell = measure(impl, T, **kw)
             points[impl].append((T, cell.fwdbwd_peak))
             done += 1
-            emit(
-                SweepEvent(
-                    "cell", impl, T, cell=cell, predicted=predicted or None, done=done, total=total
-                )
-            )
+            emit(SweepEvent("cell", impl, T, cell=cell, predicted=predicted or None, done=done,
+                            total=total))
             if cell.fwdbwd_peak > limit_bytes:
                 active.remove(impl)
                 done += len(Ts) - n - 1  # every longer T is skipped
-                emit(
-                    SweepEvent(
-                        "stopped",
-                        impl,
-                        T,
-                        predicted=predicted,
-                        message=(
-                            f"{impl} stopped after T={T}: its measured peak "
-                            f"{cell.fwdbwd_peak / 2**20:,.1f} MiB exceeds the limit "
-                            f"{limit_bytes / 2**20:,.1f} MiB"
-                        ),
-                        done=done,
-                        total=total,
-                    )
-                )
+                stopped(impl, T, predicted, "after", "measured", cell.fwdbwd_peak)
     return events
 
 
