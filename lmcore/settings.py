@@ -47,6 +47,7 @@ class Settings:
     max_steps: int = 20_000  # LMCORE_MAX_STEPS
     max_job_seconds: int = 1_800  # LMCORE_MAX_JOB_SECONDS
     max_jobs: int = 2  # LMCORE_MAX_JOBS: concurrent background jobs per process
+    max_job_mb: int = 4096  # LMCORE_MAX_JOB_MB: resident memory of one job's process
     home: str = str(Path.home() / ".lmcore")  # LMCORE_HOME: run store and checkpoints
     llm_url: str = ""  # LMCORE_LLM_URL: optional OpenAI-compatible endpoint for summaries
     # LMCORE_ALLOW_LLM_URL: let visitors type their own endpoint URL. Off for a hosted demo,

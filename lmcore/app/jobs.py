@@ -1,33 +1,69 @@
-"""Background jobs: long work runs in a thread per job, never in the script thread.
+"""Background jobs: long work runs in a worker PROCESS per job, never in the server's process.
 
-A page submits `fn(ctx)` to its session's `JobRegistry`; the thread reports through the
-`JobContext` (progress, metric series, values) into lock-protected state that the page polls
-from an `@st.fragment(run_every=...)`. Threads never call streamlit. A process-wide cap
-(`LMCORE_MAX_JOBS`) bounds how many jobs run at once; extra jobs wait in status 'waiting' and
-say why. `LMCORE_MAX_JOB_SECONDS` stops a job that runs too long, naming the limit.
+A page submits `fn` to its session's `JobRegistry`: a picklable callable taking `ctx` (a
+module-level function, or `functools.partial` of one with plain arguments). The job runs in a
+process forked from a forkserver that has already imported torch and lmcore, so it starts in
+tens of milliseconds. It reports through `ctx` (progress, series points, values); the worker
+batches those into plain event records and sends them over a pipe. In the server, one small
+thread per job drains the pipe into lock-protected state that the page polls, and enforces the
+limits:
 
-Only `registry()`, `job_panel()` and `live_chart()` use streamlit; `JobRegistry` is plain
-Python and is tested without a running app.
+- Stop asks (`ctx.stop` is set) and kills the process if it has not ended after a grace period;
+- the time limit (`LMCORE_MAX_JOB_SECONDS`) asks the same way, so a cooperative job keeps what
+  it finished, and kills after the grace period; a released session (closed or expired) kills
+  at once;
+- the memory cap (`LMCORE_MAX_JOB_MB`) kills a job whose resident memory, its children
+  included, goes over it (a watchdog reading RSS, not RLIMIT_AS: torch reserves gigabytes of
+  address space it never touches, so an address-space limit fails imports, not big jobs);
+- a process-wide cap (`LMCORE_MAX_JOBS`) bounds how many jobs run at once; extra jobs wait.
+
+Why processes: a training thread in the server process shared the GIL with every rerun of the
+page watching it and ran several times slower (issue 12). Workers never import streamlit: only
+`lmcore/app/job_view.py` does, and its `registry`, `job_panel`, `live_chart` and `follow` are
+re-exported from here lazily so that pages keep `from lmcore.app.jobs import registry`.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import itertools
 import logging
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import shutil
+import signal
+import sys
+import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any
-
-import streamlit as st
 
 from lmcore.settings import LimitError, get_settings
 
 log = logging.getLogger("lmcore.jobs")
 
 TERMINAL = ("done", "stopped", "failed")
+STOP_GRACE_S = 10.0  # seconds a job asked to stop may take to wind down before it is killed
+FLUSH_S = 0.1  # a worker sends its events at most this often (and when it ends)
+POLL_S = 0.1  # the server's job thread checks the limits this often
+# Imported once by the forkserver, so that a job's process starts with them loaded.
+PRELOAD = ["lmcore.app.jobs", "torch", "lmcore.models.transformer", "lmcore.train.trainer",
+           "lmcore.data.tokenizers", "lmcore.data.corpus", "lmcore.runs.store"]
 _ids = itertools.count(1)
+
+
+# --- events --------------------------------------------------------------------------------
+# A job's whole report is a list of plain tuples, the same in a worker and in-process:
+#   ("progress", frac, message)   ("log", series, {field: value})   ("set", key, value)
+#   ("result", value)             ("error", message)             ("started",)
 
 
 class Slots:
@@ -49,7 +85,7 @@ class Slots:
         with self._cond:
             return self._running
 
-    def acquire(self, stop: threading.Event) -> bool:
+    def acquire(self, stop: Any) -> bool:
         """Block until a slot is free (True) or `stop` is set first (False)."""
         with self._cond:
             while self._running >= self.limit:
@@ -68,6 +104,22 @@ class Slots:
 _process_slots = Slots()  # shared by every session's registry in this process
 
 
+def downsample(cols: dict[str, list], max_points: int | None) -> dict[str, list]:
+    """Every 2**k-th point of aligned columns (and the last), at most about `max_points`.
+
+    The stride is a power of two so the points kept stay the same as a series grows: a live
+    chart does not shimmer, and its size stays bounded however long the job runs.
+    """
+    n = len(next(iter(cols.values()), []))
+    if max_points is None or n <= max_points:
+        return {k: list(v) for k, v in cols.items()}
+    stride = 2 ** math.ceil(math.log2(n / max_points))
+    idx = list(range(0, n, stride))
+    if idx[-1] != n - 1:
+        idx.append(n - 1)
+    return {k: [v[i] for i in idx] for k, v in cols.items()}
+
+
 class Job:
     """One background task: status, progress, ETA, metric series and a stop switch.
 
@@ -75,11 +127,13 @@ class Job:
     All fields are read through properties guarded by one lock, so a page can poll safely.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, workdir: str | None = None, stop: Any = None):
         self.id = f"job-{next(_ids)}"
         self.name = name
+        self.workdir = workdir  # private temp folder of this job (files it hands back)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
+        self._kill = threading.Event()  # kill at once (a released session)
         self._finished = threading.Event()
         self._status = "waiting"
         self._progress = 0.0
@@ -88,11 +142,15 @@ class Job:
         self._result: Any = None
         self._series: dict[str, dict[str, list]] = {}
         self._values: dict[str, Any] = {}
+        self._version = 0  # bumped by every change: a chart redraws only when it moved
         self._created = time.monotonic()
         self._started: float | None = None
         self._ended: float | None = None
         self._stop_reason: str | None = None
-        self.thread: threading.Thread | None = None
+        self.pid: int | None = None  # the worker process (None in-process or before start)
+        self.start_s: float | None = None  # seconds from submit to the worker running fn
+        self.peak_rss_mb: float = 0.0  # the worker's largest resident memory seen
+        self.thread: threading.Thread | None = None  # the server-side thread following it
 
     # --- read side (pages) -------------------------------------------------------------
     @property
@@ -119,6 +177,12 @@ class Job:
     def result(self) -> Any:
         with self._lock:
             return self._result
+
+    @property
+    def version(self) -> int:
+        """A counter that changes whenever anything the page shows changed."""
+        with self._lock:
+            return self._version
 
     @property
     def stop_reason(self) -> str | None:
@@ -152,11 +216,11 @@ class Job:
             el = time.monotonic() - self._started
             return max(0.0, el * (1.0 - self._progress) / self._progress)
 
-    def snapshot(self) -> dict[str, dict[str, list]]:
-        """A copy of every metric series: {series: {field: [values...]}} (columns aligned)."""
+    def snapshot(self, max_points: int | None = None) -> dict[str, dict[str, list]]:
+        """A copy of every metric series: {series: {field: [values...]}} (columns aligned),
+        each thinned to about `max_points` points when given (see `downsample`)."""
         with self._lock:
-            return {name: {k: list(v) for k, v in cols.items()}
-                    for name, cols in self._series.items()}
+            return {name: downsample(cols, max_points) for name, cols in self._series.items()}
 
     def values(self) -> dict[str, Any]:
         """A copy of the key/values set by the job with `ctx.set`."""
@@ -167,139 +231,457 @@ class Job:
         with self._lock:
             return self._values.get(key, default)
 
-    def stop(self, reason: str = "requested") -> None:
-        """Ask the job to stop at its next check of `ctx.stop` (also cancels a waiting job)."""
+    def stop(self, reason: str = "requested", kill: bool = False) -> None:
+        """Ask the job to stop at its next check of `ctx.stop` (also cancels a waiting job);
+        it is killed if it has not ended after the grace period, or at once with `kill`."""
         with self._lock:
             if self._stop_reason is None and not self._finished.is_set():
                 self._stop_reason = reason
         self._stop.set()
+        if kill:
+            self._kill.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job finished; True if it did within `timeout` seconds."""
+        """Block until the job finished (its events all read); True if within `timeout`."""
         return self._finished.wait(timeout)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, {self.name!r}, status={self.status!r})"
 
-    # --- write side (the worker thread) -----------------------------------------------
+    # --- write side (the server's job thread, or `run_here`) ----------------------------
     def _set(self, **fields: Any) -> None:
         with self._lock:
             for k, v in fields.items():
                 setattr(self, f"_{k}", v)
+            self._version += 1
+
+    def _apply(self, events: list[tuple]) -> tuple | None:
+        """Fold a batch of event records into the state; return its 'result'/'error' event."""
+        outcome = None
+        with self._lock:
+            for ev in events:
+                kind = ev[0]
+                if kind == "progress":
+                    self._progress = min(1.0, max(0.0, float(ev[1])))
+                    if ev[2]:
+                        self._message = ev[2]
+                elif kind == "log":
+                    cols = self._series.setdefault(ev[1], {})
+                    n = len(next(iter(cols.values()))) if cols else 0
+                    for k in ev[2]:
+                        if k not in cols:
+                            cols[k] = [None] * n
+                    for k, col in cols.items():
+                        col.append(ev[2].get(k))
+                elif kind == "set":
+                    self._values[ev[1]] = ev[2]
+                elif kind in ("result", "error"):
+                    outcome = ev
+                # "started" only marks the time the worker came up
+            self._version += 1
+        return outcome
+
+    def _settle(self, outcome: tuple | None, killed: str | None = None) -> None:
+        """Set the terminal status from the job's last word (or how its process ended)."""
+        with self._lock:
+            asked = self._stop.is_set()
+            reason = self._stop_reason
+            stopped_msg = reason if reason and reason != "requested" else "stopped by request"
+            if outcome is not None and outcome[0] == "result":
+                self._result = outcome[1]
+                self._status = "stopped" if asked else "done"
+                if asked:
+                    self._message = stopped_msg
+                else:
+                    self._progress = 1.0
+            elif outcome is not None and asked:  # a loop gave up because it was asked to stop
+                self._status, self._message = "stopped", stopped_msg
+            elif outcome is not None:
+                self._status, self._error = "failed", outcome[1]
+            elif killed is not None and killed.startswith("memory:"):
+                self._status, self._error = "failed", killed.removeprefix("memory:")
+            elif asked:
+                self._status = "stopped"
+                self._message = f"{stopped_msg} ({killed or 'its process ended'})"
+            else:
+                self._status, self._error = "failed", killed or "the job's process ended"
+            self._ended = time.monotonic()
+            self._version += 1
+
+
+def _error_event(exc: BaseException) -> tuple:
+    """The readable error a page shows: limits and bad input as is, else the exception."""
+    if isinstance(exc, LimitError | ValueError):
+        return ("error", str(exc))
+    return ("error", f"{type(exc).__name__}: {exc}")
 
 
 class JobContext:
-    """What a job function gets: a stop Event and lock-protected ways to report."""
+    """What a job function gets: `stop` (check `stop.is_set()` often), `workdir` (a private
+    folder for files it hands back), and ways to report: `progress`, `log`, `set`.
 
-    def __init__(self, job: Job):
+    This one writes straight into a `Job` in this process (see `run_here`); a worker gets a
+    `WorkerContext`, which sends the same event records to the server instead.
+    """
+
+    def __init__(self, job: Job | None = None, *, stop: Any = None, workdir: str | None = None):
         self._job = job
-        self.stop: threading.Event = job._stop
+        self.stop = stop if stop is not None else (job._stop if job else threading.Event())
+        self.workdir = workdir if workdir is not None else (job.workdir if job else None)
 
     @property
-    def job_id(self) -> str:
-        return self._job.id
+    def job_id(self) -> str | None:
+        return self._job.id if self._job else None
 
     def progress(self, frac: float, message: str = "") -> None:
         """Report progress in [0, 1] with an optional message (drives the bar and ETA)."""
-        frac = min(1.0, max(0.0, float(frac)))
-        with self._job._lock:
-            self._job._progress = frac
-            if message:
-                self._job._message = message
+        self._emit(("progress", min(1.0, max(0.0, float(frac))), message))
 
     def log(self, series: str, **values: Any) -> None:
         """Append one point to metric series `series`; missing fields are padded with None."""
-        job = self._job
-        with job._lock:
-            cols = job._series.setdefault(series, {})
-            n = len(next(iter(cols.values()))) if cols else 0
-            for k in values:
-                if k not in cols:
-                    cols[k] = [None] * n
-            for k, col in cols.items():
-                col.append(values.get(k))
+        self._emit(("log", series, values))
 
     def set(self, key: str, value: Any) -> None:
         """Publish one value (e.g. the latest sample text) for the page to read."""
-        with self._job._lock:
-            self._job._values[key] = value
+        self._emit(("set", key, value))
+
+    def _emit(self, event: tuple) -> None:
+        if self._job is not None:
+            self._job._apply([event])
+
+
+class WorkerContext(JobContext):
+    """The context inside a worker process: events are batched and sent at most every
+    `FLUSH_S` (by the job's own calls, or by a small flusher thread when it goes quiet)."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, stop: Any,
+                 workdir: str | None, job_id: str):
+        super().__init__(None, stop=stop, workdir=workdir)
+        self._conn = conn
+        self._id = job_id
+        self._lock = threading.Lock()
+        self._events: list[tuple] = []
+        self._progress: tuple | None = None  # only the latest progress matters
+        self._sent = time.monotonic()
+        threading.Thread(target=self._flusher, name="lmcore-events", daemon=True).start()
+
+    @property
+    def job_id(self) -> str:
+        return self._id
+
+    def _emit(self, event: tuple) -> None:
+        with self._lock:
+            if event[0] == "progress":
+                if not event[2] and self._progress is not None:  # keep the last message
+                    event = (event[0], event[1], self._progress[2])
+                self._progress = event
+            else:
+                self._events.append(event)
+            if time.monotonic() - self._sent >= FLUSH_S:
+                self._flush()
+
+    def _flusher(self) -> None:
+        while True:
+            time.sleep(FLUSH_S)
+            with self._lock:
+                if (self._events or self._progress) and \
+                        time.monotonic() - self._sent >= FLUSH_S:
+                    self._flush()
+
+    def _flush(self, last: tuple | None = None) -> None:
+        batch = self._events + ([self._progress] if self._progress else [])
+        if last is not None:
+            batch.append(last)
+        self._events, self._progress = [], None
+        if batch:
+            self._conn.send(batch)
+        self._sent = time.monotonic()
+
+    def flush(self, last: tuple | None = None) -> None:
+        """Send what is pending now, with `last` (the job's result or error) at the end."""
+        with self._lock:
+            self._flush(last)
+
+
+# --- the worker process --------------------------------------------------------------------
+
+class _Popen(popen_forkserver.Popen):
+    """The forkserver's Popen, minus re-running the parent's `__main__` in the child.
+
+    Streamlit sets `sys.modules['__main__']` to the page script it is running; the standard
+    Popen would have the worker re-run that file, importing streamlit and drawing the page in
+    the worker. (The body is the standard `_launch` of Python 3.11-3.13 otherwise.)
+    """
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        multiprocessing.context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            multiprocessing.context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+_MP = multiprocessing.get_context("forkserver")
+_MP.set_forkserver_preload(PRELOAD)
+
+
+class _WorkerProcess(_MP.Process):  # type: ignore[name-defined]
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:
+        return _Popen(process_obj)
+
+
+def warm_up() -> None:
+    """Start the forkserver now (imports torch and lmcore once, a few seconds), so that the
+    first job does not pay for it. Safe to call from any thread, any number of times."""
+    forkserver.ensure_running()
+
+
+def _worker_main(conn: Any, stop: Any, payload: bytes, env: dict[str, str],
+                 threads: int | None, workdir: str | None, job_id: str) -> None:
+    """Entry point of a job's process: run `fn(ctx)` and send its events and its last word."""
+    os.setpgid(0, 0)  # its own process group: a kill reaches any process the job started
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # the server died without killing us: do not run on as an orphan
+        threading.Thread(target=lambda: (multiprocessing.connection.wait([parent.sentinel]),
+                                         os._exit(3)), daemon=True).start()
+    for k in [k for k in os.environ if k.startswith("LMCORE_")]:
+        del os.environ[k]
+    os.environ.update(env)  # the settings in force when the job was submitted
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    ctx = WorkerContext(conn, stop, workdir, job_id)
+    conn.send([("started",)])  # the server times the start-up to here
+    try:
+        fn = pickle.loads(payload)  # written by the server that started us, never user data
+        last: tuple = ("result", fn(ctx))
+    except BaseException as exc:  # the page shows a readable error, the log the traceback
+        if not stop.is_set():
+            log.error("job %s failed:\n%s", job_id, "".join(traceback.format_exception(exc)))
+        last = _error_event(exc)
+    try:
+        ctx.flush(last)
+    except Exception as exc:  # e.g. a result that cannot be pickled
+        conn.send([("error", f"the job's result could not be sent back: {exc}")])
+    conn.close()
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of process `pid` and all its descendants (0 once it is gone)."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for q in procs:
+        try:
+            total += q.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _kill(proc: Any) -> None:
+    """SIGKILL the worker's process group (itself and anything it started)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except (ProcessLookupError, AttributeError, ValueError):
+        pass
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s:g} s"
 
 
 class JobRegistry:
-    """The jobs of one session; submits threads and enforces the process-wide limits."""
+    """The jobs of one session: starts worker processes and enforces every limit."""
 
-    def __init__(self, slots: Slots | None = None, max_seconds: float | None = None):
+    def __init__(self, slots: Slots | None = None, max_seconds: float | None = None,
+                 max_mb: float | None = None, grace_s: float = STOP_GRACE_S,
+                 threads_for_closures: bool = False):
         self._slots = slots or _process_slots
+        # TRANSITIONAL (while pages move their job bodies to lmcore/app/*_job.py): a function
+        # that does not pickle runs in a thread of this process, asked to stop, never killed.
+        self._threads_for_closures = threads_for_closures
         self._max_seconds = max_seconds
+        self._max_mb = max_mb
+        self.grace_s = grace_s
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
     def submit(self, name: str, fn: Callable[[JobContext], Any]) -> Job:
-        """Start `fn(ctx)` in a background thread (after waiting for a slot); return its Job."""
-        job = Job(name)
+        """Run `fn(ctx)` in a worker process (after waiting for a slot); return its Job.
+
+        `fn` must pickle: a module-level function or a functools.partial of one with plain
+        arguments (a lambda or closure is refused here, with this explanation).
+        """
+        try:
+            _check_importable(fn)
+            payload = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            if self._threads_for_closures:
+                log.warning("job %s does not pickle (%s): running it in a thread", name, exc)
+                return self._start(Job(name), self._run_thread, fn)
+            raise TypeError(f"job {name!r}: its function must be picklable (a module-level "
+                            f"function or functools.partial of one with plain arguments): "
+                            f"{exc}") from exc
+        workdir = tempfile.mkdtemp(prefix="lmcore-job-")  # mode 0700: this session's only
+        job = Job(name, workdir=workdir, stop=_MP.Event())
+        weakref.finalize(job, shutil.rmtree, workdir, ignore_errors=True)
+        return self._start(job, self._run, payload)
+
+    def _start(self, job: Job, target: Callable[..., None], arg: Any) -> Job:
         with self._lock:
             self._jobs[job.id] = job
         job._set(message="waiting for a free job slot")
-        t = threading.Thread(target=self._run, args=(job, fn), name=f"lmcore-{job.id}",
+        t = threading.Thread(target=target, args=(job, arg), name=f"lmcore-{job.id}",
                              daemon=True)
         job.thread = t
         t.start()
         return job
 
-    def _limit_seconds(self) -> float:
-        return float(self._max_seconds or get_settings().max_job_seconds)
-
-    def _run(self, job: Job, fn: Callable[[JobContext], Any]) -> None:
-        ctx = JobContext(job)
+    def _run_thread(self, job: Job, fn: Callable[[JobContext], Any]) -> None:
+        """TRANSITIONAL: the old in-process thread for a job function that does not pickle."""
         if not self._slots.acquire(job._stop):
-            job._set(status="stopped", message="stopped before it started", ended=time.monotonic())
+            job._set(status="stopped", message="stopped before it started",
+                     ended=time.monotonic())
             job._finished.set()
             return
         limit = self._limit_seconds()
-        timer = threading.Timer(limit, self._time_limit, args=(job, limit))
+        timer = threading.Timer(limit, job.stop, args=(
+            f"stopped: reached the time limit max_job_seconds={limit:g} "
+            "(set LMCORE_MAX_JOB_SECONDS to raise it)",))
         timer.daemon = True
         try:
             job._set(status="running", started=time.monotonic(), message="")
             timer.start()
-            result = fn(ctx)
-            status = "stopped" if job._stop.is_set() else "done"
-            with job._lock:
-                job._result = result
-                job._status = status
-                if status == "done":
-                    job._progress = 1.0
-                else:
-                    job._message = self._stopped_message(job)
-        except Exception as exc:  # becomes a readable error on the page, never a traceback
-            if job._stop.is_set():  # a cooperative loop gave up because it was asked to stop
-                log.info("job %s stopped (%s: %s)", job.name, type(exc).__name__, exc)
-                with job._lock:
-                    job._status = "stopped"
-                    job._message = self._stopped_message(job)
-            else:
-                log.error("job %s failed:\n%s", job.name,
-                          "".join(traceback.format_exception(exc)))
-                if isinstance(exc, LimitError | ValueError):
-                    msg = str(exc)
-                else:
-                    msg = f"{type(exc).__name__}: {exc}"
-                job._set(status="failed", error=msg)
+            try:
+                outcome: tuple = ("result", fn(JobContext(job)))
+            except Exception as exc:
+                if not job._stop.is_set():
+                    log.error("job %s failed:\n%s", job.name,
+                              "".join(traceback.format_exception(exc)))
+                outcome = _error_event(exc)
+            job._settle(outcome)
         finally:
             timer.cancel()
-            job._set(ended=time.monotonic())
             self._slots.release()
             job._finished.set()
 
-    @staticmethod
-    def _stopped_message(job: Job) -> str:
-        """The limit that stopped `job`, or 'stopped by request' (call under the job's lock)."""
-        reason = job._stop_reason
-        return reason if reason and reason != "requested" else "stopped by request"
+    def _limit_seconds(self) -> float:
+        return float(self._max_seconds or get_settings().max_job_seconds)
+
+    def _limit_mb(self) -> float:
+        return float(self._max_mb or get_settings().max_job_mb)
+
+    def _run(self, job: Job, payload: bytes) -> None:
+        if not self._slots.acquire(job._stop):
+            job._set(status="stopped", message="stopped before it started",
+                     ended=time.monotonic())
+            job._finished.set()
+            return
+        try:
+            self._supervise(job, payload)
+        except Exception as exc:  # the engine itself failed: say so, never hang the page
+            log.error("job %s: supervisor failed:\n%s", job.name,
+                      "".join(traceback.format_exception(exc)))
+            job._settle(_error_event(exc))
+        finally:
+            self._slots.release()
+            job._finished.set()
+
+    def _supervise(self, job: Job, payload: bytes) -> None:
+        """Start the worker, fold its events into `job`, and enforce the limits until it ends."""
+        limit_s, limit_mb, grace = self._limit_seconds(), self._limit_mb(), self.grace_s
+        env = {k: v for k, v in os.environ.items() if k.startswith("LMCORE_")}
+        torch = sys.modules.get("torch")
+        threads = torch.get_num_threads() if torch is not None else None
+        recv, send = _MP.Pipe(duplex=False)
+        proc = _WorkerProcess(target=_worker_main, name=f"lmcore-{job.id}", daemon=True,
+                              args=(send, job._stop, payload, env, threads, job.workdir, job.id))
+        t0 = time.monotonic()
+        job._set(status="running", started=t0, message="starting…")
+        proc.start()
+        send.close()
+        job.pid = proc.pid
+        outcome: tuple | None = None
+        killed: str | None = None
+        kill_at: float | None = None
+        timed_out = False
+        first, next_mem = True, 0.0
+        while True:
+            ready = multiprocessing.connection.wait([recv, proc.sentinel], timeout=POLL_S)
+            if recv in ready:
+                outcome = self._drain(job, recv) or outcome
+                if first:
+                    job.start_s, first = time.monotonic() - t0, False
+            if proc.sentinel in ready:
+                proc.join()
+                outcome = self._drain(job, recv, to_eof=True) or outcome
+                break
+            if killed is not None:
+                continue  # killed: wait for the process to be gone
+            now = time.monotonic()
+            if not timed_out and now - t0 > limit_s:
+                timed_out = True
+                job.stop(f"stopped: reached the time limit max_job_seconds={limit_s:g} "
+                         "(set LMCORE_MAX_JOB_SECONDS to raise it)")
+            if job._stop.is_set() and kill_at is None:
+                kill_at = now + grace
+            rss = 0.0
+            if now >= next_mem:  # a /proc walk: four times a second is enough
+                rss, next_mem = _tree_rss(proc.pid) / 2**20, now + 0.25
+                job.peak_rss_mb = max(job.peak_rss_mb, rss)
+            if rss > limit_mb:
+                killed = (f"memory:killed: the job used {rss:,.0f} MB, over the limit "
+                          f"max_job_mb={limit_mb:g} (set LMCORE_MAX_JOB_MB to raise it)")
+            elif job._kill.is_set():
+                killed = "killed: its session ended"
+            elif kill_at is not None and now >= kill_at:
+                killed = f"killed: it did not stop within {_fmt_s(grace)}"
+            if killed is not None:
+                _kill(proc)
+        recv.close()
+        if outcome is None and killed is None:
+            code = proc.exitcode
+            killed = (f"the job's process was killed by signal {-code}" if code and code < 0
+                      else f"the job's process exited with code {code} without a result")
+        job._settle(outcome, killed)
 
     @staticmethod
-    def _time_limit(job: Job, limit: float) -> None:
-        job.stop(f"stopped: reached the time limit max_job_seconds={limit:g} "
-                 "(set LMCORE_MAX_JOB_SECONDS to raise it)")
+    def _drain(job: Job, recv: Any, to_eof: bool = False) -> tuple | None:
+        """Apply every batch waiting in the pipe (all of them, to EOF, once the worker ended)."""
+        outcome = None
+        while to_eof or recv.poll():
+            try:
+                batch = recv.recv()
+            except (EOFError, OSError):
+                break
+            except Exception as exc:  # a batch cut short by a kill
+                log.warning("job %s: unreadable event batch (%s)", job.name, exc)
+                break
+            outcome = job._apply(batch) or outcome
+        return outcome
 
     def jobs(self) -> list[Job]:
         """Every job of this session, oldest first."""
@@ -319,18 +701,21 @@ class JobRegistry:
         return None
 
     def forget(self, job_id: str) -> None:
-        """Drop a finished job from the list (a running one is stopped first)."""
+        """Drop a job from the list (a running one is killed) and delete its private folder."""
         job = self.get(job_id)
         if job is not None:
-            job.stop()
+            job.stop(kill=True)
             with self._lock:
                 self._jobs.pop(job_id, None)
+            threading.Thread(target=_remove_after, args=(job,), daemon=True).start()
 
-    def stop_all(self, wait: float = 0.0) -> None:
-        """Stop every job of this session (a closed tab); optionally wait for the threads."""
+    def stop_all(self, wait: float = 0.0, kill: bool = False,
+                 reason: str = "requested") -> None:
+        """Stop every job of this session (ask; `kill=True` kills at once); optionally wait
+        up to `wait` seconds for them to end."""
         jobs = self.jobs()
         for job in jobs:
-            job.stop()
+            job.stop(reason, kill=kill)
         deadline = time.monotonic() + wait
         for job in jobs:
             left = deadline - time.monotonic()
@@ -338,71 +723,58 @@ class JobRegistry:
                 break
             job.wait(left)
 
+    def release(self, wait: float = 5.0) -> None:
+        """The session ended (tab closed or expired): kill its jobs, delete their folders."""
+        self.stop_all(wait=wait, kill=True, reason="stopped: the session ended")
+        for job in self.jobs():
+            if job.done and job.workdir:
+                shutil.rmtree(job.workdir, ignore_errors=True)
+            elif job.workdir:  # still being killed: remove its folder once it is gone
+                threading.Thread(target=_remove_after, args=(job,), daemon=True).start()
+
     def waiting_reason(self) -> str:
         """A sentence for the page when a job waits for a slot."""
         return (f"Waiting for a free job slot: {self._slots.running} of {self._slots.limit} "
                 "jobs are running on this server (LMCORE_MAX_JOBS).")
 
 
-# --- streamlit side (pages only) -------------------------------------------------------
-
-def _release(reg: JobRegistry) -> None:
-    reg.stop_all()
-
-
-@st.cache_resource(scope="session", on_release=_release, show_spinner=False)
-def registry() -> JobRegistry:
-    """This session's registry; closing the tab releases it and stops its jobs."""
-    return JobRegistry()
-
-
-def _fmt_seconds(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+def _check_importable(fn: Any) -> None:
+    """Refuse a function a worker could not import: one defined in a page script (Streamlit
+    runs it as `__main__`, so it pickles by a name that means nothing in the worker)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    module = getattr(fn, "__module__", None)
+    if module in ("__main__", "__mp_main__"):
+        raise TypeError(f"{getattr(fn, '__qualname__', fn)!r} is defined in a script "
+                        "(module __main__), which a worker process cannot import")
 
 
-def job_panel(job: Job, key: str) -> None:
-    """Draw a job's status, progress bar with ETA, error, and a Stop button (key-prefixed)."""
-    status = job.status
-    if status == "waiting":
-        st.info(registry().waiting_reason() if not job.done else "Waiting.", icon="⏳")
-        if st.button("Cancel", key=f"{key}.cancel"):
-            job.stop()
-        return
-    if status == "running":
-        eta = job.eta_s
-        text = f"{job.message or job.name} · {100 * job.progress:.0f}%"
-        text += f" · ETA {_fmt_seconds(eta)}" if eta is not None else ""
-        text += f" · {_fmt_seconds(job.elapsed_s)} elapsed"
-        st.progress(job.progress, text=text)
-        if st.button("Stop", key=f"{key}.stop"):
-            job.stop()
-    elif status == "done":
-        st.success(f"{job.name}: done in {_fmt_seconds(job.elapsed_s)}.")
-    elif status == "stopped":
-        st.warning(f"{job.name}: {job.message or 'stopped'} after "
-                   f"{_fmt_seconds(job.elapsed_s)} ({100 * job.progress:.0f}% done).")
-    elif status == "failed":
-        st.error(f"{job.name} failed: {job.error}", icon="⚠️")
+def _remove_after(job: Job, timeout: float = 30.0) -> None:
+    if job.wait(timeout) and job.workdir:
+        shutil.rmtree(job.workdir, ignore_errors=True)
 
 
-def live_chart(job: Job, build_figure: Callable[[dict[str, dict[str, list]]], Any], key: str,
-               run_every: float = 0.5, panel: bool = True) -> None:
-    """Redraw one plotly figure (fixed `key`) from `job.snapshot()` while the job runs.
+def run_here(fn: Callable[[JobContext], Any], name: str = "job",
+             workdir: str | None = None) -> Job:
+    """Run `fn(ctx)` in this thread, with no server and no worker, and return the finished
+    Job (same statuses, series and errors as a submitted one): plain Python, a notebook, the
+    benchmark's baseline, and tests that patch the function's module."""
+    job = Job(name, workdir=workdir)
+    job._set(status="running", started=time.monotonic())
+    try:
+        outcome: tuple = ("result", fn(JobContext(job)))
+    except Exception as exc:
+        log.info("job %s ended with %s: %s", name, type(exc).__name__, exc)
+        outcome = _error_event(exc)
+    job._settle(outcome)
+    job._finished.set()
+    return job
 
-    The fragment polls every `run_every` seconds only while the job is active; when the job
-    ends it triggers one full rerun so the rest of the page sees the result.
-    """
-    was_active = job.active
 
-    @st.fragment(run_every=run_every if was_active else None)
-    def _draw() -> None:
-        if panel:
-            job_panel(job, key=f"{key}.panel")
-        fig = build_figure(job.snapshot())
-        if fig is not None:
-            st.plotly_chart(fig, key=key)
-        if was_active and job.done:
-            st.rerun()
+def __getattr__(name: str) -> Any:
+    """`registry`, `job_panel`, `live_chart`, `follow` live in job_view (streamlit)."""
+    if name in ("registry", "job_panel", "live_chart", "follow"):
+        from lmcore.app import job_view
 
-    _draw()
+        return getattr(job_view, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,17 @@
 """Training as a background job: trainer events into the job's series, the run into the store.
 
-The functions here build the `fn(ctx)` a page submits to the job registry. They run in the
-job's thread and never call streamlit; the page reads the series with `job.snapshot()` and,
-when the job is done, takes the trained model from `job.result`.
+`run_training` and `run_dynamics` are job bodies: module-level functions of `ctx` and plain
+arguments that run in a job's worker process and never call streamlit. `training_job` and
+`dynamics_job` bind the arguments (`functools.partial`) for `registry().submit`. The page reads
+the series with `job.snapshot()`; a finished training hands back a `TrainOutcome` naming the
+safetensors checkpoint the run store keeps, which the page loads with `outcome.model`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +39,23 @@ from lmcore.train.trainer import (
 
 @dataclass
 class TrainOutcome:
-    """What a finished training job hands the page."""
+    """What a finished training job hands the page: plain data and the checkpoint's path."""
 
-    model: Transformer
     tokenizer: Tokenizer
     result: TrainResult
     run_id: str
-    checkpoint: str
+    checkpoint: str  # safetensors folder kept by the run store (reloadable from Runs)
     corpus_fingerprint: str  # the corpus it was trained on: a page drops it after a switch
+    _model: Transformer | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def model(self) -> Transformer:
+        """The trained model, loaded from the checkpoint with lmcore's loader (once)."""
+        if self._model is None:
+            from lmcore.models.checkpoint import load_model
+
+            self._model = load_model(self.checkpoint).model
+        return self._model
 
 
 def get_tokenizer(corpus: Corpus, kind: str, vocab_size: int | None = None,
@@ -82,70 +93,79 @@ class JobFeed:
             ctx.log("eval", step=e.step, **eval_values(e))
 
 
+def run_training(ctx: JobContext, *, corpus: Corpus, tokenizer_kind: str,
+                 model_config: dict[str, Any], train_config: TrainConfig, objective: Any,
+                 session: str | None = None, vocab_size: int | None = None,
+                 tokenizer: Tokenizer | None = None) -> TrainOutcome:
+    """Tokenize, build, train (recorded in the run store), save the checkpoint, return."""
+    ctx.progress(0.0, "preparing the tokenizer and data…")
+    tok = get_tokenizer(corpus, tokenizer_kind, vocab_size, tokenizer)
+    data = TokenData.from_corpus(corpus, tok)
+    mcfg = TransformerConfig(vocab_size=tok.vocab_size, **model_config)
+    get_settings().check("max_params", count_parameters(mcfg))  # before allocating
+    model = seeded(lambda: Transformer(mcfg), train_config.seed)
+    store = RunStore()
+    run_id = store.create(
+        f"transformer {mcfg.n_layer}x{mcfg.n_embd} ({tok.kind})",
+        {"model": mcfg.to_dict(), "train": dataclasses.asdict(train_config),
+         "tokenizer": tok.kind},
+        corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
+        tokenizer=f"{tok.kind} ({tok.vocab_size})", session=session)
+    out = Path(get_settings().home).expanduser() / "models" / run_id
+    tcfg = dataclasses.replace(train_config, checkpoint_dir=str(out))
+    ctx.set("run_id", run_id)
+    try:
+        with RSSSampler(interval=0.05) as sampler:
+            result = train(model, objective, data, tcfg,
+                           callback=Recorder(store, run_id, then=JobFeed(ctx, sampler)),
+                           stop=ctx.stop)
+    except Exception as exc:  # refused before the first step: the run did not happen
+        store.finish(run_id, "failed", {}, error=str(exc))
+        raise
+    if result.status == "failed":
+        raise ValueError(f"training failed at step {result.steps + 1}: {result.error}")
+    from lmcore.models.checkpoint import save_model
+
+    save_model(out, model, tok, extra={"run_id": run_id, "corpus": corpus.name,
+                                       "corpus_fingerprint": corpus.fingerprint,
+                                       **result.summary()})
+    store.update(run_id, checkpoint=str(out))
+    return TrainOutcome(tok, result, run_id, str(out), corpus.fingerprint)
+
+
 def training_job(corpus: Corpus, tokenizer_kind: str, model_config: dict[str, Any],
                  train_config: TrainConfig, objective: Any, *, session: str | None = None,
                  vocab_size: int | None = None, tokenizer: Tokenizer | None = None
-                 ) -> Callable[[JobContext], TrainOutcome]:
-    """A job function: tokenize, build, train (recorded in the run store), save, return."""
+                 ) -> functools.partial:
+    """`run_training` with its arguments bound: what a page submits."""
+    return functools.partial(run_training, corpus=corpus, tokenizer_kind=tokenizer_kind,
+                             model_config=model_config, train_config=train_config,
+                             objective=objective, session=session, vocab_size=vocab_size,
+                             tokenizer=tokenizer)
 
-    def fn(ctx: JobContext) -> TrainOutcome:
-        ctx.progress(0.0, "preparing the tokenizer and data…")
-        tok = get_tokenizer(corpus, tokenizer_kind, vocab_size, tokenizer)
-        data = TokenData.from_corpus(corpus, tok)
-        mcfg = TransformerConfig(vocab_size=tok.vocab_size, **model_config)
-        get_settings().check("max_params", count_parameters(mcfg))  # before allocating
-        model = seeded(lambda: Transformer(mcfg), train_config.seed)
-        store = RunStore()
-        run_id = store.create(
-            f"transformer {mcfg.n_layer}x{mcfg.n_embd} ({tok.kind})",
-            {"model": mcfg.to_dict(), "train": dataclasses.asdict(train_config),
-             "tokenizer": tok.kind},
-            corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
-            tokenizer=f"{tok.kind} ({tok.vocab_size})", session=session)
-        out = Path(get_settings().home).expanduser() / "models" / run_id
-        tcfg = dataclasses.replace(train_config, checkpoint_dir=str(out))
-        ctx.set("run_id", run_id)
-        try:
-            with RSSSampler(interval=0.05) as sampler:
-                result = train(model, objective, data, tcfg,
-                               callback=Recorder(store, run_id, then=JobFeed(ctx, sampler)),
-                               stop=ctx.stop)
-        except Exception as exc:  # refused before the first step: the run did not happen
-            store.finish(run_id, "failed", {}, error=str(exc))
-            raise
-        if result.status == "failed":
-            raise ValueError(f"training failed at step {result.steps + 1}: {result.error}")
-        from lmcore.models.checkpoint import save_model
 
-        save_model(out, model, tok, extra={"run_id": run_id, "corpus": corpus.name,
-                                           "corpus_fingerprint": corpus.fingerprint,
-                                           **result.summary()})
-        store.update(run_id, checkpoint=str(out))
-        return TrainOutcome(model, tok, result, run_id, str(out), corpus.fingerprint)
+def run_dynamics(ctx: JobContext, *, kind: str, corpus: Corpus, model_config: dict[str, Any],
+                 train_config: TrainConfig, objective: Any) -> list[VariantResult]:
+    """Run comparison `kind` with char tokens; one loss series per variant."""
+    total = len(COMPARISONS[kind][1]) * train_config.steps
+    ctx.progress(0.0, "preparing the data…")
+    tok = train_tokenizer("char", corpus.split().train)
+    data = TokenData.from_corpus(corpus, tok)
+    done = [0]
 
-    return fn
+    def on_event(label: str, e: Event) -> None:
+        if isinstance(e, Step):
+            done[0] += 1
+            ctx.log(label, step=e.step, loss=e.loss, grad_norm=e.grad_norm)
+            ctx.progress(done[0] / total, f"{label}: step {e.step}/{e.steps}")
+
+    mcfg = TransformerConfig(vocab_size=tok.vocab_size, **model_config)
+    return run_comparison(kind, mcfg, train_config, data, objective, on_event=on_event,
+                          stop=ctx.stop)
 
 
 def dynamics_job(kind: str, corpus: Corpus, model_config: dict[str, Any],
-                 train_config: TrainConfig, objective: Any
-                 ) -> Callable[[JobContext], list[VariantResult]]:
-    """A job function running comparison `kind` with char tokens; one series per variant."""
-    total = len(COMPARISONS[kind][1]) * train_config.steps
-
-    def fn(ctx: JobContext) -> list[VariantResult]:
-        ctx.progress(0.0, "preparing the data…")
-        tok = train_tokenizer("char", corpus.split().train)
-        data = TokenData.from_corpus(corpus, tok)
-        done = [0]
-
-        def on_event(label: str, e: Event) -> None:
-            if isinstance(e, Step):
-                done[0] += 1
-                ctx.log(label, step=e.step, loss=e.loss, grad_norm=e.grad_norm)
-                ctx.progress(done[0] / total, f"{label}: step {e.step}/{e.steps}")
-
-        mcfg = TransformerConfig(vocab_size=tok.vocab_size, **model_config)
-        return run_comparison(kind, mcfg, train_config, data, objective, on_event=on_event,
-                              stop=ctx.stop)
-
-    return fn
+                 train_config: TrainConfig, objective: Any) -> functools.partial:
+    """`run_dynamics` with its arguments bound: what a page submits."""
+    return functools.partial(run_dynamics, kind=kind, corpus=corpus, model_config=model_config,
+                             train_config=train_config, objective=objective)

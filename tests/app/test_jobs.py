@@ -1,147 +1,242 @@
-"""The job registry without a running app: submit, progress, series, stop, failure, cap, limit."""
+"""The job engine without a running app: jobs run in worker processes that report events,
+Stop asks then kills, the time limit and a released session kill, memory is capped, the cap on
+concurrent jobs makes others wait, and no worker imports streamlit."""
 
 from __future__ import annotations
 
+import functools
+import os
+import stat
+import sys
 import threading
 import time
+import types
+from pathlib import Path
 
+import psutil
 import pytest
+import sample_jobs as sj
 
-from lmcore.app.jobs import JobRegistry, Slots
+from lmcore.app import job_view
+from lmcore.app.jobs import Job, JobContext, JobRegistry, Slots, downsample, run_here
+
+WAIT = 60  # the first job of a test run also starts the forkserver (imports torch)
 
 
-def _wait_status(job, status, timeout=5.0):
+def _wait_for(cond, timeout=WAIT):
     deadline = time.monotonic() + timeout
-    while job.status != status and time.monotonic() < deadline:
+    while not cond() and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert job.status == status
+    assert cond()
 
 
-def test_submit_runs_in_background_and_reports():
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_submit_runs_in_a_worker_process_and_reports():
     reg = JobRegistry(slots=Slots(2))
-    main = threading.get_ident()
-
-    def work(ctx):
-        assert threading.get_ident() != main
-        for i in range(5):
-            ctx.log("loss", step=i, train=10.0 - i)
-            ctx.progress((i + 1) / 5, f"step {i + 1}")
-        ctx.log("loss", step=5, valid=4.5)  # a new field pads older points with None
-        ctx.set("sample", "hello")
-        return 42
-
-    job = reg.submit("train", work)
-    assert job.wait(5)
-    assert job.status == "done" and job.result == 42 and job.error is None
+    job = reg.submit("train", functools.partial(sj.report, n=5))
+    assert job.wait(WAIT)
+    assert job.status == "done" and job.error is None, job.error
+    assert job.result["pid"] != os.getpid() and job.result["pid"] == job.pid
     assert job.progress == 1.0 and job.eta_s is None
     snap = job.snapshot()
     assert snap["loss"]["step"] == [0, 1, 2, 3, 4, 5]
     assert snap["loss"]["train"] == [10.0, 9.0, 8.0, 7.0, 6.0, None]
     assert snap["loss"]["valid"] == [None] * 5 + [4.5]
-    assert job.get("sample") == "hello"
+    assert job.get("sample") == "hello" and job.values() == {"sample": "hello"}
+    assert job.message == "step 5"
     assert reg.latest("train") is job and reg.jobs() == [job]
     snap["loss"]["step"].append(99)  # a snapshot is a copy
     assert len(job.snapshot()["loss"]["step"]) == 6
+    assert job.start_s is not None and _gone(job.pid)
+
+
+def test_no_streamlit_in_the_worker_even_when_main_is_a_page_script(tmp_path, monkeypatch):
+    """Streamlit sets __main__ to the page it runs; the worker must not re-run that file."""
+    assert "streamlit" in sys.modules  # this process has it
+    marker = tmp_path / "page-ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    job = JobRegistry(slots=Slots(1)).submit("r", sj.report)
+    assert job.wait(WAIT) and job.status == "done", job.error
+    assert job.result["streamlit"] is False
+    assert job.result["main"] != str(page) and not marker.exists()
+
+
+def test_every_event_arrives_in_order():
+    job = JobRegistry(slots=Slots(1)).submit("many", functools.partial(sj.many_points, n=20_000))
+    assert job.wait(WAIT) and job.result == 20_000
+    assert job.snapshot()["s"]["i"] == list(range(20_000))
+
+
+def test_a_lambda_is_refused_at_submit_with_the_contract():
+    with pytest.raises(TypeError, match="module-level function or functools.partial"):
+        JobRegistry(slots=Slots(1)).submit("bad", lambda ctx: 1)
 
 
 def test_eta_from_progress():
     reg = JobRegistry(slots=Slots(1))
-    go = threading.Event()
-
-    def work(ctx):
-        time.sleep(0.05)
-        ctx.progress(0.5)
-        go.wait(5)
-
-    job = reg.submit("eta", work)
-    deadline = time.monotonic() + 5
-    while job.progress < 0.5 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    job = reg.submit("eta", functools.partial(sj.half_then_wait, seconds=3))
+    _wait_for(lambda: job.progress >= 0.5)
     before = job.elapsed_s
     eta = job.eta_s
     after = job.elapsed_s
-    assert eta is not None and before >= 0.05  # halfway: as long again as it took so far
+    assert eta is not None and before >= 0.1  # halfway: as long again as it took so far
     assert before - 1e-3 <= eta <= after + 1e-3
-    go.set()
-    assert job.wait(5) and job.status == "done"
+    assert job.wait(WAIT) and job.status == "done" and job.result == "ok"
 
 
-def test_stop_sets_event_and_status_stopped():
+def test_stop_asks_and_a_cooperative_job_keeps_its_result():
     reg = JobRegistry(slots=Slots(1))
-    steps = []
-
-    def work(ctx):
-        while not ctx.stop.is_set():
-            steps.append(1)
-            time.sleep(0.002)
-        return len(steps)
-
-    job = reg.submit("loop", work)
-    deadline = time.monotonic() + 5
-    while not steps and time.monotonic() < deadline:  # the loop is running
-        time.sleep(0.002)
+    job = reg.submit("loop", sj.until_stopped)
+    _wait_for(lambda: job.progress > 0)
     assert job.status == "running"
     job.stop()
-    assert job.wait(5)
+    assert job.wait(WAIT)
     assert job.status == "stopped" and job.stop_reason == "requested"
-    assert job.result == len(steps) > 0
+    assert job.message == "stopped by request"
+    assert job.result > 0 and _gone(job.get("pid"))
 
 
-def test_exception_becomes_failed_with_readable_error():
+def test_stop_kills_a_job_that_does_not_stop_within_the_grace_period():
+    reg = JobRegistry(slots=Slots(1), grace_s=0.5)
+    job = reg.submit("stubborn", sj.ignores_stop)
+    _wait_for(lambda: job.get("pid") is not None)
+    t0 = time.monotonic()
+    job.stop()
+    assert job.wait(WAIT)
+    assert 0.4 <= time.monotonic() - t0 < 10
+    assert job.status == "stopped" and "did not stop within 0.5 s" in job.message
+    assert _gone(job.get("pid"))
+
+
+def test_time_limit_kills_a_job_that_ignores_stop_and_names_the_limit():
+    reg = JobRegistry(slots=Slots(1), max_seconds=0.5, grace_s=0.5)
+    job = reg.submit("slow", sj.ignores_stop)
+    assert job.wait(WAIT)
+    assert job.status == "stopped"
+    assert "max_job_seconds=0.5" in job.message and "LMCORE_MAX_JOB_SECONDS" in job.message
+    assert "killed" in job.message and _gone(job.get("pid"))
+
+
+def test_time_limit_asks_first_so_a_cooperative_job_keeps_what_it_did():
+    reg = JobRegistry(slots=Slots(1), max_seconds=0.3)
+    job = reg.submit("slow", sj.until_stopped)
+    assert job.wait(WAIT)
+    assert job.status == "stopped" and "max_job_seconds" in job.message
+    assert job.result > 0
+
+
+def test_release_kills_the_sessions_jobs_at_once_and_removes_their_folders():
+    reg = JobRegistry(slots=Slots(2), grace_s=60)  # a Stop would wait a minute; release won't
+    jobs = [reg.submit(f"j{i}", sj.ignores_stop) for i in range(2)]
+    for j in jobs:
+        _wait_for(lambda j=j: j.get("pid") is not None)
+    t0 = time.monotonic()
+    job_view._release(reg)  # what Streamlit calls when the session is closed or expires
+    for j in jobs:
+        assert j.wait(10)
+    assert time.monotonic() - t0 < 5
+    for j in jobs:
+        assert j.status == "stopped" and "session ended" in j.message, j.message
+        assert _gone(j.get("pid"))
+    _wait_for(lambda: not any(Path(j.workdir).exists() for j in jobs), timeout=10)
+
+
+def test_stop_all_kill_also_kills_processes_the_job_started(tmp_path):
     reg = JobRegistry(slots=Slots(1))
+    marker = tmp_path / "child.pid"
+    job = reg.submit("parent", functools.partial(sj.spawns_child, marker=str(marker)))
+    _wait_for(lambda: marker.exists() and marker.read_text())
+    child = int(marker.read_text())
+    reg.stop_all(wait=10, kill=True)
+    assert job.done and job.status == "stopped"
+    _wait_for(lambda: _gone(child), timeout=10)
 
-    def boom(ctx):
-        raise RuntimeError("the model diverged (loss is NaN)")
 
-    job = reg.submit("bad", boom)
-    assert job.wait(5)
+def test_memory_cap_kills_the_job_and_names_the_limit():
+    reg = JobRegistry(slots=Slots(1), max_mb=600)
+    job = reg.submit("hog", functools.partial(sj.allocates, mb=900))
+    assert job.wait(WAIT)
+    assert job.status == "failed"
+    assert "max_job_mb=600" in job.error and "LMCORE_MAX_JOB_MB" in job.error
+    assert job.peak_rss_mb > 600
+    ok = reg.submit("small", functools.partial(sj.allocates, mb=10, hold=0))
+    assert ok.wait(WAIT) and ok.status == "done"  # under the cap: runs to the end
+
+
+def test_exception_becomes_failed_with_readable_error_and_frees_the_slot():
+    reg = JobRegistry(slots=Slots(1))
+    job = reg.submit("bad", functools.partial(sj.fails, message="the model diverged (loss is NaN)"))
+    assert job.wait(WAIT)
     assert job.status == "failed"
     assert job.error == "RuntimeError: the model diverged (loss is NaN)"
-    # a failed job frees its slot: the next one runs
-    ok = reg.submit("good", lambda ctx: "fine")
-    assert ok.wait(5) and ok.result == "fine"
+    bad = reg.submit("input", sj.bad_input)  # bad input reads as the message alone
+    assert bad.wait(WAIT) and bad.error == "the corpus is empty: load a longer text"
+
+
+def test_a_worker_that_dies_is_a_failed_job_saying_so():
+    job = JobRegistry(slots=Slots(1)).submit("dies", sj.kills_itself)
+    assert job.wait(WAIT)
+    assert job.status == "failed" and "killed by signal 9" in job.error
 
 
 def test_cap_makes_extra_jobs_wait_for_a_slot():
     slots = Slots(1)
     a_reg, b_reg = JobRegistry(slots=slots), JobRegistry(slots=slots)  # two sessions
-    release = threading.Event()
-    first = a_reg.submit("first", lambda ctx: release.wait(5))
-    _wait_status(first, "running")
-    second = b_reg.submit("second", lambda ctx: "ran")
-    time.sleep(0.1)
-    assert second.status == "waiting"
+    first = a_reg.submit("first", sj.until_stopped)
+    _wait_for(lambda: first.progress > 0)
+    second = b_reg.submit("second", sj.report)
+    time.sleep(0.2)
+    assert second.status == "waiting" and second.pid is None
     assert "1 of 1" in b_reg.waiting_reason()
-    release.set()
-    assert second.wait(5) and second.status == "done" and second.result == "ran"
+    first.stop()
+    assert second.wait(WAIT) and second.status == "done"
 
 
 def test_waiting_job_can_be_cancelled():
     slots = Slots(1)
     reg = JobRegistry(slots=slots)
-    release = threading.Event()
-    first = reg.submit("first", lambda ctx: release.wait(5))
-    _wait_status(first, "running")
-    ran = []
-    second = reg.submit("second", lambda ctx: ran.append(1))
+    first = reg.submit("first", sj.until_stopped)
+    _wait_for(lambda: first.progress > 0)
+    second = reg.submit("second", sj.report)
     second.stop()
-    assert second.wait(5) and second.status == "stopped" and not ran
-    release.set()
-    assert first.wait(5)
+    assert second.wait(WAIT) and second.status == "stopped" and second.pid is None
+    first.stop()
+    assert first.wait(WAIT)
     assert slots.running == 0
 
 
-def test_time_limit_stops_job_and_names_the_limit():
-    reg = JobRegistry(slots=Slots(1), max_seconds=0.1)
+def test_the_worker_sees_the_settings_in_force_at_submit(monkeypatch, tmp_path):
+    monkeypatch.setenv("LMCORE_MAX_STEPS", "7")
+    job = JobRegistry(slots=Slots(1)).submit("s", sj.settings_seen)
+    assert job.wait(WAIT) and job.result == {"max_steps": 7,
+                                             "home": os.environ["LMCORE_HOME"]}
 
-    def forever(ctx):
-        while not ctx.stop.is_set():
-            time.sleep(0.005)
 
-    job = reg.submit("slow", forever)
-    assert job.wait(5)
-    assert job.status == "stopped"
-    assert "max_job_seconds" in job.message and "LMCORE_MAX_JOB_SECONDS" in job.message
+def test_the_worker_uses_the_submitters_torch_threads(one_torch_thread):
+    job = JobRegistry(slots=Slots(1)).submit("t", sj.torch_threads)
+    assert job.wait(WAIT) and job.result == 1
+
+
+def test_workdir_is_private_and_holds_what_the_job_hands_back():
+    reg = JobRegistry(slots=Slots(1))
+    job = reg.submit("w", functools.partial(sj.writes_file, text="weights"))
+    assert job.wait(WAIT) and job.status == "done"
+    assert Path(job.result).read_text() == "weights"
+    assert Path(job.result).parent == Path(job.workdir)
+    assert stat.S_IMODE(os.stat(job.workdir).st_mode) == 0o700
+    reg.forget(job.id)
+    _wait_for(lambda: not Path(job.workdir).exists(), timeout=10)
+    assert reg.jobs() == []
 
 
 def test_process_cap_reads_settings(monkeypatch):
@@ -149,67 +244,84 @@ def test_process_cap_reads_settings(monkeypatch):
     assert Slots().limit == 3
 
 
-def test_stop_all_stops_every_job():
-    reg = JobRegistry(slots=Slots(4))
-
-    def loop(ctx):
-        while not ctx.stop.is_set():
-            time.sleep(0.002)
-
-    jobs = [reg.submit(f"j{i}", loop) for i in range(3)]
-    for j in jobs:
-        _wait_status(j, "running")
-    reg.stop_all(wait=5)
-    assert [j.status for j in jobs] == ["stopped"] * 3
-
-
 @pytest.mark.parametrize("frac,expected", [(-1, 0.0), (0.25, 0.25), (7, 1.0)])
 def test_progress_is_clamped(frac, expected):
-    reg = JobRegistry(slots=Slots(1))
-    seen = []
-
-    def work(ctx):
-        ctx.progress(frac)
-        seen.append(reg.latest("p").progress)
-
-    assert reg.submit("p", work).wait(5)
-    assert seen == [expected]
-
-
-class Stopped(Exception):
-    """What a cooperative loop raises when it notices its stop event."""
+    job = run_here(functools.partial(sj.clamped, frac=frac))
+    assert job.status == "done" and job.progress == 1.0  # done: full bar
+    ctx_job = Job("p")
+    JobContext(ctx_job).progress(frac)
+    assert ctx_job.progress == expected
 
 
 def test_exception_raised_because_of_stop_is_stopped_not_failed():
     reg = JobRegistry(slots=Slots(1))
-    running = threading.Event()
-
-    def loop(ctx):
-        running.set()
-        while True:
-            if ctx.stop.is_set():
-                raise Stopped("gave up at the next check")
-            time.sleep(0.002)
-
-    job = reg.submit("coop", loop)
-    assert running.wait(5)
+    job = reg.submit("coop", sj.raises_when_stopped)
+    _wait_for(lambda: job.progress > 0)
     job.stop()
-    assert job.wait(5)
+    assert job.wait(WAIT)
     assert job.status == "stopped" and job.error is None
     assert job.message == "stopped by request"
-    # the same exception without a stop request is a failure
-    bad = reg.submit("bad", lambda ctx: (_ for _ in ()).throw(Stopped("no stop was asked")))
-    assert bad.wait(5) and bad.status == "failed" and "no stop was asked" in bad.error
+    bad = reg.submit("bad", sj.raises_stopped_unasked)  # the same without a stop request
+    assert bad.wait(WAIT) and bad.status == "failed" and "no stop was asked" in bad.error
 
 
-def test_exception_after_the_time_limit_names_the_limit():
-    reg = JobRegistry(slots=Slots(1), max_seconds=0.05)
+def test_run_here_gives_the_same_job_without_a_worker():
+    job = run_here(functools.partial(sj.report, n=5), name="here")
+    assert job.done and job.status == "done" and job.result["pid"] == os.getpid()
+    assert job.snapshot()["loss"]["train"] == [10.0, 9.0, 8.0, 7.0, 6.0, None]
+    failed = run_here(sj.bad_input)
+    assert failed.status == "failed" and failed.error.startswith("the corpus is empty")
 
-    def loop(ctx):
-        while not ctx.stop.is_set():
-            time.sleep(0.002)
-        raise Stopped("out of time")
 
-    job = reg.submit("slow", loop)
-    assert job.wait(5)
-    assert job.status == "stopped" and "max_job_seconds" in job.message
+def test_downsample_keeps_a_bounded_stable_subset_with_the_last_point():
+    cols = {"step": list(range(1000)), "loss": [float(i) for i in range(1000)]}
+    small = downsample(cols, 100)
+    assert 50 <= len(small["step"]) <= 101 and small["step"][-1] == 999
+    assert small["step"][:3] == [0, 16, 32] and small["loss"][1] == 16.0  # columns aligned
+    grown = downsample({k: v + [None] for k, v in cols.items()}, 100)
+    assert grown["step"][:-1] == small["step"][:-1]  # the same points as the series grows
+    assert downsample(cols, 2000) == cols
+
+
+def test_a_killed_server_takes_its_workers_with_it(tmp_path):
+    """If the server process dies without cleaning up, its jobs do not run on as orphans."""
+    import subprocess
+
+    marker = tmp_path / "worker.pid"
+    script = (
+        "import functools, os, sys, time\n"
+        f"sys.path[:0] = [{str(Path(sj.__file__).parent)!r}]\n"
+        "import sample_jobs as sj\n"
+        "from lmcore.app.jobs import JobRegistry, Slots\n"
+        f"job = JobRegistry(slots=Slots(1)).submit('x', functools.partial(sj.ignores_stop, "
+        f"marker={str(marker)!r}))\n"
+        "while not os.path.exists(" + repr(str(marker)) + "): time.sleep(0.01)\n"
+        "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    pid = int(marker.read_text())
+    _wait_for(lambda: _gone(pid), timeout=10)
+
+
+def test_a_page_thread_may_submit(monkeypatch):
+    """Streamlit runs scripts in threads: submitting from one works like from the main one."""
+    out = {}
+
+    def page():
+        out["job"] = JobRegistry(slots=Slots(1)).submit("t", sj.report)
+
+    t = threading.Thread(target=page)
+    t.start()
+    t.join()
+    assert out["job"].wait(WAIT) and out["job"].status == "done"
+
+
+def test_a_function_from_a_script_is_refused_at_submit():
+    """A page is run as __main__: its functions pickle by a name a worker cannot import."""
+    def body(ctx):
+        return 1
+
+    body.__module__ = "__main__"
+    body.__qualname__ = "body"
+    with pytest.raises(TypeError, match="defined in a script"):
+        JobRegistry(slots=Slots(1)).submit("page", functools.partial(body))

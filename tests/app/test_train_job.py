@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
+import torch
 
-from lmcore.app.jobs import Job, JobContext, JobRegistry, Slots
+from lmcore.app.jobs import Job, JobContext, JobRegistry, Slots, run_here
 from lmcore.app.train_job import JobFeed, TrainOutcome, dynamics_job, training_job
 from lmcore.data.corpus import from_text
 from lmcore.models.checkpoint import load_model
@@ -43,6 +45,9 @@ def test_training_job_feeds_series_records_run_and_saves_model():
     loaded = load_model(out.checkpoint)
     assert loaded.tokenizer.vocab_size == out.tokenizer.vocab_size
     assert loaded.extra["run_id"] == out.run_id
+    assert job.pid != os.getpid()  # trained in a worker process; the page loads the weights:
+    sd, ref = out.model.state_dict(), loaded.model.state_dict()
+    assert sd.keys() == ref.keys() and all(torch.equal(sd[k], ref[k]) for k in sd)
 
 
 def test_stopped_training_job_keeps_its_model():
@@ -104,8 +109,8 @@ def test_too_many_parameters_are_refused_before_the_model_is_built(monkeypatch):
     built = []
     monkeypatch.setattr("lmcore.app.train_job.Transformer",
                         lambda cfg: built.append(cfg) or Transformer(cfg))
-    reg = JobRegistry(slots=Slots(1))
-    job = reg.submit("t", training_job(CORPUS, "char", TINY, TrainConfig(steps=2), CausalLM()))
-    assert job.wait(120) and job.status == "failed"
+    # in this process (run_here), where the patched constructor is the one the job calls
+    job = run_here(training_job(CORPUS, "char", TINY, TrainConfig(steps=2), CausalLM()))
+    assert job.status == "failed"
     assert "exceeds the limit max_params=1,000" in job.error and not built
     assert RunStore().list() == []
