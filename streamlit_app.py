@@ -27,6 +27,8 @@ with left:
 6. **Long texts**: chunking, sliding windows, hierarchical summaries.
 7. **Information**: entropy, cross-entropy, KL, Huffman and arithmetic coding; noisy
    channels, codes and Shannon's second theorem.
+8. **Scaling & emergence**: scaling laws on your corpus, emergence as a metric effect,
+   induction heads, few-shot learning and chain of thought, in miniature.
 10. **Embeddings**: word2vec, a Transformer's token table, contextual vectors.
 """
     )

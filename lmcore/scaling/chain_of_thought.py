@@ -64,7 +64,7 @@ def cot(cfg: CoTConfig | None = None, *,
     if len(cfg.train_weights) != len(cfg.train_lengths):
         raise ValueError("give one training weight per training length")
     longest = max(max(cfg.test_lengths), max(cfg.train_lengths))
-    context = 4 * longest + 6  # the scratchpad problem of the longest length, plus room
+    context = 5 * longest + 5  # 2n+2 prompt, 2n scratchpad, ">", n+1 answer digits, "."
     result = CoTResult()
     say = on_progress or (lambda f, m: None)
     t0 = time.perf_counter()

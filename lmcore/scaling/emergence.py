@@ -37,6 +37,7 @@ class EmergenceConfig:
 
 @dataclass
 class EmergenceResult:
+    digits: int
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per (model, eval step)
     status: str = "done"
     seconds: float = 0.0
@@ -61,7 +62,7 @@ def emergence(cfg: EmergenceConfig | None = None, *,
     test_x, test_y = pack(addition(k, cfg.test_problems, "test", cfg.seed))
     T = train_x.shape[1]
     say = on_progress or (lambda f, m: None)
-    result = EmergenceResult()
+    result = EmergenceResult(digits=k)
     n_models = len(cfg.shapes)
     import time
 

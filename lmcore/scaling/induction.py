@@ -32,15 +32,15 @@ from lmcore.scaling.tasks import Repeats, repeated_segments
 @dataclass
 class InductionConfig:
     n_layer: int = 2
-    n_embd: int = 32
-    n_head: int = 4
+    n_embd: int = 64
+    n_head: int = 2
     vocab: int = 24  # random symbols
     T: int = 32  # tokens per sequence
     min_len: int = 4
-    max_len: int = 14
-    steps: int = 800
+    max_len: int = 12
+    steps: int = 1000
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-2
     eval_every: int = 10
     train_sequences: int = 20_000
     test_sequences: int = 256
@@ -49,6 +49,7 @@ class InductionConfig:
 
 @dataclass
 class InductionResult:
+    vocab: int
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per evaluation
     heads: list[str] = field(default_factory=list)  # 'L1H0', ...
     best_head: str = ""
@@ -122,7 +123,7 @@ def induction(cfg: InductionConfig | None = None, *,
                      context=cfg.T - 1, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                      seed=cfg.seed, eval_every=cfg.eval_every)
     model = build(dc, vocab_size=cfg.vocab)
-    result = InductionResult()
+    result = InductionResult(vocab=cfg.vocab)
     say = on_progress or (lambda f, m: None)
 
     def sample(gen):
