@@ -12,7 +12,7 @@ from lmcore.models.generate import CacheTiming
 from lmcore.models.masks import build_mask
 from lmcore.train.fair_metrics import Metric, table_rows
 
-COLORS = {"causal": "#2563eb", "prefix": "#16a34a", "masked": "#dc2626"}
+COLORS = {"causal": "#2563eb", "prefix": "#16a34a", "masked": "#dc2626", "encdec": "#9333ea"}
 MARGIN = dict(l=40, r=10, t=50, b=40)
 
 

@@ -164,3 +164,23 @@ def generation_job(model: Transformer, tokenizer: Tokenizer, prompt: str, n: int
                               context=m.config.context)
 
     return fn
+
+
+def run_encdec_generation(ctx: JobContext, *, model: torch.nn.Module, tokenizer: Tokenizer,
+                          prompt: str, n: int, temperature: float = 0.8,
+                          seed: int = 0) -> dict[str, Any]:
+    """The encoder-decoder continuing the prompt (encoder once, decoder re-run per token),
+    timed, for the page's comparison with the decoder-only model's KV-cached generation."""
+    import time
+
+    from lmcore.models.encoder_decoder import generate_encdec
+
+    ctx.progress(0.0, "encoder-decoder: generating")
+    m = copy.deepcopy(model)
+    ids = tokenizer.encode(prompt)
+    start = time.perf_counter()
+    new = generate_encdec(m, ids, n, temperature=temperature, top_k=20, seed=seed,
+                          mask_id=tokenizer.mask_id, bos_id=tokenizer.bos_id)
+    seconds = time.perf_counter() - start
+    return {"text": tokenizer.decode(new), "n": len(new), "seconds": seconds,
+            "prompt_tokens": min(len(ids), m.config.context - 1)}

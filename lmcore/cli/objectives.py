@@ -4,7 +4,9 @@ The same experiment as the app's Objectives page: one backbone config, identical
 weights, the same steps, batch and context for all three; then the fair held-out table (causal
 and prefix on the same suffix positions, the causal model on full sequences, the masked model
 by pseudo-log-likelihood and masked-token accuracy) printed as Markdown. Each objective is
-recorded as a run in $LMCORE_HOME/runs.sqlite.
+recorded as a run in $LMCORE_HOME/runs.sqlite. With `--encdec` an encoder-decoder (denoising:
+span infilling and tail masking) joins them on the same budget, scored on the same suffix
+positions and full sequences (true likelihoods) and on infilled spans.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=float, default=0.15, help="masking rate of the masked LM")
     p.add_argument("--nsp", action="store_true",
                    help="give the masked model BERT's next-sentence prediction head")
+    p.add_argument("--encdec", action="store_true",
+                   help="also train an encoder-decoder (BART/T5-style denoising; half the "
+                        "layers encode, half decode) on the same budget")
     p.add_argument("--eval-tokens", type=int, default=1024,
                    help="held-out tokens scored per model (default 1024)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, context=args.context,
                        lr=args.lr, seed=args.seed, eval_every=max(args.steps // 5, 1),
                        eval_tokens=args.eval_tokens, memory_every=0, device=args.device)
-    models = build_models(mcfg, seed=args.seed, nsp=args.nsp)
+    models = build_models(mcfg, seed=args.seed, nsp=args.nsp, encdec=args.encdec)
     for model in models.values():
         get_settings().check("max_params", model.num_parameters())
     get_settings().check("max_steps", tcfg.steps)
@@ -190,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
         doc = {"corpus": corpus.name, "tokenizer": f"{tok.kind} ({tok.vocab_size})",
                "model": {k: v for k, v in mcfg.to_dict().items() if k != "mask"},
                "train": dataclasses.asdict(tcfg), "rate": args.rate,
-               "nsp": args.nsp, "metrics": [_json_row(r) for r in rows],
+               "nsp": args.nsp, "encdec": args.encdec,
+               "metrics": [_json_row(r) for r in rows],
                "pseudo_note": PLL_NOTE}
         _write(args.json, json.dumps(doc, indent=1, allow_nan=False))
     return 0

@@ -35,3 +35,15 @@ def attention_effective_ranks(model: torch.nn.Module, windows: torch.Tensor,
             kw["prefix_len"] = prefix_len
         _, weights = model(windows, return_attention=True, **kw)  # L x (N, H, T, T)
     return np.stack([effective_rank(w).mean(0).cpu().numpy() for w in weights])  # (L, H)
+
+
+@torch.no_grad()
+def encoder_effective_ranks(model: torch.nn.Module, windows: torch.Tensor) -> np.ndarray:
+    """(L_enc, H) mean effective rank of an encoder-decoder's encoder attention on (N, T)."""
+    was = model.training
+    model.eval()
+    try:
+        _, weights = model.encode(windows, return_attention=True)  # L x (N, H, T, T)
+    finally:
+        model.train(was)
+    return np.stack([effective_rank(w).mean(0).cpu().numpy() for w in weights])  # (L, H)

@@ -60,7 +60,7 @@ class Metric:
     `chars` counts the characters of exactly the scored tokens (None where not meaningful).
     """
 
-    model: str  # 'causal' | 'prefix' | 'masked'
+    model: str  # 'causal' | 'prefix' | 'masked' | 'encdec'
     metric: str  # what was scored, e.g. 'suffix (same positions)'
     nats: float
     tokens: int  # scored tokens (held-out pairs for 'nsp')
@@ -340,7 +340,7 @@ class EvalSet:
         n = 0
         if self.lr is not None:
             per = self.lr[:, :-1].numel()
-            n += per * (("causal" in names) * 2 + ("prefix" in names))
+            n += per * (("causal" in names) * 2 + ("prefix" in names) + ("encdec" in names) * 6)
         if self.masked is not None and "masked" in names:
             x = self.masked.inputs
             scored = x.numel() if self.masked.score is None else int(self.masked.score.sum())
@@ -353,7 +353,7 @@ class EvalSet:
 def eval_set(models: dict[str, torch.nn.Module], data: TokenData, context: int,
               max_tokens: int, seed: int, split: str) -> EvalSet:
     ev = EvalSet()
-    if "causal" in models or "prefix" in models:
+    if "causal" in models or "prefix" in models or "encdec" in models:
         # windows sharing one token at each seam: every token after the first is a target once
         ev.lr = data.eval_windows(context + 1, max_tokens=max_tokens, split=split)  # (N, C + 1)
         ev.plen = eval_prefix_lengths(len(ev.lr), context, seed)
@@ -403,6 +403,8 @@ def score_models(models: dict[str, torch.nn.Module], ev: EvalSet, tokenizer: Tok
             nats, n = causal_nats(models["causal"], win, stop=stop, progress=tick)
             full_chars = span_chars(tokenizer, win, torch.ones(len(win), dtype=torch.long))
             rows.append(Metric("causal", "full sequence", nats, n, full_chars))
+    if ev.lr is not None and "encdec" in models:
+        rows += score_encoder_decoder(models["encdec"], ev, tokenizer, seed, rate, meter)
     if ev.masked is not None:
         m, mi = models["masked"], ev.masked
         tick = meter.stage("masked: pseudo-log-likelihood")
@@ -423,11 +425,87 @@ def score_models(models: dict[str, torch.nn.Module], ev: EvalSet, tokenizer: Tok
     return rows
 
 
+def encdec_suffix_nats(model: torch.nn.Module, windows: torch.Tensor, prefix_len: torch.Tensor,
+                      batch_size: int = 32, *, stop: threading.Event | None = None,
+                      progress: Progress | None = None) -> tuple[float, int]:
+    """Total nats and count of targets w[max(P, 1):] of windows (N, C + 1) under an
+    encoder-decoder: the encoder reads w[:P] + [MASK], the decoder [BOS] + w[:C] (so each
+    target is conditioned on exactly the tokens before it, as for the causal and prefix
+    models on the same positions). P = 0 scores the full sequence from the second token."""
+    from lmcore.train.denoising import decoder_input, pack, prefix_source
+
+    total, count = 0.0, 0
+    with eval_mode(model), torch.no_grad():
+        dev = model_device(model)
+        for i in range(0, len(windows), batch_size):
+            _check_stop(stop)
+            w, plen = windows[i:i + batch_size], prefix_len[i:i + batch_size]
+            src, src_mask = pack([prefix_source(r, int(p)) for r, p in zip(w, plen,
+                                                                           strict=True)], dev)
+            logits = model(src, decoder_input(w).to(dev), src_mask).float().cpu()
+            lp = torch.log_softmax(logits.double(), -1)  # (b, C + 1, V)
+            j = torch.arange(w.shape[1])
+            keep = j[None, :] >= plen.clamp_min(1)[:, None]  # (b, C + 1)
+            total -= float(lp.gather(-1, w[..., None])[..., 0][keep].sum())
+            count += int(keep.sum())
+            if progress is not None:
+                progress(2 * w.numel())
+    return total, count
+
+
+def encdec_infill(model: torch.nn.Module, windows: torch.Tensor, rate: float, seed: int = 0,
+                  batch_size: int = 32, *, stop: threading.Event | None = None,
+                  progress: Progress | None = None) -> tuple[float, int, int]:
+    """(nats, correct, hidden) on the tokens of seeded infilled spans (no tail masking)."""
+    from lmcore.train.denoising import Denoising, decoder_input
+
+    obj = Denoising(rate=rate, sequential=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    nats, correct, hidden = 0.0, 0, 0
+    with eval_mode(model), torch.no_grad():
+        dev = model_device(model)
+        for i in range(0, len(windows), batch_size):
+            _check_stop(stop)
+            w = windows[i:i + batch_size]
+            n = obj.corrupt(w, gen)
+            logits = model(n.src.to(dev), decoder_input(w).to(dev),
+                           n.src_mask.to(dev)).float().cpu()[n.hidden]  # (h, V)
+            y = w[n.hidden]
+            nats += float(F.cross_entropy(logits.double(), y, reduction="sum"))
+            correct += int((logits.argmax(-1) == y).sum())
+            hidden += int(n.hidden.sum())
+            if progress is not None:
+                progress(2 * w.numel())
+    return nats, correct, hidden
+
+
+def score_encoder_decoder(model: torch.nn.Module, ev: EvalSet, tokenizer: Tokenizer, seed: int,
+                          rate: float, meter: Meter) -> list[Metric]:
+    """The encoder-decoder's rows: the same suffix positions and full sequences as the causal
+    and prefix models (true likelihoods), and infilled spans (its training task)."""
+    win, plen, stop = ev.lr, ev.plen, meter.stop
+    rows = []
+    tick = meter.stage("encdec: suffix (same positions)")
+    nats, n = encdec_suffix_nats(model, win, plen, stop=stop, progress=tick)
+    rows.append(Metric("encdec", "suffix (same positions)", nats, n,
+                       span_chars(tokenizer, win, plen.clamp_min(1))))
+    tick = meter.stage("encdec: full sequence")
+    nats, n = encdec_suffix_nats(model, win, torch.zeros(len(win), dtype=torch.long),
+                                 stop=stop, progress=tick)
+    rows.append(Metric("encdec", "full sequence", nats, n,
+                       span_chars(tokenizer, win, torch.ones(len(win), dtype=torch.long))))
+    tick = meter.stage("encdec: infilled spans")
+    nats, correct, hidden = encdec_infill(model, win, rate, seed, stop=stop, progress=tick)
+    rows.append(Metric("encdec", f"infilled spans at {rate:.0%}", nats, hidden, None,
+                       kind="masked", accuracy=correct / hidden if hidden else float("nan")))
+    return rows
+
+
 def fair_metrics(models: dict[str, torch.nn.Module], data: TokenData, context: int, *,
                  tokenizer: Tokenizer, max_tokens: int = 2048, seed: int = 0,
                  rate: float = 0.15, split: str = "valid", stop: threading.Event | None = None,
                  callback: Callable[[Scoring], None] | None = None) -> list[Metric]:
-    """The comparison table: every model keyed 'causal' / 'prefix' / 'masked' that is given.
+    """The comparison table: every model keyed 'causal' / 'prefix' / 'masked' / 'encdec' given.
 
     Causal and prefix are scored on the same held-out windows, the same suffix positions and
     prefix lengths (seeded); the causal model also on full windows; the masked model by PLL,

@@ -106,6 +106,45 @@ def fill_blanks(model: torch.nn.Module, tokenizer: Tokenizer, text: str, kind: s
     return tokenizer.decode(out), [(s, probs[j]) for s, j in zip(shown, holes, strict=True)]
 
 
+@torch.no_grad()
+def fill_blanks_encdec(model: torch.nn.Module, tokenizer: Tokenizer, text: str,
+                       blank: str = "_", allowed: torch.Tensor | None = None
+                       ) -> tuple[str, list[tuple[str, float]]]:
+    """The encoder-decoder's way: the encoder reads the sentence with a [MASK] per blank (both
+    sides of every blank), the decoder rewrites it left to right, copying known tokens and
+    choosing the most likely allowed token at each blank."""
+    if blank not in text:
+        raise ValueError(f"type a sentence with at least one blank written as {blank!r}")
+    V = vocab_size(model)
+    allowed = fillable_ids(tokenizer) if allowed is None else allowed.bool()
+    allowed = torch.cat([allowed, torch.zeros(max(0, V - len(allowed)), dtype=torch.bool)])[:V]
+    pieces = text.split(blank)
+    ids: list[int] = []
+    holes: list[int] = []
+    for i, piece in enumerate(pieces):
+        ids += tokenizer.encode(piece)
+        if i < len(pieces) - 1:
+            holes.append(len(ids))
+            ids.append(MASK_ID)
+    C = model.config.context
+    if len(ids) > C:
+        raise ValueError(f"the sentence is {len(ids)} tokens, longer than the model's context "
+                         f"of {C}: shorten it")
+    out = list(ids)
+    probs = []
+    with eval_mode(model):
+        memory = model.encode(torch.tensor([ids]))
+        for j in holes:
+            dec = torch.tensor([[BOS_ID] + out[:j]])
+            p = torch.softmax(model.decode(dec, memory)[0, -1].float(), -1)  # (V,)
+            p[~allowed] = 0
+            tok = int(p.argmax())
+            out[j] = tok
+            probs.append(float(p[tok] / p.sum()))
+    shown = tokenizer.token_strings([out[j] for j in holes])
+    return tokenizer.decode(out), list(zip(shown, probs, strict=True))
+
+
 def make_blanks(text: str, n: int = 3, blank: str = "_", seed: int = 0) -> str:
     """`text` with `n` letters (chosen with `seed`, not the first) replaced by `blank`."""
     letters = [i for i, ch in enumerate(text) if ch.isalpha() and i > 0]

@@ -217,7 +217,15 @@ OBJECTIVES: dict[str, type[Objective]] = {"causal": CausalLM, "prefix": PrefixLM
 
 
 def make_objective(name: str, **kwargs: Any) -> Objective:
-    """An objective by name ('causal' | 'prefix' | 'masked')."""
+    """An objective by name ('causal' | 'prefix' | 'masked' | 'encdec').
+
+    'encdec' (denoising for the encoder-decoder, `denoising.py`) is imported on demand: that
+    module builds on the constants here.
+    """
+    if name == "encdec":
+        from lmcore.train.denoising import Denoising
+
+        return Denoising(**kwargs)
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
     return OBJECTIVES[name](**kwargs)

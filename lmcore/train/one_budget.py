@@ -37,15 +37,18 @@ if TYPE_CHECKING:
     from lmcore.train.trainer import TrainConfig, TrainResult
 
 MODEL_MASKS = {"causal": "causal", "prefix": "prefix", "masked": "bidirectional"}
+ENCDEC = "encdec"  # the encoder-decoder: its own module, built from the same config
 RANK_WINDOWS = 8  # held-out windows whose attention matrices are measured
 
 
-def build_models(config: TransformerConfig, seed: int = 0,
-                 nsp: bool = False) -> dict[str, Transformer]:
+def build_models(config: TransformerConfig, seed: int = 0, nsp: bool = False,
+                 encdec: bool = False) -> dict[str, Transformer]:
     """The three backbones from one `TransformerConfig`, identical initial weights (seeded).
 
     Only the mask differs (and, with `nsp`, the masked model's extra [CLS] head, which is
-    created last so every shared weight still starts equal).
+    created last so every shared weight still starts equal). With `encdec` a fourth model,
+    the encoder-decoder of `models/encoder_decoder.py`, is built from the same config and
+    seed (its shapes differ, so its initial weights cannot be the same tensors).
     """
     from lmcore.models.transformer import Transformer, TransformerConfig
 
@@ -55,6 +58,13 @@ def build_models(config: TransformerConfig, seed: int = 0,
                                    "nsp_head": nsp and name == "masked"})
         torch.manual_seed(seed)
         models[name] = Transformer(cfg)
+    if encdec:
+        from lmcore.models.encoder_decoder import EncoderDecoder
+
+        torch.manual_seed(seed)
+        models[ENCDEC] = EncoderDecoder(TransformerConfig(**{**config.to_dict(),
+                                                             "mask": "causal",
+                                                             "nsp_head": False}))
     return models
 
 
@@ -79,6 +89,8 @@ def _rank_inputs(name: str, data: TokenData, context: int,
     """Held-out windows (N, T) for the effective ranks, shaped as the model was trained."""
     if name == "masked":
         return masked_inputs(data.ids("valid"), context, RANK_WINDOWS * context, nsp).inputs, {}
+    if name == ENCDEC:  # the encoder's self-attention over uncorrupted windows
+        return disjoint_windows(data.ids("valid"), context, RANK_WINDOWS * context), {}
     win = disjoint_windows(data.ids("valid"), context, RANK_WINDOWS * context)
     if name == "prefix":  # half the window as prefix: both attention patterns in one matrix
         return win, {"mask": "prefix", "prefix_len": torch.full((len(win),), context // 2)}
@@ -99,7 +111,7 @@ def work_plan(name: str, data: TokenData, train_config: TrainConfig, context: in
     train_work = 3 * tc.steps * tc.batch_size * window + n_evals * 2 * tc.eval_tokens
     ev = EvalSet()
     max_tokens = tc.eval_tokens if max_tokens is None else max_tokens
-    if name in ("causal", "prefix"):
+    if name in ("causal", "prefix", ENCDEC):
         ev.lr = data.eval_windows(context + 1, max_tokens=max_tokens)
     else:
         ev.masked = masked_inputs(data.ids("valid"), context, max_tokens, nsp)
@@ -120,10 +132,11 @@ def train_and_score(name: str, model: Transformer, data: TokenData, train_config
     `callback` gets the trainer's events and then `Scoring` progress; once `stop` is set
     (before or during training or scoring) scoring is skipped and the run is 'stopped'.
     """
-    from lmcore.train.effective_rank import attention_effective_ranks
+    from lmcore.train.effective_rank import attention_effective_ranks, encoder_effective_ranks
     from lmcore.train.trainer import train
 
-    kw = {"rate": rate, "nsp_weight": 1.0 if nsp else 0.0} if name == "masked" else {}
+    kw = ({"rate": rate, "nsp_weight": 1.0 if nsp else 0.0} if name == "masked"
+          else {"rate": rate} if name == ENCDEC else {})
     result = train(model, make_objective(name, **kw), data, train_config, callback=callback,
                    stop=stop)
     if result.status == "failed":
@@ -138,7 +151,10 @@ def train_and_score(name: str, model: Transformer, data: TokenData, train_config
     try:
         rows = score_models({name: model}, ev, tokenizer, train_config.seed, rate, meter)
         tick = meter.stage(f"{name}: attention effective rank")
-        ranks = attention_effective_ranks(model, win.to(model_device(model)), **mask_kw)
+        if name == ENCDEC:
+            ranks = encoder_effective_ranks(model, win.to(model_device(model)))
+        else:
+            ranks = attention_effective_ranks(model, win.to(model_device(model)), **mask_kw)
         tick(win.numel())
     except ScoringStopped:
         return ObjectiveRun(name, model, result, [], None, status="stopped")

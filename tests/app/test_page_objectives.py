@@ -1,4 +1,5 @@
-"""AppTest of the Objectives page: train the three on a tiny budget to completion, use them."""
+"""AppTest of the Objectives page: train the three and the encoder-decoder on a tiny budget to
+completion, use them."""
 
 from __future__ import annotations
 
@@ -56,13 +57,19 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     assert_no_exception(at)
     assert not error_texts(at), error_texts(at)
     table = at.dataframe[0].value
-    assert set(table["model"]) == {"causal", "prefix", "masked"}
+    assert set(table["model"]) == {"causal", "prefix", "masked", "encdec"}
     scored = list(table["scored"])
     assert "suffix (same positions)" in scored and "full sequence" in scored
     assert any("[pseudo]" in s for s in scored)
     suffix = table[table["scored"] == "suffix (same positions)"]
-    assert len(set(suffix["tokens"])) == 1  # causal and prefix scored on the same tokens
-    likelihood = table[table["model"].isin(["causal", "prefix"])]
+    assert list(suffix["model"]) == ["causal", "prefix", "encdec"]
+    assert len(set(suffix["tokens"])) == 1  # causal, prefix, encdec scored on the same tokens
+    assert len(set(suffix["characters"])) == 1
+    full = table[table["scored"] == "full sequence"]
+    assert list(full["model"]) == ["causal", "encdec"] and len(set(full["tokens"])) == 1
+    likelihood = table[table["model"].isin(["causal", "prefix", "encdec"])
+                       & table["bits/char"].notna()]
+    assert len(likelihood) == 5
     assert (likelihood["bits/char"] > 0).all() and (likelihood["characters"] > 0).all()
     masked = table[table["model"] == "masked"]
     assert masked["bits/char"].isna().all() and masked["per-token perplexity"].isna().all()
@@ -73,10 +80,13 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
 
     loss = _figure(at, "obj.loss")
     names = {t["name"].split()[0] for t in loss["data"]}
-    assert names == {"causal", "prefix", "masked"}
+    assert names == {"causal", "prefix", "masked", "encdec"}
     assert all(len(t["x"]) >= 1 for t in loss["data"])
+    infill = table[table["scored"].str.startswith("infilled spans")]
+    assert list(infill["model"]) == ["encdec"] and (infill["masked-token perplexity"] > 1).all()
     rank = _figure(at, "obj.rank")
-    assert {t["name"].split()[0] for t in rank["data"]} == {"causal", "prefix", "masked"}
+    assert {t["name"].split()[0] for t in rank["data"]} == {"causal", "prefix", "masked",
+                                                            "encdec"}
     for t in rank["data"]:  # one layer, two heads, each rank between 1 and T = 16
         heads = [float(v) for v in t["customdata"][0].split(", ")]
         assert t["x"] == ["layer 0"] and len(heads) == 2 and all(1 <= v <= 16 for v in heads)
@@ -89,12 +99,12 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     at.button(key="obj.fill").click().run()
     assert_no_exception(at)
     fills = at.dataframe[-1].value
-    assert {"causal", "prefix", "masked", "causal (continues)"} <= set(fills["model"])
-    assert all("_" not in f for f in fills["filled"][:3])
+    assert {"causal", "prefix", "masked", "encdec", "causal (continues)"} <= set(fills["model"])
+    assert all("_" not in f for f in fills["filled"][:4])
     # the sidebar (drawn before the page body) lists the trained models on the next run
     assert any("causal LM (objectives)" in m.value for m in at.sidebar.markdown)
     runs = RunStore().list()  # the fair rows are kept with each recorded run
-    assert len(runs) == 3 and all(r.final["fair_metrics"] for r in runs)
+    assert len(runs) == 4 and all(r.final["fair_metrics"] for r in runs)
 
     # the default length fills the trained context (16 tokens after BOS: all cached steps)
     assert at.number_input(key="obj.n").value == 16
@@ -118,6 +128,14 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     at.text_input(key="obj.prompt").set_value("zzz").run()
     assert any("Prompt 'the '" in c.value for c in at.caption)
     assert any(c.value.startswith("the ") for c in at.code)
+    # the encoder-decoder continued the same prompt and the comparison quotes this run
+    assert sum(c.value.startswith("the ") for c in at.code) == 2
+    assert any(h.value.startswith("7 · Why decoder-only won") for h in at.subheader)
+    said = " ".join(m.value for m in at.markdown)
+    fair = table.set_index(["model", "scored"])["bits/char"]
+    assert f"encoder-decoder {fair[('encdec', 'suffix (same positions)')]:.3f} bits/char" \
+        in said
+    assert "ms per token" in said
 
 
 def test_stop_before_the_first_step_skips_scoring(monkeypatch):
@@ -144,9 +162,9 @@ def test_stop_before_the_first_step_skips_scoring(monkeypatch):
     _wait_for_jobs()
     at.run()
     assert_no_exception(at)
-    assert len(stopped) == 3
+    assert len(stopped) == 4
     assert not at.dataframe  # nothing scored, no table
-    assert sum("stopped by request" in w.value for w in at.warning) == 3
+    assert sum("stopped by request" in w.value for w in at.warning) == 4
     runs = RunStore().list()  # each objective recorded as stopped, and never scored
-    assert len(runs) == 3 and all(r.status == "stopped" for r in runs)
+    assert len(runs) == 4 and all(r.status == "stopped" for r in runs)
     assert all("fair_metrics" not in (r.final or {}) for r in runs)

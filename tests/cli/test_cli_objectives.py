@@ -91,3 +91,14 @@ def test_bad_input_is_one_line_exit_2(capsys, text_file, args, needle):
     assert code == 2 and needle in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("lmcore: error: ")
     assert RunStore().list() == []  # refused before any run was recorded
+
+
+def test_encdec_joins_the_fair_table(capsys, text_file):
+    assert main(["objectives", "--corpus", str(text_file), *TINY, "--encdec"]) == 0
+    rows = _table(capsys.readouterr().out)
+    enc = [r for r in rows if r["model"] == "encdec"]
+    assert [r["scored"] for r in enc] == ["suffix (same positions)", "full sequence",
+                                          "infilled spans at 15%"]
+    suffix = {r["model"]: r["tokens"] for r in rows if r["scored"] == "suffix (same positions)"}
+    assert suffix["encdec"] == suffix["causal"] == suffix["prefix"]
+    assert float(enc[0]["bits/char"]) > 0
