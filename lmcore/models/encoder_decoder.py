@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from lmcore.models.attention import attention
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.transformer import Block, TransformerConfig, make_norm
 
 
@@ -164,9 +165,7 @@ def generate_encdec(model: EncoderDecoder, prompt: list[int], n: int, *, tempera
     prompt = list(prompt)[-(C - 1):] if C > 1 else []
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         memory = model.encode(torch.tensor([prompt + [mask_id]], device=device))
         dec = [bos_id] + prompt
         new: list[int] = []
@@ -182,6 +181,4 @@ def generate_encdec(model: EncoderDecoder, prompt: list[int], n: int, *, tempera
                 tok = int(torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=gen))
             new.append(tok)
             dec.append(tok)
-    finally:
-        model.train(was)
     return new

@@ -40,10 +40,6 @@ def attention_effective_ranks(model: torch.nn.Module, windows: torch.Tensor,
 @torch.no_grad()
 def encoder_effective_ranks(model: torch.nn.Module, windows: torch.Tensor) -> np.ndarray:
     """(L_enc, H) mean effective rank of an encoder-decoder's encoder attention on (N, T)."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         _, weights = model.encode(windows, return_attention=True)  # L x (N, H, T, T)
-    finally:
-        model.train(was)
     return np.stack([effective_rank(w).mean(0).cpu().numpy() for w in weights])  # (L, H)
