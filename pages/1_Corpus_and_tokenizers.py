@@ -6,8 +6,9 @@ import streamlit as st
 from lmcore.app.charts import frequency_bar, grouped_bars
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
-from lmcore.app.highlight import token_boundaries_html
+from lmcore.app.highlight import repairs_html, token_boundaries_html
 from lmcore.data.frequency import char_frequency, token_frequency
+from lmcore.data.repairs import repair_marks
 from lmcore.data.tokenizers import MIN_VOCAB, tokenizer_stats, train_tokenizer
 
 KINDS = ["char", "byte", "word", "bpe", "wordpiece", "unigram"]
@@ -40,6 +41,26 @@ if c.entropy_rate is not None:
 with st.expander("Encoding and repair report", expanded=bool(c.repairs)):
     st.write(f"Source: {c.source}; detected encoding: `{c.encoding}`.")
     st.write("\n".join(f"- {r}" for r in c.repairs) if c.repairs else "No repairs were needed.")
+marks_key = ("corpus.marks", c.fingerprint)
+if lab.results.get("corpus.marks", (None,))[0] != marks_key:
+    lab.results["corpus.marks"] = (marks_key, repair_marks(c.text, c.decoded))
+marks = lab.results["corpus.marks"][1]
+n_fixed = sum(m.kind == "repaired" for m in marks)
+n_lost = sum(m.kind == "lost" for m in marks)
+with st.expander(f"Read the loaded text ({n_fixed:,} repaired spans in green, {n_lost:,} lost "
+                 "characters in red)" if marks else "Read the loaded text",
+                 expanded=bool(marks) and c.source == "upload"):
+    if marks:
+        st.caption("Each line that holds a repair or a lost character, with its line number. "
+                   "Hover a green span to see what the file had there before the repair; a "
+                   "red □ is a character whose bytes the file no longer holds (U+FFFD).")
+    else:
+        st.caption("Nothing in this text was repaired or lost; its beginning:")
+    st.markdown(repairs_html(c.text, marks), unsafe_allow_html=True)
+    stem = c.name.rsplit(".", 1)[0] if "." in c.name else c.name
+    st.download_button("Download the text as loaded (UTF-8)", c.text.encode("utf-8"),
+                       f"{stem}.utf8.txt", "text/plain; charset=utf-8", key="corpus.download",
+                       help="exactly the text every page uses: decoded, repaired, newlines LF")
 st.plotly_chart(frequency_bar(char_frequency(c.text), "Character frequency"),
                 key="char_freq")
 

@@ -8,6 +8,7 @@ from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import job_panel, registry
 from lmcore.app.longtext_charts import chunks_html, memory_figure, strategy_figure, stride_figure
+from lmcore.app.tables import readable
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.longtext.chunking import split_text
 from lmcore.longtext.continuation import continue_text
@@ -19,6 +20,7 @@ from lmcore.longtext.strategies import (
     evaluate_ids,
     max_window,
     plan_windows,
+    plan_work,
 )
 from lmcore.longtext.summarize import ChatSummarizer, ExtractiveSummarizer, summarize_tree
 from lmcore.models.ngram import NGramLM
@@ -58,6 +60,21 @@ def _live_view(job, draw, key: str) -> None:
     _poll()
 
 
+def _submit(name: str, fn) -> None:
+    """Start job `name` and remember which corpus and text its results belong to."""
+    job = reg.submit(name, fn)
+    lab.results[f"lt.of.{name}"] = (job.id, corpus.fingerprint, about)
+
+
+def _latest(name: str):
+    """This session's latest `name` job if it ran on the current corpus (else None: results
+    of another corpus never show under this one's name), and what it ran on."""
+    job_id, fingerprint, ran_on = lab.results.get(f"lt.of.{name}", (None, None, ""))
+    if job_id is None or fingerprint != corpus.fingerprint:
+        return None, ""
+    return reg.get(job_id), ran_on
+
+
 def _draw_loss(snap: dict) -> None:
     loss = snap.get("loss")
     if loss and loss.get("step"):
@@ -87,6 +104,8 @@ limit = left.number_input("Use the first N characters", MIN_CHARS, len(source),
                           key=f"lt.chars.{corpus.fingerprint[:12]}.{part}")  # new text: reset
 text = source[: int(limit)]
 left.caption(f"{len(text):,} characters of {len(source):,}.")
+about = (f"the first {len(text):,} characters of "
+         f"{'the held-out test split' if held_out else 'the whole text'} of {corpus.name}")
 
 tok_cache = lab.results.setdefault("longtext.tokenizers", {})
 models = {name: m for name, m in lab.models.items() if getattr(m, "tokenizer", None) is not None}
@@ -124,7 +143,7 @@ with errors():
                        "(FlashAttention) attention**, and this session has none yet: train a "
                        "tiny one (2 layers, width 64) on the training split here, in about a "
                        "minute. For an instant baseline without attention, pick the 3-gram.")
-            train_job = reg.latest("longtext-train")
+            train_job, _ = _latest("longtext-train")
             q1, q2 = right.columns(2)
             steps = q1.number_input("Training steps", 1, 5000, 150, key="lt.qsteps")
             qctx = q2.number_input("Context (tokens)", 16, 4096, 128, step=64, key="lt.qctx",
@@ -145,7 +164,8 @@ with errors():
                                                    qcfg, callback=cb,
                                                    stop=ctx.stop)
 
-                train_job = reg.submit("longtext-train", _train)
+                _submit("longtext-train", _train)
+                train_job, _ = _latest("longtext-train")
             if train_job is not None:
                 with right:
                     _live_view(train_job, _draw_loss, key="lt.trainview")
@@ -203,7 +223,8 @@ def _draw_strategies(snap: dict) -> None:
     if win and win.get("index"):
         table = pd.DataFrame(win)[["strategy", "index", "tokens", "chars", "bits_per_char",
                                    "seconds", "rss_mb"]]
-        st.dataframe(table.iloc[::-1], hide_index=True, height=240, key="lt.win.table")
+        st.dataframe(readable(table.iloc[::-1]), hide_index=True, height=240,
+                     key="lt.win.table")
 
 
 def _draw_sweep(snap: dict) -> None:
@@ -221,15 +242,19 @@ with tab_eval:
     else:
         limit_w = max_window(model)
         if limit_w is None:
-            st.caption("The 3-gram has no attention, so the attention choice below does not "
-                       "apply: train the tiny Transformer (Model, above) to run these "
-                       "strategies through the tiled kernel.")
+            order = getattr(model, "order", None)
+            st.caption(f"This {f'{order}-gram' if order else 'model'} has no attention, so the "
+                       "attention choice below does not apply: train the tiny Transformer "
+                       "(Model, above) to run these strategies through the tiled kernel.")
         c1, c2, c3 = st.columns(3)
         strategies = c1.multiselect("Strategies", list(STRATEGIES),
                                     default=["truncation", "disjoint", "sliding"],
                                     key="lt.strategies")
         w_max = max(2, limit_w or 100_000)  # a model with a context under 2 is refused below
-        window = c2.number_input("Window C (tokens)", 2, w_max, min(w_max, 128),
+        # 32 by default: a disjoint chunk's first tokens see almost nothing, and with 32-token
+        # chunks they are a good share of the text, so the sliding window's gain shows (with
+        # 128-token windows the tiny model's two differed by 0.01 bits/char)
+        window = c2.number_input("Window C (tokens)", 2, w_max, min(w_max, 32),
                                  key="lt.window", help="At most the model's context.")
         stride = c3.number_input("Stride S (tokens)", 1, 100_000, max(1, int(window) // 4),
                                  key="lt.stride")
@@ -255,19 +280,26 @@ with tab_eval:
                     import time
 
                     rows, t_job = [], time.perf_counter()
-                    for k, name in enumerate(chosen):
+                    # progress in token positions read, so the ETA holds across strategies
+                    works = [plan_work(plan_windows(len(ids), name, w if name != "full"
+                                                    else max(len(ids), 1), s_))
+                             for name in chosen]
+                    total = max(1, sum(wk[-1] if wk else 0 for wk in works))
+                    before = 0
+                    for name, work in zip(chosen, works, strict=True):
                         label = f"{name} S={s_}" if name == "sliding" else name
                         offset = time.perf_counter() - t_job
-                        n_win = max(1, len(plan_windows(len(ids), name, w if name != "full"
-                                                         else max(len(ids), 1), s_)))
+                        n_win = max(1, len(work))
 
-                        def on_window(ws, label=label, offset=offset, k=k, n_win=n_win):
+                        def on_window(ws, label=label, offset=offset, n_win=n_win, work=work,
+                                      before=before):
                             ctx.log("windows", strategy=label, index=ws.index,
                                     tokens=ws.tokens, chars=ws.chars,
                                     bits_per_char=round(ws.bits_per_char, 4),
                                     seconds=round(ws.seconds, 4), t=offset + ws.t_end,
                                     rss_mb=ws.rss / 2**20)
-                            ctx.progress((k + (ws.index + 1) / n_win) / len(chosen),
+                            done = before + work[min(ws.index, len(work) - 1)]
+                            ctx.progress(done / total,
                                          f"{label}: window {ws.index + 1}/{n_win}")
 
                         def on_memory(t, rss, label=label, offset=offset):
@@ -277,19 +309,43 @@ with tab_eval:
                                          attention=att, on_window=on_window,
                                          on_memory=on_memory, stop=ctx.stop)
                         rows.append(r.summary())
+                        before += work[-1] if work else 0
                         if ctx.stop.is_set():
                             break
                     return rows
 
-                reg.submit("longtext-strategies", _run)
-        job = reg.latest("longtext-strategies")
+                _submit("longtext-strategies", _run)
+        job, ran_on = _latest("longtext-strategies")
         if job is not None:
+            st.caption(f"Results on {ran_on}.")
             _live_view(job, _draw_strategies, key="lt.eval")
             if job.status in ("done", "stopped") and job.result:
                 rows = job.result
                 st.plotly_chart(strategy_figure(rows), key="lt.compare")
                 table = pd.DataFrame(rows)
-                st.dataframe(table, hide_index=True, key="lt.result.table")
+                st.dataframe(readable(table), hide_index=True, key="lt.result.table")
+                bpc = {r["strategy"]: r["bits_per_char"] for r in rows}
+                if "disjoint" in bpc and "sliding" in bpc:
+                    r_s = next(r for r in rows if r["strategy"] == "sliding")
+                    gain = bpc["disjoint"] - bpc["sliding"]
+                    st.markdown(
+                        f"**Context benefit: {gain:+.3f} bits/char.** Disjoint chunks of "
+                        f"{r_s['window']} tokens give a chunk's first token no context at all "
+                        f"({bpc['disjoint']:.3f} bits/char); the sliding window with stride "
+                        f"{r_s['stride']} gives every token at least "
+                        f"{r_s['window'] - r_s['stride']} tokens of it "
+                        f"({bpc['sliding']:.3f} bits/char), at "
+                        f"{r_s['windows']:,} windows instead of "
+                        f"{next(r['windows'] for r in rows if r['strategy'] == 'disjoint'):,}."
+                        + ("" if gain > 0 else " Here it did not help: this model makes "
+                           "little use of context (train it longer, or pick a model from "
+                           "the Transformer page)."))
+                scored = {r["strategy"]: r["coverage"] for r in rows}
+                if scored.get("truncation", 1.0) < 0.5:
+                    st.caption(f"Truncation scores only its first window: "
+                               f"{scored['truncation']:.1%} of the text. Its bits/char "
+                               "describes the beginning, not the text, so it is no rival to "
+                               "the strategies that score all of it.")
                 st.download_button("Download results (CSV)", table.to_csv(index=False),
                                    "longtext_strategies.csv", "text/csv", key="lt.csv")
 
@@ -302,7 +358,9 @@ with tab_eval:
                 att = attention if limit_w is not None else None
 
                 def _sweep(ctx):
-                    out = []
+                    out, done = [], 0
+                    works = [(plan_work(plan_windows(len(ids), "sliding", w, s_)) or [1])[-1]
+                             for s_ in strides]  # stride S reads about W/S times the text
                     for i, s_ in enumerate(strides):
                         if ctx.stop.is_set():
                             break
@@ -310,13 +368,15 @@ with tab_eval:
                                          attention=att, stop=ctx.stop)
                         ctx.log("sweep", stride=s_, bits_per_char=r.bits_per_char,
                                 seconds=r.seconds)
-                        ctx.progress((i + 1) / len(strides), f"stride {s_}")
+                        done += works[i]
+                        ctx.progress(done / sum(works), f"stride {s_}")
                         out.append(r.summary())
                     return out
 
-                reg.submit("longtext-sweep", _sweep)
-        sweep = reg.latest("longtext-sweep")
+                _submit("longtext-sweep", _sweep)
+        sweep, ran_on = _latest("longtext-sweep")
         if sweep is not None:
+            st.caption(f"Sweep on {ran_on}.")
             _live_view(sweep, _draw_sweep, key="lt.sweepview")
 
 # --- summary tree ----------------------------------------------------------------------------
@@ -385,9 +445,10 @@ with tab_sum:
                 return summarize_tree(text, summarizer, budget=b, chunk_size=cc, fan_in=f,
                                       on_node=on_node, stop=ctx.stop), summarizer.method
 
-            reg.submit("longtext-summary", _summ)
-    sjob = reg.latest("longtext-summary")
+            _submit("longtext-summary", _summ)
+    sjob, ran_on = _latest("longtext-summary")
     if sjob is not None:
+        st.caption(f"Summary of {ran_on}.")
         _live_view(sjob, lambda snap: None, key="lt.sumview")
         if sjob.status == "done" and sjob.result:
             root, method = sjob.result
@@ -423,7 +484,14 @@ with tab_cont:
         st.info(NO_MODEL)
     else:
         c1, c2, c3 = st.columns(3)
-        n_new = c1.number_input("Tokens to generate", 1, 500, 60, key="lt.n")
+        w_model = max_window(model)
+        if st.session_state.get("lt.n.window", "unset") != w_model:  # a model with another
+            # window: a quarter of it, so the model writes with 3/4 of its view on the text
+            st.session_state["lt.n"] = max(1, min(60, (w_model or 128) // 4))
+            st.session_state["lt.n.window"] = w_model
+        n_new = c1.number_input("Tokens to generate", 1, 500, key="lt.n",
+                                help="The model keeps the whole continuation in view, so it "
+                                     "sees the last (window − this many) tokens of the text.")
         temp = c2.number_input("Temperature", 0.0, 2.0, 0.8, step=0.1, key="lt.temp")
         seed = c3.number_input("Seed", 0, 10**6, 0, key="lt.seed")
         cwin = None if max_window(model) else c1.number_input(
@@ -436,8 +504,8 @@ with tab_cont:
                                      stop=ctx.stop, on_token=lambda done, total: ctx.progress(
                                          done / total, f"token {done}/{total}"))
 
-            reg.submit("longtext-continue", _continue)
-        cjob = reg.latest("longtext-continue")
+            _submit("longtext-continue", _continue)
+        cjob, _ = _latest("longtext-continue")
         if cjob is not None:
             _live_view(cjob, lambda snap: None, key="lt.contview")
             out = cjob.result if cjob.status in ("done", "stopped") else None

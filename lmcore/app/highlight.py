@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import html
 from collections.abc import Sequence
 
@@ -71,3 +72,41 @@ def heat_html(text: str, offsets: Sequence[tuple[int, int]], values: Sequence[fl
 def _wrap(body: str) -> str:
     return ('<div style="font-family:ui-monospace,monospace;line-height:1.9;'
             f'white-space:pre-wrap;word-break:break-all">{body}</div>')
+
+
+def repairs_html(text: str, marks: Sequence, max_lines: int = 200, head: int = 3000) -> str:
+    """The lines of `text` that hold a repair or a lost character, numbered, with repaired
+    spans in green (hover: what stood there before) and lost characters in red.
+
+    Without marks: the first `head` characters. At most `max_lines` lines are drawn.
+    """
+    if not marks:
+        more = len(text) > head
+        return _wrap(_show(text[:head]) + ("<br>…" if more else ""))
+    line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    by_line: dict[int, list] = {}
+    for m in marks:
+        by_line.setdefault(bisect.bisect_right(line_starts, m.start) - 1, []).append(m)
+    rows = []
+    for n in sorted(by_line)[:max_lines]:
+        start = line_starts[n]
+        end = line_starts[n + 1] - 1 if n + 1 < len(line_starts) else len(text)
+        out, pos = [], start
+        for m in sorted(by_line[n], key=lambda m: m.start):
+            if m.start < pos:
+                continue
+            out.append(_show(text[pos:m.start]))
+            piece = _show(text[m.start:min(m.end, end)] or " ")
+            if m.kind == "lost":
+                out.append('<span title="a character whose bytes were lost" '
+                           f'style="background:#fecaca;outline:1px solid #dc2626">{piece}</span>')
+            else:
+                tip = html.escape(f"was: {m.before!r}")
+                out.append(f'<span title="{tip}" style="background:#bbf7d0;'
+                           f'border-bottom:2px solid #16a34a">{piece}</span>')
+            pos = max(pos, min(m.end, end))
+        out.append(_show(text[pos:end]))
+        rows.append(f'<span style="color:#9ca3af">{n + 1:>6} │ </span>{"".join(out)}')
+    hidden = len(by_line) - len(rows)
+    tail = f"<br>… {hidden:,} more lines with repairs not shown" if hidden > 0 else ""
+    return _wrap("<br>".join(rows) + tail)

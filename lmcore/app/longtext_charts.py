@@ -84,23 +84,44 @@ def memory_figure(snapshot: dict[str, dict[str, list]]) -> go.Figure | None:
                 hovertemplate=("window %{customdata[0]}: %{customdata[1]:.3f} bits/char over "
                                "%{customdata[2]} tokens<extra>" + name + "</extra>")))
     fig.update_layout(title="Process memory (RSS) while the text streams through the model",
-                      xaxis_title="seconds since the job started", yaxis_title="RSS (MB)",
-                      height=380, margin=dict(l=40, r=10, t=50, b=40),
-                      legend=dict(orientation="h", y=-0.2))
+                      xaxis_title="seconds since the job started",
+                      yaxis_title="RSS (MB, from 0)", height=380,
+                      margin=dict(l=40, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    # from zero: a window's few hundred KB of activations is noise next to the process, and a
+    # zoomed axis would draw that noise as mountains
+    fig.update_yaxes(rangemode="tozero")
     return fig
 
 
 def strategy_figure(rows: Sequence[dict]) -> go.Figure:
-    """Bits/char, peak extra memory and time per strategy side by side."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        "bits per character (lower is better)", "peak extra RSS (MB)", "time (s)"))
+    """Bits/char (with the share of the text each strategy scored), time and peak memory.
+
+    The share matters: truncation scores only the first window, so its bits/char describes
+    a sliver of the text and is no rival to strategies that score all of it. Peak memory is
+    the process's RSS from zero, so differences that are measurement noise look like it.
+    """
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09, subplot_titles=(
+        "bits per character (lower is better)", "time (s)", "peak process RSS (MB)"))
     labels = [_label(r) for r in rows]
     colours = [_STRATEGY_COLOURS.get(r["strategy"], "#6b7280") for r in rows]
-    for col, key in enumerate(("bits_per_char", "peak_extra_mb", "seconds"), start=1):
-        fig.add_trace(go.Bar(x=labels, y=[r[key] for r in rows], marker_color=colours,
-                             showlegend=False,
-                             hovertemplate="%{x}: %{y:.4g}<extra></extra>"), row=1, col=col)
-    fig.update_layout(height=360, margin=dict(l=40, r=10, t=50, b=40))
+    cover = [f"{100 * r.get('coverage', 1.0):.0f}% of text" if r.get("coverage", 1.0) >= 0.1
+             else f"{100 * r.get('coverage', 1.0):.1f}% of text" for r in rows]
+    fig.add_trace(go.Bar(x=labels, y=[r["bits_per_char"] for r in rows], marker_color=colours,
+                         text=cover, textposition="inside", showlegend=False,
+                         hovertemplate="%{x}: %{y:.4f} bits/char, %{text}<extra></extra>"),
+                  row=1, col=1)
+    fig.add_trace(go.Bar(x=labels, y=[r["seconds"] for r in rows], marker_color=colours,
+                         showlegend=False, hovertemplate="%{x}: %{y:.2f} s<extra></extra>"),
+                  row=1, col=2)
+    fig.add_trace(go.Bar(x=labels, y=[r["peak_rss_mb"] for r in rows], marker_color=colours,
+                         showlegend=False,
+                         customdata=[r["peak_extra_mb"] for r in rows],
+                         hovertemplate="%{x}: %{y:.1f} MB (%{customdata:+.2f} MB during the "
+                                       "run)<extra></extra>"), row=1, col=3)
+    fig.update_yaxes(title_text="bits / char", row=1, col=1)
+    fig.update_yaxes(title_text="seconds", row=1, col=2)
+    fig.update_yaxes(title_text="MB (from 0)", rangemode="tozero", row=1, col=3)
+    fig.update_layout(height=380, margin=dict(l=50, r=10, t=50, b=40))
     return fig
 
 

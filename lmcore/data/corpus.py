@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from lmcore.data.encoding import NotTextError, decode_bytes
 from lmcore.data.mojibake import repair_mojibake
+from lmcore.data.repairs import plain
 from lmcore.settings import LimitError, get_settings
 
 
@@ -54,6 +55,9 @@ class Corpus:
     encoding: str = "utf-8"
     repairs: tuple[str, ...] = ()
     entropy_rate: float | None = None  # bits/char, known exactly only for synthetic sources
+    # the text as first decoded, before repairs; kept only when a repair changed more than
+    # the BOM and line endings (see data/repairs.py: the page shows each repair in place)
+    decoded: str | None = field(default=None, repr=False, compare=False)
     chars: int = field(init=False)
     lines: int = field(init=False)
     bytes_utf8: int = field(init=False)
@@ -245,10 +249,12 @@ def load_text(data: bytes, filename: str) -> Corpus:
     except NotTextError as exc:
         raise CorpusError(str(exc)) from exc
     _check_text_limits(text)  # before the repairs, which only ever shorten the text
+    decoded = text
     text = repair_mojibake(text, repairs)
     text = _normalise(text, repairs)
     _check_controls(text, name)
     _check_not_blank(text, name)
     _check_text_limits(text)
+    changed = plain(decoded) != text
     return Corpus(name=name, text=text, source="upload", encoding=encoding,
-                  repairs=tuple(repairs))
+                  repairs=tuple(repairs), decoded=decoded if changed else None)

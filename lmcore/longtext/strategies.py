@@ -177,6 +177,17 @@ def plan_windows(n_tokens: int, strategy: str, window: int,
     return out
 
 
+def plan_work(windows: Sequence[Window]) -> list[int]:
+    """Cumulative token positions the model reads after each window: the honest measure of
+    progress (a sliding window with stride C/4 reads each token about 4 times, truncation
+    once), so a progress bar and its ETA move at the speed the work does."""
+    out, total = [], 0
+    for w in windows:
+        total += w.end - w.begin
+        out.append(total)
+    return out
+
+
 # --- how a model scores a window --------------------------------------------------------
 
 def max_window(model: LanguageModel) -> int | None:

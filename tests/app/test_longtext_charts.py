@@ -34,11 +34,18 @@ def test_figures_from_job_snapshots():
     fig = memory_figure(snap)
     assert [t.name for t in fig.data] == ["disjoint RSS", "sliding S=8 RSS",
                                           "disjoint window ends"]
+    assert fig.layout.yaxis.rangemode == "tozero"  # noise drawn at the process's scale
     rows = [{"strategy": "disjoint", "window": 64, "stride": 64, "bits_per_char": 2.5,
-             "peak_extra_mb": 1.0, "seconds": 0.2},
+             "peak_extra_mb": 1.0, "peak_rss_mb": 400.0, "seconds": 0.2, "coverage": 1.0},
             {"strategy": "sliding", "window": 64, "stride": 8, "bits_per_char": 2.2,
-             "peak_extra_mb": 1.1, "seconds": 0.9}]
+             "peak_extra_mb": 1.1, "peak_rss_mb": 401.0, "seconds": 0.9, "coverage": 1.0},
+            {"strategy": "truncation", "window": 64, "stride": None, "bits_per_char": 2.0,
+             "peak_extra_mb": 0.1, "peak_rss_mb": 399.0, "seconds": 0.01, "coverage": 0.015}]
     fig = strategy_figure(rows)
-    assert len(fig.data) == 3 and list(fig.data[0].x) == ["disjoint W=64", "sliding S=8"]
+    assert len(fig.data) == 3
+    assert list(fig.data[0].x) == ["disjoint W=64", "sliding S=8", "truncation W=64"]
+    # the bits/char bars say how much of the text each strategy scored
+    assert list(fig.data[0].text) == ["100% of text", "100% of text", "1.5% of text"]
+    rows = rows[:2]
     fig = stride_figure(rows)
     assert list(fig.data[0].x) == [8, 64] and list(fig.data[0].y) == [2.2, 2.5]

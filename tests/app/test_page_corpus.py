@@ -251,3 +251,22 @@ def test_the_server_watches_no_files():
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["fileWatcherType"] == "none"
+
+
+def test_repaired_text_can_be_read_in_place_and_downloaded():
+    at = _choose_upload(open_page(CORPUS))
+    good = "Plain line.\nCafé crème for Álvaro.\n" * 20
+    at.file_uploader[0].set_value(("moji.txt", good.encode("utf-8").decode("latin-1")
+                                   .encode("utf-8"), "text/plain")).run()
+    assert_no_exception(at)
+    labels = [e.label for e in at.expander]
+    assert "Read the loaded text (60 repaired spans in green, 0 lost characters in red)" \
+        in labels, labels
+    view = next(e for e in at.expander if e.label.startswith("Read the loaded text"))
+    shown = " ".join(c.value for c in view.children.values() if c.type == "markdown")
+    # the repaired character, highlighted, with what the file had there on hover
+    assert 'title="was: &#x27;Ã©&#x27;"' in shown and ">é</span>" in shown
+    assert shown.count("│") == 20  # the 20 lines that hold repairs, numbered
+    downloads = [b for b in at.get("download_button") if b.proto.label.startswith(
+        "Download the text as loaded")]
+    assert len(downloads) == 1

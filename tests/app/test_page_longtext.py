@@ -161,11 +161,15 @@ def test_strategies_run_as_a_job_with_live_memory_windows_and_a_stride_sweep():
     at.button(key="lt.run").click().run()
     assert_no_exception(at)
     at = _wait_for_jobs(at)
-    rows = _frame(at, "coverage")
+    rows = _frame(at, "share of text scored")
     assert list(rows["strategy"]) == ["truncation", "disjoint", "sliding"]
-    assert rows.loc[1, "coverage"] == 1.0 and rows.loc[2, "coverage"] == 1.0
-    assert rows.loc[0, "tokens_scored"] == 64
-    assert (rows["bits_per_char"] > 0).all()
+    assert rows.loc[1, "share of text scored"] == 1.0 and rows.loc[2, "share of text scored"] == 1.0
+    assert rows.loc[0, "tokens scored"] == 64
+    assert (rows["bits/char"] > 0).all()
+    benefit = next(m.value for m in at.markdown if m.value.startswith("**Context benefit:"))
+    gain = rows.loc[1, "bits/char"] - rows.loc[2, "bits/char"]
+    assert f"{gain:+.3f} bits/char" in benefit and "at least 48 tokens" in benefit
+    assert any("Truncation scores only its first window" in c.value for c in at.caption)
     # the live memory figure: RSS per strategy and a marker where each window ended
     mem = _figure(at, "lt.mem")
     assert mem is not None
@@ -176,13 +180,13 @@ def test_strategies_run_as_a_job_with_live_memory_windows_and_a_stride_sweep():
                          "sliding S=16 window ends"}
     assert all(t["mode"] == "markers" for t in ends.values())
     # the per-window table: one row per window of every strategy, with the RSS at its end
-    win = _frame(at, "rss_mb")
-    assert win is not None and (win["rss_mb"] > 0).all()
+    win = _frame(at, "RSS (MB)")
+    assert win is not None and (win["RSS (MB)"] > 0).all()
     per = win.groupby("strategy").size().to_dict()
     assert per["truncation"] == 1 == len(ends["truncation window ends"]["x"])
     assert per["disjoint"] == len(ends["disjoint window ends"]["x"]) > 1
     assert per["sliding S=16"] > per["disjoint"]
-    assert win[win.strategy == "disjoint"]["tokens"].sum() == rows.loc[1, "tokens_scored"]
+    assert win[win.strategy == "disjoint"]["tokens"].sum() == rows.loc[1, "tokens scored"]
     # the stride sweep: bits/char against S = C, C/2, ... as a job, drawn from its series
     at.button(key="lt.sweep.run").click().run()
     assert_no_exception(at)
@@ -310,10 +314,10 @@ def test_tiny_transformer_trains_as_a_job_and_runs_tiled():
     at.number_input(key="lt.window").set_value(64).run()
     at.number_input(key="lt.stride").set_value(32).run()
     at.button(key="lt.run").click().run()
-    at = _wait_for(at, lambda a: _frame(a, "coverage") is not None)
-    rows = _frame(at, "coverage")
+    at = _wait_for(at, lambda a: _frame(a, "share of text scored") is not None)
+    rows = _frame(at, "share of text scored")
     assert list(rows["attention"]) == ["tiled", "tiled"]
-    assert rows.loc[1, "coverage"] == 1.0
+    assert rows.loc[1, "share of text scored"] == 1.0
 
 
 def test_pasted_chinese_text_chunks_and_summarizes():
@@ -335,3 +339,24 @@ def test_pasted_chinese_text_chunks_and_summarizes():
     at = _wait_for(at, lambda a: any(e.label.startswith("summary") for e in a.expander))
     summary = at.info[-1].value
     assert 0 < len(summary) <= 60 and summary.endswith(("。", "！", "；"))
+
+
+def test_results_of_another_corpus_never_show_under_this_ones_name():
+    at = _small(open_page(PAGE), 1500)
+    at.multiselect(key="lt.strategies").set_value(["disjoint"]).run()
+    at.number_input(key="lt.window").set_value(32).run()
+    at.button(key="lt.run").click().run()
+    at.number_input(key="lt.budget").set_value(200).run()
+    at.number_input(key="lt.sumchunk").set_value(600).run()
+    at.button(key="lt.sum.run").click().run()
+    at = _wait_for_jobs(at)
+    assert _frame(at, "share of text scored") is not None
+    assert any(c.value.startswith("Results on the first 1,500 characters") for c in at.caption)
+    assert any(e.label.startswith("summary") for e in at.expander)
+    _paste(at, "A different text entirely, about rivers and mountains. " * 40)
+    at.radio(key="lt.part").set_value("Whole corpus").run()
+    at.selectbox(key="lt.model").set_value(NGRAM).run()
+    assert_no_exception(at)
+    assert _frame(at, "share of text scored") is None and _figure(at, "lt.mem") is None
+    assert not any(e.label.startswith(("summary", "source chunk")) for e in at.expander)
+    assert not any(c.value.startswith(("Results on", "Summary of")) for c in at.caption)
