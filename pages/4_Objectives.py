@@ -16,6 +16,7 @@ from lmcore.app.objective_charts import (
     mask_heatmaps,
 )
 from lmcore.app.objective_job import generation_job, objective_job, run_encdec_generation
+from lmcore.app.tables import readable
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.generate import generate_tokens, tokens_within_context
 from lmcore.models.transformer import TransformerConfig, TransformerLM
@@ -112,6 +113,7 @@ def _start() -> None:
         name, model, data, tcfg, tok, lab.corpus, rate=float(rate), nsp=nsp,
         session=lab.session_id)).id for name, model in models.items()}
     res["context"] = int(context)
+    res["budget"] = (int(steps), float(rate))  # what the warning below quotes
     st.session_state[K + "n"] = tokens_within_context(int(context), 1)  # fill the new context
     for key in ("gen_job", "encdec_gen_job", "fill"):
         res.pop(key, None)
@@ -149,12 +151,28 @@ if done:
             lab.models[f"{name} LM (objectives)"] = TransformerLM(done[name].run.model,
                                                                   done[name].tokenizer)
     table = fair_table([m for name in NAMES if name in done for m in done[name].run.metrics])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(
-                     format="%d" if c in ("tokens", "characters") else "%.4f")
-                     for c in table.columns if c not in ("model", "scored")})
+    st.dataframe(readable(table), hide_index=True, width="stretch")  # '–': does not apply
     st.download_button("Download table (CSV)", table.to_csv(index=False), "objectives.csv",
                        "text/csv", key=K + "csv")
+    full = table[(table["model"] == "causal") & (table["scored"] == "full sequence")]
+    pll = table[table["scored"].str.contains("pseudo", regex=False)]
+    if len(full) and len(pll):
+        c_bpc, p_bpc = float(full["bits/char"].iloc[0]), float(pll["pseudo bits/char"].iloc[0])
+        if p_bpc < c_bpc:
+            st.caption(f"As usual, the masked model's pseudo bits/char ({p_bpc:.3f}) is below "
+                       f"the causal model's bits/char ({c_bpc:.3f}): each of its tokens is "
+                       "predicted from both sides.")
+        else:
+            run_steps, run_rate = res.get("budget", (int(steps), float(rate)))
+            st.warning(
+                f"**This run differs from the usual case.** The masked model's pseudo "
+                f"bits/char ({p_bpc:.3f}) is *above* the causal model's bits/char "
+                f"({c_bpc:.3f}), though it sees both sides of every token. The budget is why: "
+                f"per step the causal model learns from every position, the masked model only "
+                f"from the {run_rate:.0%} it hid, so after {run_steps:,} steps it has had "
+                f"about {1 / run_rate:.0f}× fewer targets and has not yet learned to use "
+                "the right-hand context. Pseudo-perplexity is usually far lower once the "
+                "masked model is trained well (a larger budget: more steps).", icon="⚖️")
     st.markdown(
         "- **suffix (same positions)**: causal and prefix models predict the *same* held-out "
         "tokens from the *same* preceding tokens (prefix lengths drawn with the seed); only "

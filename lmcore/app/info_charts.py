@@ -61,7 +61,11 @@ def learning_figure(points: Sequence[CurvePoint], rate: float | None) -> go.Figu
                                  name=f"{n}-gram cross-entropy", legendgroup=str(n)))
         fig.add_trace(go.Scatter(x=x, y=[p.code_bits_per_char for p in pts],
                                  mode="lines+markers", line_dash="dash",
-                                 name=f"{n}-gram code length", legendgroup=str(n)))
+                                 name=f"{n}-gram code length", legendgroup=str(n),
+                                 customdata=[p.code_cross_entropy for p in pts],
+                                 hovertemplate="%{x:,} training chars: coded %{y:.4f} "
+                                               "bits/char; the model's cross-entropy on the "
+                                               "same slice %{customdata:.4f}<extra></extra>"))
     _rate_line(fig, rate)
     fig.update_layout(title="Approaching the entropy rate as training text grows", height=400,
                       xaxis_title="training characters", yaxis_title="bits per character",

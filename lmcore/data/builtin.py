@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from functools import lru_cache, partial
 
@@ -25,6 +26,12 @@ def markov_name(order: int, alphabet: str, target_bits: float) -> str:
     """The display name of a Markov corpus, stable so pickers can find it again."""
     return (f"Markov source: order {order} over {alphabet!r}, "
             f"{target_bits:.3f} bits/char")
+
+
+def markov_order(name: str) -> int | None:
+    """The order of the Markov corpus named `name` (by `markov_name`), None for others."""
+    m = re.match(r"Markov source: order (\d+) ", name)
+    return int(m.group(1)) if m else None
 
 
 def default_entropy(alphabet: str) -> float:

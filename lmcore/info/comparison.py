@@ -140,6 +140,9 @@ class CurvePoint:
     cross_entropy: float  # bits/char on the held-out text
     code_bits_per_char: float  # real range-coder payload per char on the coded slice
     entropy_rate: float | None
+    # the model's cross-entropy on exactly the coded slice: what the payload compares with
+    # (the slice is a sample of the held-out text, so it can be easier or harder than all of it)
+    code_cross_entropy: float | None = None
 
 
 def learning_curve(train: str, test: str, sizes: Sequence[int], orders: Sequence[int],
@@ -159,6 +162,7 @@ def learning_curve(train: str, test: str, sizes: Sequence[int], orders: Sequence
     tok = train_tokenizer("char", train)
     test_ids = tok.encode(test)
     part = test[:code_chars]
+    part_ids = tok.encode(part)
     out, total, done = [], len(sizes) * len(orders), 0
     for size in sizes:
         for n in orders:
@@ -172,7 +176,9 @@ def learning_curve(train: str, test: str, sizes: Sequence[int], orders: Sequence
             enc = encode(model, part)
             out.append(CurvePoint(order=int(n), train_chars=size, cross_entropy=ce,
                                   code_bits_per_char=enc.payload_bits / max(1, enc.chars),
-                                  entropy_rate=entropy_rate))
+                                  entropy_rate=entropy_rate,
+                                  code_cross_entropy=score_ids(model, part_ids,
+                                                               part).bits_per_char))
             done += 1
             if progress is not None:
                 progress(done / total, f"order {n}, {size:,} training chars")

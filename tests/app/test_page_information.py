@@ -3,6 +3,7 @@ runs the compression and entropy-rate jobs to their tables and plots."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from apptest import assert_no_exception, error_texts, open_page
 
 from lmcore.app.state import Lab
+from lmcore.data.builtin import markov_order
 from lmcore.data.corpus import from_text
 
 PAGE = "pages/7_Information.py"
@@ -112,8 +114,13 @@ def test_entropy_rate_curve_job():
     at.multiselect(key="info.sorders").set_value([1, 2]).run()
     at.button(key="info.curve").click().run()
     assert_no_exception(at)
-    _wait_for(at, lambda a: any("entropy rate" in c.value and "dashed" in c.value
-                                for c in a.caption))
+    at = _wait_for(at, lambda a: any("entropy rate" in c.value and "dashed" in c.value
+                                     for c in a.caption))
+    cap = next(c.value for c in at.caption if "dashed" in c.value)
+    # the coded slice and the held-out text differ in size, and the caption says so with the
+    # coder's distance to the model's cross-entropy on the same slice
+    assert "first 1,500 of them" in cap and "measured on different amounts of text" in cap
+    assert re.search(r"within 0\.0\d\d\d bits/char", cap), cap
 
 
 def _compress(at, orders, adaptive=False, session=None):
@@ -215,3 +222,5 @@ def test_transformer_entropy_rate_curve_job():
     assert any("approaching the entropy rate as it trains" in c for c in charts)
     cap = next(c.value for c in at.caption if "round trip verified" in c.value)
     assert "After 20 steps" in cap and "from the rate" in cap
+    source = at.selectbox(key="info.source").value  # the caption names its real order
+    assert f"order {markov_order(source)}:" in cap

@@ -78,6 +78,12 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     pll = masked[masked["scored"].str.contains("pseudo")]
     assert (pll["pseudo bits/char"] > 0).all() and (pll["pseudo-perplexity"] > 1).all()
 
+    # the page says which way pseudo bits/char and bits/char went in this run, with both numbers
+    c_bpc = float(full[full["model"] == "causal"]["bits/char"].iloc[0])
+    said = [w.value for w in at.warning if "differs from the usual" in w.value] + \
+        [c.value for c in at.caption if c.value.startswith("As usual")]
+    assert len(said) == 1 and f"{c_bpc:.3f}" in said[0]
+    assert ("after 3 steps" in said[0]) == said[0].startswith("**This run")
     loss = _figure(at, "obj.loss")
     names = {t["name"].split()[0] for t in loss["data"]}
     assert names == {"causal", "prefix", "masked", "encdec"}

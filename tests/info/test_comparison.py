@@ -101,5 +101,8 @@ def test_learning_curve_approaches_entropy_rate():
     assert got[(2, 300)].cross_entropy > big.cross_entropy
     assert got[(1, 30_000)].cross_entropy > big.cross_entropy + 0.05  # unigram misses context
     assert big.code_bits_per_char == pytest.approx(big.cross_entropy, abs=0.1)
+    for p in pts:  # on the very slice it codes, the coder lands on the model's cross-entropy
+        assert p.code_bits_per_char == pytest.approx(p.code_cross_entropy, abs=0.02)
+        assert p.code_bits_per_char >= p.code_cross_entropy - 0.005  # nor beats it (bar a bit)
     with pytest.raises(ValueError, match="at least one"):
         learning_curve(sp.train, sp.test, sizes=[], orders=[1])
