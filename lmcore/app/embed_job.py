@@ -25,7 +25,8 @@ def run_embedding_transformer(ctx: Any, *, corpus: Corpus, kind: str = "word",
                               vocab_size: int | None = 2000, steps: int = 300,
                               seed: int = 0) -> str:
     """Train a small causal Transformer on the corpus (tokenizer `kind`); return the folder
-    of its checkpoint (safetensors + tokenizer JSON)."""
+    of its checkpoint (safetensors + tokenizer JSON): the job's private work folder, which
+    lives as long as the job does (the page loads the model from it once)."""
     from lmcore.data.tokenizers import train_tokenizer
     from lmcore.models.checkpoint import save_model
     from lmcore.models.transformer import Transformer, TransformerConfig
@@ -51,7 +52,7 @@ def run_embedding_transformer(ctx: Any, *, corpus: Corpus, kind: str = "word",
                                seed=seed), callback=feed, stop=ctx.stop)
     if result.status == "failed":
         raise ValueError(f"training failed: {result.error}")
-    folder = tempfile.mkdtemp(prefix="lmcore-embed-")
+    folder = getattr(ctx, "workdir", None) or tempfile.mkdtemp(prefix="lmcore-embed-")
     save_model(folder, net, tok, extra={"steps": result.steps, "corpus": corpus.name,
                                         "corpus_fingerprint": corpus.fingerprint})
     return folder
