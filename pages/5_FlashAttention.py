@@ -1,5 +1,6 @@
 """FlashAttention: memory and time against T, the online softmax step by step, saved bytes."""
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
@@ -7,7 +8,16 @@ import torch
 from lmcore.app.attention_charts import STOPPED, running_max_figure, sweep_figure, tile_figure
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import live_chart, registry
+from lmcore.app.shape_charts import (
+    io_figure,
+    mask_figure,
+    saturation_figure,
+    scores_weights_figure,
+)
+from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.attention import IMPLS, attention
+from lmcore.models.attention_io import GPUS, attention_io
+from lmcore.models.attention_shapes import saturation, walk_through
 from lmcore.models.online_softmax import online_softmax_trace, overflow_demo, parse_logits
 from lmcore.train.attention_profile import make_inputs, sweep
 from lmcore.train.memory import saved_for_backward
@@ -47,8 +57,9 @@ lab = page(
     "kernel doing the same. All three give the same numbers.",
 )
 reg = registry()
-tab_sweep, tab_softmax, tab_saved = st.tabs(
-    ["Memory and time vs T", "Online softmax, step by step", "Saved for backward"]
+tab_shapes, tab_sweep, tab_softmax, tab_saved, tab_io = st.tabs(
+    ["Attention, shape by shape", "Memory and time vs T", "Online softmax, step by step",
+     "Saved for backward", "Bytes moved: HBM vs SRAM"]
 )
 
 # --- 1. sequence-length sweep --------------------------------------------------------------
@@ -242,3 +253,159 @@ with tab_saved:
             f"MiB ({naive_mib / max(tiled_mib, 1e-9):,.0f}× less); double T and naive's "
             "grows 4×, tiled's 2×."
         )
+
+# --- 0. the shapes of attention ---------------------------------------------------------------
+FRESH = "a fresh model (seed 0: width 64, 4 heads, untrained)"
+
+
+def _walk_model():
+    """(model, tokenizer) for the walk-through: a session Transformer, or a seeded fresh one
+    over a char tokenizer of the corpus (kept per corpus in this session)."""
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+
+    models = {n: m for n, m in lab.models.items()
+              if isinstance(m, TransformerLM) and m.tokenizer is not None}
+    choice = st.selectbox("Model", [FRESH, *models], key="fa.wmodel")
+    if choice != FRESH:
+        return models[choice].model, models[choice].tokenizer
+    key = ("fa.walk", lab.corpus.fingerprint)
+    if lab.results.get("fa.walk_key") != key:
+        tok = train_tokenizer("char", lab.corpus.split().train or lab.corpus.text)
+        torch.manual_seed(0)
+        net = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=128,
+                                            n_layer=1, n_head=4, n_embd=64))
+        lab.results["fa.walk"], lab.results["fa.walk_key"] = (net, tok), key
+    return lab.results["fa.walk"]
+
+
+with tab_shapes:
+    st.markdown(
+        "One attention layer on **your** sentences, every tensor of a real forward pass: "
+        "X (B, T, D) → Q, K, V = X·W (B, T, D each) → split into H heads (B, H, T, D/H) → "
+        "scores Q·Kᵀ/√(D/H) (B, H, T, T) → mask → weights = softmax over keys (B, H, T, T) "
+        "→ weights·V (B, H, T, D/H) → heads side by side (B, T, D) → output projection. "
+        "Sentences of unequal length are right-padded with [PAD] to one T."
+    )
+    with errors():
+        net, wtok = _walk_model()
+        c1, c2 = st.columns([2, 1])
+        text = c1.text_area("Sentences, one per line (a batch of B)",
+                            "The cat sat on the mat.\nA dog barked.\nHello!",
+                            height=110, key="fa.wtext")
+        kind = c2.radio("Attention", ["bidirectional (encoder)", "causal (decoder)"],
+                        key="fa.wkind")
+        scaled = c2.checkbox("Divide scores by √d", True, key="fa.wscale")
+        padmask = c2.checkbox("Padding mask", True, key="fa.wpad")
+        w = walk_through(net, wtok, text.splitlines(), scaled=scaled, padding_mask=padmask,
+                         causal=kind.startswith("causal"))
+        rows = []
+        for s in w.steps:
+            v = s.value.reshape(-1, s.value.shape[-1])[0][:6]
+            rows.append({"step": s.name, "computes": s.formula,
+                         "shape": "(" + ", ".join(map(str, s.shape)) + ")",
+                         "numbers": int(np.prod(s.shape)),
+                         "first row, first values": ", ".join(f"{x:.3f}" for x in v)})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        B, H = len(w.lengths), w.step("weights").shape[1]
+        c1, c2 = st.columns(2)
+        b = c1.selectbox("Sentence", range(B), format_func=lambda i: f"{i + 1} "
+                         f"({w.lengths[i]} tokens)", index=min(1, B - 1), key="fa.wb")
+        h = c2.selectbox("Head", range(H), format_func=lambda i: f"{i + 1}", key="fa.wh")
+        st.plotly_chart(scores_weights_figure(w, int(b), int(h)), key="fa.wsw")
+        T = w.mask.shape[-1]
+        wts = w.step("weights").value[int(b), :, : w.lengths[int(b)]]
+        m = st.columns(4)
+        m[0].metric("Largest weight per row (mean)", f"{wts.max(-1).mean():.3f}")
+        m[1].metric("Entropy per row (mean, bits)",
+                    f"{(-(wts * np.log2(np.clip(wts, 1e-300, 1))).sum(-1)).mean():.2f}")
+        m[2].metric("Entries removed (real rows)",
+                    f"{w.causal_removed:,} causal + {w.padding_removed:,} padding")
+        m[3].metric("Max change vs each sentence alone", f"{w.alone_error:.1e}")
+        st.plotly_chart(mask_figure(w, int(b)), key="fa.wmask")
+        st.caption(
+            f"T = {T} after padding. The last metric runs each sentence alone, unpadded, "
+            "through the same layer and compares its real positions with the padded batch's: "
+            + ("about 1e-16 (rounding) with the padding mask on: padded positions change "
+               "nothing. " if padmask and w.alone_error < 1e-9 else
+               "a real difference: without the padding mask the real tokens attend to [PAD] "
+               "keys. " if w.alone_error >= 1e-9 else
+               "rounding only, even without the padding mask: with right padding the causal "
+               "mask already hides the pads (they come later); the padding mask matters for "
+               "bidirectional attention, or for left padding. ")
+            + (f"The hand computation equals the layer's own forward to "
+               f"{w.module_error:.0e}." if scaled else
+               "Unscaled, the scores are √d times larger than the model was built for.")
+        )
+        st.markdown("**Why √d.** A dot product of two d-dimensional vectors with unit-variance "
+                    "entries has standard deviation √d; without the scale, wider heads give "
+                    "larger scores and softmax turns into a hard max (one-hot weights, tiny "
+                    "gradients). Measured on random vectors:")
+        sat = saturation([4, 16, 64, 256, 1024])
+        st.plotly_chart(saturation_figure(sat), key="fa.wsat")
+        st.caption(f"At d = 64 the largest weight averages {sat[2].max_weight['unscaled']:.2f}"
+                   f" unscaled and {sat[2].max_weight['scaled']:.2f} scaled (uniform over 64 "
+                   f"keys would be {1 / 64:.3f}).")
+
+# --- 4. bytes moved -----------------------------------------------------------------------------
+with tab_io:
+    st.markdown(
+        "On a GPU the tensors live in **HBM** (off-chip, ~2-3 TB/s) and arithmetic runs from "
+        "**SRAM** (on-chip shared memory, ~200 KB per streaming multiprocessor, an order of "
+        "magnitude faster). Attention does little arithmetic per byte, so its speed follows "
+        "the bytes it moves through HBM. Naive attention writes the T×T scores to HBM, reads "
+        "them back for softmax, writes the weights and reads them again: 4T² + 4Td elements per "
+        "head. The tiled kernel keeps each Bq×Bk tile in SRAM and streams K and V past each "
+        "query tile: 2Td + T + 2d·(keys in visible tiles). Counted below for your T and tile "
+        "(a model of a GPU, not a measurement on this CPU)."
+    )
+    c = st.columns(5)
+    T_io = int(c[0].number_input("T", 16, 1 << 20, 4096, step=256, key="fa.ioT"))
+    d_io = int(c[1].selectbox("Head width d", [32, 64, 128], index=1, key="fa.iod"))
+    bq = int(c[2].selectbox("Query tile Bq", [16, 32, 64, 128, 256], index=3, key="fa.iobq"))
+    bk = int(c[3].selectbox("Key tile Bk", [16, 32, 64, 128, 256], index=3, key="fa.iobk"))
+    bpe = 2 if c[4].radio("dtype", ["fp16/bf16", "fp32"], key="fa.iodt") == "fp16/bf16" else 4
+    c = st.columns(3)
+    causal_io = c[0].checkbox("Causal (skip tiles above the diagonal)", True, key="fa.iocausal")
+    gpu = c[1].selectbox("GPU", list(GPUS), index=1, key="fa.iogpu")
+    bh = int(c[2].number_input("Batch × heads", 1, 4096, 32, key="fa.iobh"))
+    with errors():
+        io = attention_io(T_io, d_io, bq, bk, causal_io, bpe)
+        bw, sram = GPUS[gpu]
+        t_naive, t_tiled = io.seconds(bw, bh)
+        m = st.columns(4)
+        m[0].metric("Naive HBM traffic", f"{bh * io.naive_bytes / 2**20:,.1f} MiB")
+        m[1].metric("Tiled HBM traffic", f"{bh * io.tiled_bytes / 2**20:,.1f} MiB")
+        m[2].metric("Naive / tiled", f"{io.ratio:,.1f}×")
+        m[3].metric("SRAM one tile step needs", f"{io.sram_bytes / 1024:,.1f} KiB",
+                    "fits" if io.sram_bytes <= sram else "does not fit",
+                    delta_color="normal" if io.sram_bytes <= sram else "inverse")
+        st.caption(
+            f"At {gpu.split(' (')[0]}'s HBM bandwidth the traffic alone takes "
+            f"{t_naive * 1e3:,.3f} ms naive and {t_tiled * 1e3:,.3f} ms tiled for "
+            f"{bh} (batch, head) pairs; {io.visible_tiles:,} of {io.total_tiles:,} tiles "
+            "are visible. Bigger tiles stream K and V fewer times but need more SRAM; the "
+            "ratio grows with T because naive traffic grows as T² and tiled as T²·d/Bq.")
+        Ts = [2**i for i in range(8, 17)]
+        st.plotly_chart(io_figure(Ts, d_io, bq, bk, causal_io, bpe, marked=T_io),
+                        key="fa.iofig")
+        job = reg.latest("attention-sweep")
+        snap = job.snapshot() if job is not None else {}
+        if "naive" in snap and "tiled" in snap:
+            nt = dict(zip(snap["naive"]["T"], snap["naive"]["fwd_ms"], strict=False))
+            tt = dict(zip(snap["tiled"]["T"], snap["tiled"]["fwd_ms"], strict=False))
+            nm = dict(zip(snap["naive"]["T"], snap["naive"]["fwd_mib"], strict=False))
+            tm = dict(zip(snap["tiled"]["T"], snap["tiled"]["fwd_mib"], strict=False))
+            rows = [{"T": t, "CPU forward ms naive / tiled (measured)": nt[t] / tt[t],
+                     "CPU peak MiB naive / tiled (measured)": nm[t] / max(tm[t], 1e-9),
+                     "HBM bytes naive / tiled (model, 64, 256×256 tiles, fp32)":
+                         attention_io(int(t), 64, 256, 256, True, 4).ratio}
+                    for t in sorted(set(nt) & set(tt))]
+            st.markdown("**Beside the CPU measurements of the Memory and time tab** (B=1, H=4, d=64, "
+                        "causal, float32):")
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            st.caption("A CPU has caches, not HBM and SRAM under program control, so its "
+                       "times follow the count only loosely; its peak memory shows the T×T "
+                       "tensors the naive pass materialises.")
+        else:
+            st.info("Run the sweep in **Memory and time vs T** to set the CPU measurements "
+                    "beside this count.", icon="⏱️")
