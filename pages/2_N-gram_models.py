@@ -11,9 +11,11 @@ from lmcore.app.ngram_charts import (
     next_token_figure,
     smoothing_label,
     tradeoff_figure,
+    turn_summary,
     unseen_figure,
 )
 from lmcore.app.ngram_job import FitRequest, run_fit
+from lmcore.app.tables import readable
 from lmcore.models.arpa import arpa_string
 from lmcore.models.ngram import FALLBACK_DISCOUNTS, MAX_ORDER, SMOOTHINGS
 
@@ -25,7 +27,9 @@ lab = page(
     "dependencies; if n is too large we cannot get good estimates of the probabilities**: "
     "most long n-grams of new text were never seen. Smoothing (add-k, Kneser-Ney, stupid "
     "backoff) moves probability to the unseen ones. Fit several orders at once and watch "
-    "training perplexity fall while held-out perplexity turns back up.",
+    "training perplexity fall while held-out perplexity of a crudely smoothed model (add-k) "
+    "turns back up; Kneser-Ney, which backs off to shorter contexts where the long one was "
+    "never seen, only levels off: its longer orders stop paying.",
 )
 
 corpus = lab.corpus
@@ -45,7 +49,7 @@ tok_choice = c1.selectbox("Tokenizer", choices, key="ngram.tokenizer",
                                "bpe with the vocabulary size beside")
 bpe_vocab = c2.number_input("BPE vocabulary", 100, 20_000, 1000, step=100, key="ngram.vocab",
                             disabled=tok_choice != "bpe")
-orders = c3.slider("Orders n", 1, MAX_ORDER, (1, 5), key="ngram.orders")
+orders = c3.slider("Orders n", 1, MAX_ORDER, (1, MAX_ORDER), key="ngram.orders")
 c4, c5, c6 = st.columns([2, 1, 1])
 smoothings = c4.multiselect("Smoothing", list(SMOOTHINGS), default=list(SMOOTHINGS),
                             format_func=smoothing_label, key="ngram.smoothings")
@@ -129,6 +133,7 @@ left.plotly_chart(tradeoff_figure(rows, "perplexity", "Perplexity per token",
                                   "perplexity (log scale)", log_y=True), key="ngram.ppl")
 right.plotly_chart(tradeoff_figure(rows, "bits_per_char", "Bits per character",
                                    "bits / char"), key="ngram.bpc")
+st.markdown(turn_summary(rows))
 if corpus.entropy_rate is not None:
     st.info(f"The source's true entropy rate is {corpus.entropy_rate:.4f} bits/char: no model "
             "beats it on held-out text.")
@@ -156,7 +161,7 @@ else:
 table = pd.DataFrame(rows)
 table["smoothing"] = table["smoothing"].map(smoothing_label)
 with st.expander("All numbers", expanded=False):
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(readable(table), hide_index=True, width="stretch")
     st.download_button("Download (CSV)", table.to_csv(index=False), "ngram_tradeoff.csv",
                        "text/csv", key="ngram.csv")
 

@@ -82,3 +82,43 @@ def next_token_figure(tokens: Sequence[str], probs: Sequence[float], title: str)
                       margin=dict(l=40, r=10, t=50, b=40))
     fig.update_yaxes(type="category")
     return fig
+
+
+def turn_summary(rows: Sequence[dict]) -> str:
+    """One sentence per smoothing on where held-out perplexity is lowest and what longer
+    orders did after it: the trade-off the page promises, read off this fit's numbers."""
+    lines = []
+    for s in dict.fromkeys(r["smoothing"] for r in rows):
+        pts = sorted((r for r in rows if r["smoothing"] == s and r["split"] == "held-out"),
+                     key=lambda r: r["order"])
+        finite = [r for r in pts if math.isfinite(r["perplexity"])]
+        name = f"**{smoothing_label(s)}**"
+        if len(pts) < 2:
+            continue
+        if not finite:
+            lines.append(f"- {name}: infinite at every n (held-out tokens that training "
+                         "never had get p = 0).")
+            continue
+        best = min(finite, key=lambda r: r["perplexity"])
+        last = pts[-1]
+        if best is last:
+            prev = pts[-2]["perplexity"]
+            gain = 1 - last["perplexity"] / prev if math.isfinite(prev) else 1.0
+            if gain < 0.05:
+                lines.append(f"- {name}: levels off: n = {last['order'] - 1} → "
+                             f"{last['order']} gained only {gain:.1%} ({prev:.4g} → "
+                             f"{last['perplexity']:.4g}).")
+            else:
+                lines.append(f"- {name}: still falling at n = {last['order']} "
+                             f"({prev:.4g} → {last['perplexity']:.4g}, −{gain:.0%}); fit "
+                             "higher orders or less training text to see it level off.")
+        elif not math.isfinite(last["perplexity"]):
+            lines.append(f"- {name}: best at n = {best['order']} ({best['perplexity']:.4g}), "
+                         f"infinite by n = {last['order']} (unseen n-grams get p = 0).")
+        else:
+            rise = last["perplexity"] / best["perplexity"] - 1
+            verb = "turns back up" if rise > 0.02 else "levels off"
+            lines.append(f"- {name}: best at n = {best['order']} ({best['perplexity']:.4g}), "
+                         f"then {verb}: {last['perplexity']:.4g} at n = {last['order']} "
+                         f"({rise:+.1%}).")
+    return ("**Held-out perplexity in this fit:**\n" + "\n".join(lines)) if lines else ""

@@ -43,3 +43,20 @@ def test_every_log_axis_of_the_charts_has_explicit_tick_labels():
         for axis in logs:
             assert axis.tickvals and len(axis.ticktext) == len(axis.tickvals)
     assert list(figs[2].layout.xaxis.ticktext) == ["64", "128", "256"]
+
+
+def test_turn_summary_reads_the_trade_off_off_the_numbers():
+    from lmcore.app.ngram_charts import turn_summary
+
+    def rows(s, ppl):
+        return [{"smoothing": s, "order": n, "split": "held-out", "perplexity": p}
+                for n, p in enumerate(ppl, start=1)]
+
+    text = turn_summary(rows("addk", [25.4, 10.7, 8.1, 10.8]) + rows("kn", [25.4, 5.5, 3.4, 3.3])
+                        + rows("mle", [25.0, 9.0, float("inf")])
+                        + rows("stupid", [25.0, 9.0, 5.0]))
+    assert "**add-k**: best at n = 3 (8.1), then turns back up: 10.8 at n = 4 (+33.3%)" in text
+    assert "**Kneser-Ney**: levels off: n = 3 → 4 gained only 2.9% (3.4 → 3.3)" in text
+    assert "**MLE**: best at n = 2 (9), infinite by n = 3" in text
+    assert "**stupid backoff**: still falling at n = 3 (9 → 5, −44%)" in text
+    assert "infinite at every n" in turn_summary(rows("mle", [float("inf")] * 2))

@@ -67,31 +67,34 @@ def test_fit_job_draws_tradeoff_counts_next_token_and_samples():
     split = lab.corpus.split()
     held = split.test or split.valid
     tok = train_tokenizer("char", split.train)
-    table = _frame(at, "bits_per_char")
+    table = _frame(at, "bits/char")
     assert len(table) == 16
     for s, label in (("kn", "Kneser-Ney"), ("mle", "MLE")):
         for n in (1, 2, 3, 4):
             model = NGramLM.from_tokenizer(tok, split.train, order=n, smoothing=s)
             for name, text in (("train", split.train), ("held-out", held)):
                 ev = model.score_sequences([tok.encode(text)], add_eos=False, chars=len(text))
-                row = table[(table["smoothing"] == label) & (table["order"] == n)
+                row = table[(table["smoothing"] == label) & (table["n"] == n)
                             & (table["split"] == name)].iloc[0]
-                assert row["tokens"] == ev.tokens and row["zero_prob"] == ev.zero_prob
+                assert row["tokens"] == ev.tokens and row["tokens with p = 0"] == ev.zero_prob
                 assert row["oov"] == ev.oov
                 for col, want in (("perplexity", ev.perplexity),
-                                  ("bits_per_char", ev.bits_per_char)):
+                                  ("bits/char", ev.bits_per_char)):
                     assert row[col] == pytest.approx(want, rel=1e-12) or \
                         (math.isinf(row[col]) and math.isinf(want))
     held_rows = table[table["split"] == "held-out"]
     kn = held_rows[held_rows["smoothing"] == "Kneser-Ney"]
     assert np.isfinite(kn["perplexity"]).all()
-    mle4 = held_rows[(held_rows["smoothing"] == "MLE") & (held_rows["order"] == 4)].iloc[0]
-    assert mle4["perplexity"] == float("inf") and mle4["zero_prob"] > 0
+    mle4 = held_rows[(held_rows["smoothing"] == "MLE") & (held_rows["n"] == 4)].iloc[0]
+    assert mle4["perplexity"] == float("inf") and mle4["tokens with p = 0"] > 0
     assert any("Why MLE breaks" in m.value for m in at.markdown)
+    summary = next(m.value for m in at.markdown
+                   if m.value.startswith("**Held-out perplexity in this fit:**"))
+    assert "**MLE**: " in summary and "infinite" in summary and "**Kneser-Ney**: " in summary
     counts = _frame(at, "distinct n-grams")
     assert list(counts["n"]) == [1, 2, 3, 4]
     # the session gets the KN model with the lowest held-out bits per character
-    best = int(kn.loc[kn["bits_per_char"].idxmin(), "order"])
+    best = int(kn.loc[kn["bits/char"].idxmin(), "n"])
     assert f"n-gram KN n={best} (char)" in lab.models
     assert len([t.value for t in at.text]) == 4  # one generated sample per order
     assert len(at.get("plotly_chart")) == 4  # perplexity, bits/char, unseen, next token
