@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING
 import constriction
 import numpy as np
 
+from lmcore.info.tables import NGramTable
 from lmcore.info.threads import one_torch_thread
 from lmcore.models.lm import LanguageModel
 from lmcore.models.ngram import NGramLM
@@ -239,7 +241,7 @@ def check_counts(header: Header, payload_bytes: int) -> None:
     if (header.tokens == 0) != (header.chars == 0):
         raise CodingError("the header's token and character counts disagree: the file is "
                           "damaged")
-    if not 1 <= header.streams <= max(1, header.tokens):
+    if not 0 <= header.streams <= max(1, header.tokens):
         raise CodingError(f"the header claims {header.streams:,} streams for "
                           f"{header.tokens:,} tokens: the file is damaged")
 
@@ -362,8 +364,13 @@ def _pinned_threads(threads: int):
 
 
 def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
-           progress: Progress | None = None) -> Encoded:
-    """Compress `text` with `model` and report the sizes (see `compress`)."""
+           progress: Progress | None = None, *, plain: bool = False) -> Encoded:
+    """Compress `text` with `model` and report the sizes (see `compress`).
+
+    A Transformer codes in lockstep streams with a KV cache (lmcore.info.streams), an n-gram
+    through its per-context table and the coder's batch call; `plain=True` codes one token at
+    a time through `next_logprobs` instead: the short reference the fast paths are held to
+    (a plain Transformer file says so in its header: 0 streams)."""
     tok = _tokenizer(model, tokenizer)
     t0 = time.perf_counter()
     ids = _token_ids(tok, model, text)
@@ -372,8 +379,14 @@ def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
     model_bits = ideal_bits = 0.0
     n = len(ids)
     ctx: list[int] = []  # grows exactly as the decoder's does
+    transformer, ngram = _is_transformer(model), isinstance(model, NGramLM)
+    streams = 0 if plain and transformer else 1
     with _pinned_threads(pins.threads):
-        for t in range(n):
+        if transformer and not plain:
+            streams, model_bits, ideal_bits = _encode_streams(model, ids, enc, progress)
+        elif ngram and not plain:
+            model_bits, ideal_bits = _encode_table(NGramTable(model), ids, enc, progress)
+        for t in range(n if plain or not (transformer or ngram) else 0):
             p = next_probs(model, ctx)
             x = ids[t]
             ctx.append(x)
@@ -385,7 +398,7 @@ def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
                 progress((t + 1) / n, f"encoded {t + 1:,} of {n:,} tokens")
     data_in = text.encode("utf-8")
     header = Header(digest=model_digest(model, tok), tokens=n, chars=len(text), pins=pins,
-                    streams=1, sha=content_sha(text)).to_bytes()
+                    streams=streams, sha=content_sha(text)).to_bytes()
     payload = enc.get_compressed().astype("<u4").tobytes()
     return Encoded(data=header + payload, header_bytes=len(header), tokens=n, chars=len(text),
                    bytes_in=len(data_in), model_bits=model_bits, ideal_bits=ideal_bits,
@@ -421,16 +434,22 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
     if len(payload) % 4:
         raise CodingError("the file is damaged: its payload is not a whole number of words")
     check_counts(header, len(payload))
-    if header.streams != 1:
-        raise CodingError(f"this file was coded in {header.streams} parallel streams, which "
-                          "only a Transformer coder writes; this model codes one stream")
+    transformer = _is_transformer(model)
+    lockstep = header.version > 1 and transformer and header.streams >= 1
+    if header.streams != 1 and not transformer:
+        raise CodingError(f"this file was coded in {header.streams} streams, which only a "
+                          "Transformer coder writes; this model codes one stream")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     dec = constriction.stream.queue.RangeDecoder(words)
     budget = InformationBudget(len(payload))
     ids: list[int] = []
     n = header.tokens
+    if isinstance(model, NGramLM):
+        model = NGramTable(model)  # the same floats, each context computed once
     with _pinned_threads(header.pins.threads):
-        for t in range(n):
+        if lockstep:
+            ids = _decode_streams(model, header, dec, budget, progress)
+        for t in range(0 if lockstep else n):
             p = next_probs(model, ids)
             try:
                 x = int(dec.decode(_categorical(p)))
@@ -441,6 +460,96 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
             if progress is not None and (t % 256 == 0 or t == n - 1):
                 progress((t + 1) / n, f"decoded {t + 1:,} of {n:,} tokens")
     return _verified(tok, ids, header)
+
+
+# ----------------------------------------------------------------------------- fast paths
+
+
+def _is_transformer(model: LanguageModel) -> bool:
+    mod = sys.modules.get("lmcore.models.transformer")
+    return mod is not None and isinstance(model, mod.TransformerLM)
+
+
+def _bits(P: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """(model bits, clipped ideal bits) of tokens x under the rows of P (unnormalised)."""
+    px = P[np.arange(len(x)), x] / P.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        model = float(-np.log2(px).sum())
+    return model, float(-np.log2(np.maximum(px, FLOOR)).sum())
+
+
+def _encode_table(table: NGramTable, ids: list[int], enc, progress: Progress | None,
+                  block: int = 4096) -> tuple[float, float]:
+    """An n-gram's tokens coded in blocks through the range coder's batch call: every row is
+    the table's (the decoder's) distribution of its context, so decoding matches."""
+    n, model_bits, ideal_bits = len(ids), 0.0, 0.0
+    fam = constriction.stream.model.Categorical(perfect=False)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        P = np.exp(np.stack([table.next_logprobs(ids[:t]) if t < table.order else
+                             table.next_logprobs(ids[t - table.order + 1:t])
+                             for t in range(a, b)]))  # (b - a, V)
+        x = np.asarray(ids[a:b], dtype=np.int32)
+        m, i = _bits(P, x)
+        model_bits, ideal_bits = model_bits + m, ideal_bits + i
+        enc.encode(x, fam, P)
+        if progress is not None:
+            progress(b / n, f"encoded {b:,} of {n:,} tokens")
+    return model_bits, ideal_bits
+
+
+def _encode_streams(lm, ids: list[int], enc, progress: Progress | None
+                    ) -> tuple[int, float, float]:
+    """A Transformer's tokens coded in lockstep streams (lmcore.info.streams)."""
+    from lmcore.info.streams import Lockstep, chunk_lengths, stream_count
+
+    n = len(ids)
+    B = stream_count(n)
+    lengths = chunk_lengths(n, B)
+    starts = np.cumsum([0] + lengths[:-1])
+    arr = np.asarray(ids, dtype=np.int64)
+    steps = lengths[0] if n else 0
+    run = Lockstep(lm, B)
+    fam = constriction.stream.model.Categorical(perfect=False)
+    model_bits = ideal_bits = 0.0
+    for t in range(steps):
+        active = [b for b in range(B) if t < lengths[b]]  # the first k streams
+        P = run.probs()[:len(active)]  # (k, V)
+        x = arr[starts[:len(active)] + t].astype(np.int32)
+        m, i = _bits(P, x)
+        model_bits, ideal_bits = model_bits + m, ideal_bits + i
+        enc.encode(x, fam, P)
+        if t + 1 < steps:
+            run.push(np.concatenate([x, np.full(B - len(active), lm.bos_id)]))
+        if progress is not None and (t % 64 == 0 or t == steps - 1):
+            progress((t + 1) / steps, f"encoded step {t + 1:,} of {steps:,} ({B} streams)")
+    return B, model_bits, ideal_bits
+
+
+def _decode_streams(lm, header: Header, dec, budget: InformationBudget,
+                    progress: Progress | None) -> list[int]:
+    from lmcore.info.streams import Lockstep, chunk_lengths
+
+    B, n = header.streams, header.tokens
+    lengths = chunk_lengths(n, B)
+    steps = lengths[0] if n else 0
+    run = Lockstep(lm, B)
+    fam = constriction.stream.model.Categorical(perfect=False)
+    out = np.zeros((B, steps), dtype=np.int64)
+    for t in range(steps):
+        k = sum(1 for b in range(B) if t < lengths[b])
+        P = run.probs()[:k]
+        try:
+            x = np.asarray(dec.decode(fam, P), dtype=np.int64)
+        except (AssertionError, ValueError, RuntimeError) as exc:
+            raise _damaged(exc) from None
+        out[:k, t] = x
+        budget.spend(_bits(P, x)[1])
+        if t + 1 < steps:
+            run.push(np.concatenate([x, np.full(B - k, lm.bos_id)]))
+        if progress is not None and (t % 64 == 0 or t == steps - 1):
+            progress((t + 1) / steps, f"decoded step {t + 1:,} of {steps:,} ({B} streams)")
+    return [int(v) for b in range(B) for v in out[b, :lengths[b]]]
 
 
 def _verified(tok: Tokenizer, ids: list[int], header: Header) -> str:

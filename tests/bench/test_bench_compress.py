@@ -42,19 +42,21 @@ def transformer_dir(tmp_path):
     return save_model(tmp_path / "tiny", model, tok)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(400)
 def test_bench_compress_quick_round_trips_and_prints_the_table(transformer_dir):
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compress.py"), "--quick",
                            "--transformer", str(transformer_dir), "--transformer-chars", "400"],
-                          capture_output=True, text=True, timeout=140, cwd=ROOT)
+                          capture_output=True, text=True, timeout=380, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert HEADER in out
-    table = [line for line in out.splitlines() if line.startswith("| ") and line != HEADER]
+    main, speed = out.split("Coder speed, side by side")
+    table = [line for line in main.splitlines() if line.startswith("| ") and line != HEADER]
     names = [line.split(" | ")[0][2:] for line in table]
     classical = [c for c in COMPRESSORS if c not in missing()]
     models = ["KN char 3-gram", "KN char 5-gram", "adaptive over KN 5-gram",
-              "online PPM (no training)", "Transformer tiny (first 400 chars)"]
+              "online PPM (no training)", "mixing coder (KN 2/4/6, adaptive, PPM, word, match)",
+              "Transformer tiny (first 400 chars)"]
     assert names == classical + [f"{c} primed" for c in classical] + models
     for line in table:
         assert line.count("|") == HEADER.count("|") and line.endswith("| ok |"), line
@@ -70,6 +72,14 @@ def test_bench_compress_quick_round_trips_and_prints_the_table(transformer_dir):
     assert best and best.group(1) in models
     assert "Target not judged in --quick mode" in out
     assert "beats" not in out and "Target (" not in out
+    # the fast coders against the plain per-token reference, side by side, all round-tripping
+    rows = [line for line in speed.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r.split(" | ")[0][2:] for r in rows[1:]] == [
+        "KN char 6-gram, plain (per token)", "KN char 6-gram, table + batch",
+        "Transformer 1x32, plain (window per token; first 100 chars)",
+        "Transformer 1x32, lockstep streams + KV cache"]
+    assert all(r.endswith("| ok |") for r in rows[1:])
+    assert rows[1].split(" | ")[4] == "1.0" and rows[3].split(" | ")[4] == "1.0"
 
 
 def test_verdict_counts_transformers_and_judges_the_target_on_the_whole_text():
@@ -92,3 +102,15 @@ def test_verdict_counts_transformers_and_judges_the_target_on_the_whole_text():
     assert "does not test the target" in line
     line = b.verdict([xz, ngram, full_tf], 1000, quick=True)
     assert "not judged" in line and "met" not in line.split("not judged")[1]
+
+
+def test_verdict_judges_the_equal_terms_target_against_zpaq_primed():
+    b = _bench()
+    xz = b.Row("xz -9", 500, 1000, 1000, 500, None, 0, 1.0, 1.0, True, False)
+    zpaq = b.Row("zpaq -m5 primed", 150, 1000, 1000, 500, None, 0, 1.0, 1.0, True, True)
+    mix = b.Row(b.MIXER, 160, 1000, 1000, 500, 1.2, 0, 1.0, 1.0, True)
+    line = b.verdict([xz, zpaq, mix], 1000, quick=False)
+    assert ("zpaq -m5 primed with it on the held-out 10%): NOT met: mixing coder (KN 2/4/6, "
+            "adaptive, PPM, word, match) 1.2800 bits/char vs zpaq -m5 primed 1.2000") in line
+    better = b.Row(b.MIXER, 140, 1000, 1000, 500, 1.1, 0, 1.0, 1.0, True)
+    assert "held-out 10%): met: mixing coder" in b.verdict([xz, zpaq, better], 1000, False)

@@ -326,3 +326,39 @@ def test_version_1_files_still_decode(toy):
     v1 = H(digest=h.digest, tokens=h.tokens, chars=h.chars,
            crc=zlib.crc32(text.encode()), version=1).to_bytes() + data[pos:]
     assert decompress(toy, v1) == text
+
+
+# ----------------------------------------------------------------------------- fast paths
+
+
+def test_transformer_streams_round_trip_and_match_the_plain_coder(transformer):
+    """Lockstep streams with a KV cache: exact round trips with several streams, decoded on
+    2 threads; with one stream the code length is the plain per-token coder's."""
+    import torch
+
+    text = (TRAIN * 12)[:1500]
+    enc = encode(transformer, text)
+    assert read_header(enc.data).streams == 2
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert decompress(transformer, enc.data) == text
+    finally:
+        torch.set_num_threads(before)
+    short = TRAIN[:300]  # one stream: windows slide past the context of 16 like next_logprobs
+    fast, plain = encode(transformer, short), encode(transformer, short, plain=True)
+    assert read_header(fast.data).streams == 1 and read_header(plain.data).streams == 0
+    assert fast.ideal_bits == pytest.approx(plain.ideal_bits, rel=1e-6)
+    assert decompress(transformer, plain.data) == short == decompress(transformer, fast.data)
+    # several streams change only the context at each chunk start
+    one = encode(transformer, text, plain=True)
+    assert enc.ideal_bits == pytest.approx(one.ideal_bits, rel=0.05)
+
+
+def test_ngram_table_path_writes_the_plain_coders_bytes(ngram):
+    text = TRAIN * 3
+    fast = encode(ngram, text)
+    plain = encode(ngram, text, plain=True)
+    assert fast.data == plain.data
+    assert fast.ideal_bits == pytest.approx(plain.ideal_bits, rel=1e-12)
+    assert decompress(ngram, fast.data) == text
