@@ -35,6 +35,7 @@ from lmcore.info.entropy import (
     text_kl,
 )
 from lmcore.info.huffman import huffman_code
+from lmcore.info.mixing import mixing_coder
 from lmcore.models.ngram import NGramLM
 from lmcore.models.ngram_vocab import tokenizer_vocab
 
@@ -204,11 +205,17 @@ held = split.test or corpus.text
 c1, c2, c3 = st.columns(3)
 n_chars = chars_input(c1, "Held-out characters to code", len(held), 3000, 1000, "info.cchars",
                       help="Coding runs the model once per token, in Python: about "
-                           "3,000-10,000 characters per second for an n-gram.")
+                           "5,000-10,000 characters per second for an n-gram, about 1,000 "
+                           "for the mixing coder.")
 orders = c2.multiselect("KN char n-gram orders", list(range(1, 7)), list(range(1, 7)),
                         key="info.corders")
 adaptive = c3.checkbox("Adaptive model (best n-gram + online learning)", True,
                        key="info.adaptive")
+mixing = c3.checkbox("Mixing coder", True, key="info.mixing",
+                     help="KN 2-, 4- and 6-grams, the adaptive model, an online PPM, a word "
+                          "model and match models (which also read the training split), "
+                          "combined per character by an online logistic mixer that learns "
+                          "whom to trust as it codes (PAQ/cmix style).")
 primed = st.checkbox("Equal terms: also give each compressor the training split first "
                      "(count only the extra bytes)", True, key="info.primed",
                      disabled=not split.test,
@@ -227,13 +234,16 @@ if len(held) < 1000:
 part = held[:n_chars]
 if st.button("Compress and decompress", key="info.compress", type="primary"):
     with errors():
-        if not orders and not session and not adaptive:
+        if not orders and not session and not adaptive and not mixing:
             raise ValueError("choose at least one model to code with")
         tok, grid = char_models()
         models = {f"KN char {n}-gram": grid[n] for n in sorted(orders)}
         if adaptive:
             best = max(orders) if orders else 6
             models[f"adaptive over KN {best}-gram"] = AdaptiveLM(grid[best])
+        if mixing:
+            models["mixing coder"] = mixing_coder([grid[n] for n in (2, 4, 6)],
+                                                  tok.encode(split.train))
         models.update({name: coder_models()[name] for name in session})
         prime = split.train if primed and split.test else None
         lab.results["info.cjob"] = reg.submit(

@@ -83,6 +83,7 @@ def test_bad_inputs_show_errors_not_tracebacks():
     assert any("empty text" in e for e in error_texts(at))
     at.multiselect(key="info.corders").set_value([]).run()
     at.checkbox(key="info.adaptive").uncheck().run()
+    at.checkbox(key="info.mixing").uncheck().run()
     at.button(key="info.compress").click().run()
     assert_no_exception(at)
     assert any("at least one model" in e for e in error_texts(at))
@@ -96,15 +97,17 @@ def test_compression_job_verifies_round_trip():
     assert_no_exception(at)
     at = _wait_for(at, lambda a: _frame(a, "round trip") is not None)
     table = _frame(at, "round trip")
-    assert list(table["coder"])[-3:] == ["KN char 1-gram", "KN char 3-gram",
-                                         "adaptive over KN 3-gram"]
+    assert list(table["coder"])[-4:] == ["KN char 1-gram", "KN char 3-gram",
+                                         "adaptive over KN 3-gram", "mixing coder"]
     assert set(table["round trip"]) == {"✅ identical"}
     assert (table["sha256 in"] == table["sha256 out"]).all()
     assert table.set_index("coder")["bits/char"]["KN char 3-gram"] < \
         table.set_index("coder")["bits/char"]["KN char 1-gram"]
     saw = table.set_index("coder")["saw training text"]
     assert saw["xz -9"] == "no" and saw["xz -9 primed"] == "yes"
-    assert saw["KN char 3-gram"] == "yes"
+    assert saw["KN char 3-gram"] == "yes" and saw["mixing coder"] == "yes"
+    bpc = table.set_index("coder")["bits/char"]
+    assert bpc["mixing coder"] < bpc["adaptive over KN 3-gram"]
     assert any("Rows that saw the training text: " in c.value and "xz -9 primed" in c.value
                for c in at.caption)
 
@@ -123,10 +126,12 @@ def test_entropy_rate_curve_job():
     assert re.search(r"within 0\.0\d\d\d bits/char", cap), cap
 
 
-def _compress(at, orders, adaptive=False, session=None):
+def _compress(at, orders, adaptive=False, session=None, mixing=False):
     at.multiselect(key="info.corders").set_value(orders).run()
     if not adaptive:
         at.checkbox(key="info.adaptive").uncheck().run()
+    if not mixing:
+        at.checkbox(key="info.mixing").uncheck().run()
     if session is not None:
         at.multiselect(key="info.cmodels").set_value(session).run()
     at.button(key="info.compress").click().run()
