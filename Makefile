@@ -18,9 +18,11 @@ install: $(STAMP)
 
 # A local lab: every run in the store is listed and a summarizer URL may be typed in the app
 # (both off by default, for a hosted demo). Override either from the environment.
+# deploy/serve.sh is the hosted demo's launcher too (it sets Streamlit's upload cap to lmcore's).
 run: install
 	LMCORE_SHARED_RUNS=$${LMCORE_SHARED_RUNS:-1} LMCORE_ALLOW_LLM_URL=$${LMCORE_ALLOW_LLM_URL:-1} \
-	$(VENV)/bin/streamlit run streamlit_app.py --server.address 127.0.0.1 --server.port $(PORT)
+	LMCORE_PROFILE=$${LMCORE_PROFILE:-local} PYTHON=$(PY) ADDRESS=127.0.0.1 PORT=$(PORT) \
+	deploy/serve.sh serve
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -1,12 +1,18 @@
 """Limits for a hosted demo, in one object read from `LMCORE_*` environment variables.
 
 Every request that a limit stops names the limit and the variable that raises it, so a person
-running their own copy knows what to change.
+running their own copy knows what to change. `LMCORE_PROFILE=hosted` switches every default to
+the limits of a public demo on a 2-CPU, 2 GB box (`HOSTED`); an explicit `LMCORE_<NAME>` still
+overrides any one of them.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -32,9 +38,52 @@ def _env(name: str, default: float | int | str | bool, cast: type) -> float | in
         value = cast(raw)
     except ValueError as exc:
         raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from exc
-    if isinstance(value, int | float) and value <= 0:
+    if isinstance(value, int | float) and value <= 0 and not (value == 0 and name in _ZERO_OK):
         raise ValueError(f"{name} must be positive, got {raw!r}")
     return value
+
+
+_ZERO_OK = {"LMCORE_IDLE_SECONDS"}  # 0 = sessions never expire for being idle
+PROFILES = ("local", "hosted")
+
+# A public demo on a box of 2 CPUs and 2 GB (Community Cloud, a small Space or container):
+# two jobs at once (one per core) of at most 700 MB each, models and steps that train in about
+# a minute, a text small enough that 8 visitors' corpora and models fit beside the server, and
+# sessions that free their memory after 15 idle minutes (900 s). `home` is a private temp
+# folder of the server process (`hosted_home`), so nothing a visitor trained lands on a shared
+# disk.
+HOSTED = {
+    "upload_mb": 2,
+    "max_chars": 1_000_000,
+    "max_params": 2_000_000,
+    "max_steps": 2_000,
+    "max_job_seconds": 180,
+    "max_jobs": 2,
+    "max_job_mb": 700,
+    "idle_seconds": 900,
+    "allow_llm_url": False,
+    "shared_runs": False,
+}
+
+_home_lock = threading.Lock()
+
+
+def hosted_home() -> str:
+    """A private (0700) temp folder for this server's run store and checkpoints.
+
+    Made once per process and exported as `LMCORE_HOME`, so job processes started later use
+    the same folder; removed when the process exits. Each session's runs and checkpoints are
+    deleted earlier, when the session ends (`lmcore.app.session_life`).
+    """
+    with _home_lock:
+        made = os.environ.get("LMCORE_HOSTED_HOME_MADE")
+        if made and Path(made).is_dir():
+            return made
+        path = tempfile.mkdtemp(prefix="lmcore-hosted-")  # mode 0700
+        os.environ["LMCORE_HOSTED_HOME_MADE"] = path
+        os.environ["LMCORE_HOME"] = path
+        atexit.register(shutil.rmtree, path, True)
+        return path
 
 
 @dataclass(frozen=True)
@@ -48,6 +97,9 @@ class Settings:
     max_job_seconds: int = 1_800  # LMCORE_MAX_JOB_SECONDS
     max_jobs: int = 2  # LMCORE_MAX_JOBS: concurrent background jobs per process
     max_job_mb: int = 4096  # LMCORE_MAX_JOB_MB: resident memory of one job's process
+    # LMCORE_IDLE_SECONDS: a session with no page run for this long is closed and its
+    # corpus, models, runs and jobs freed; 0 = never (a local lab).
+    idle_seconds: int = 0
     home: str = str(Path.home() / ".lmcore")  # LMCORE_HOME: run store and checkpoints
     llm_url: str = ""  # LMCORE_LLM_URL: optional OpenAI-compatible endpoint for summaries
     # LMCORE_ALLOW_LLM_URL: let visitors type their own endpoint URL. Off for a hosted demo,
@@ -56,16 +108,46 @@ class Settings:
     # LMCORE_SHARED_RUNS: the app lists every run in the store (CLI runs, earlier sessions).
     # Off for a hosted demo, where each session sees only its own runs; `make run` turns it on.
     shared_runs: bool = False
+    profile: str = "local"  # LMCORE_PROFILE: 'local' or 'hosted' (the defaults in HOSTED)
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read every limit from its `LMCORE_<NAME>` variable, falling back to the default."""
-        values = {}
+        """Read every limit from its `LMCORE_<NAME>` variable, falling back to the profile's
+        default (LMCORE_PROFILE=hosted: `HOSTED`; otherwise the class defaults)."""
+        profile = os.environ.get("LMCORE_PROFILE", "").strip().lower() or "local"
+        if profile not in PROFILES:
+            raise ValueError(f"LMCORE_PROFILE={os.environ['LMCORE_PROFILE']!r} is not a "
+                             f"profile (use {' or '.join(PROFILES)})")
+        base = HOSTED if profile == "hosted" else {}
+        values: dict = {"profile": profile}
         for f in fields(cls):
-            default = getattr(cls, f.name) if f.name != "home" else str(Path.home() / ".lmcore")
-            cast = type(default)
-            values[f.name] = _env(f"LMCORE_{f.name.upper()}", default, cast)
+            if f.name == "profile":
+                continue
+            if f.name == "home":
+                raw = os.environ.get("LMCORE_HOME", "").strip()
+                values["home"] = raw or (hosted_home() if profile == "hosted"
+                                         else str(Path.home() / ".lmcore"))
+                continue
+            default = base.get(f.name, getattr(cls, f.name))
+            values[f.name] = _env(f"LMCORE_{f.name.upper()}", default, type(default))
         return cls(**values)
+
+    @property
+    def hosted(self) -> bool:
+        return self.profile == "hosted"
+
+    def overridden(self) -> list[str]:
+        """The `LMCORE_*` variables set in the environment that change one of this profile's
+        limits (the banner names them, so a visitor knows the host changed a default)."""
+        base = HOSTED if self.hosted else {}
+        out = []
+        for f in fields(self):
+            if f.name in ("profile", "home", "llm_url"):
+                continue
+            default = base.get(f.name, getattr(type(self), f.name))
+            if getattr(self, f.name) != default:
+                out.append(f"LMCORE_{f.name.upper()}")
+        return out
 
     @property
     def upload_bytes(self) -> int:

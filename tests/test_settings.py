@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lmcore.settings import LimitError, Settings, get_settings
+from lmcore.settings import HOSTED, LimitError, Settings, get_settings
 
 sys.path.insert(0, str(Path(__file__).parent / "app"))
 from apptest import assert_no_exception, error_texts, open_page  # noqa: E402
@@ -33,7 +33,7 @@ def clean_env(monkeypatch):
 
 
 def test_kinds_cover_every_field():
-    assert set(NUMERIC) | set(BOOLEAN) | {"home", "llm_url"} == set(NAMES)
+    assert set(NUMERIC) | set(BOOLEAN) | {"home", "llm_url", "profile"} == set(NAMES)
     assert {"upload_mb", "max_chars", "max_params", "max_steps", "max_job_seconds",
             "max_jobs"} <= set(NUMERIC)
     assert set(BOOLEAN) == {"allow_llm_url", "shared_runs"}
@@ -44,6 +44,7 @@ def test_defaults_without_any_variable(clean_env):
     assert s == Settings(home=str(Path.home() / ".lmcore"))
     assert (s.upload_mb, s.max_chars, s.max_params, s.max_steps, s.max_job_seconds,
             s.max_jobs) == (20, 5_000_000, 20_000_000, 20_000, 1_800, 2)
+    assert (s.profile, s.hosted, s.idle_seconds, s.overridden()) == ("local", False, 0, [])
     assert (s.allow_llm_url, s.shared_runs, s.llm_url) == (False, False, "")
     assert s.upload_bytes == 20 * 1024 * 1024
 
@@ -134,3 +135,84 @@ def test_bad_variable_shows_an_error_on_every_page_not_an_exception(clean_env, p
     assert len(errs) == 1 and f"{var}={raw!r}" in errs[0], errs
     assert "Fix or unset this environment variable" in errs[0]
     assert at.title and not at.button and not at.sidebar.markdown  # the page stopped there
+
+
+# --- LMCORE_PROFILE=hosted --------------------------------------------------------------
+
+def test_hosted_profile_sets_every_limit_for_a_small_box(clean_env):
+    clean_env.setenv("LMCORE_PROFILE", " Hosted ")
+    s = get_settings()
+    assert s.hosted and s.profile == "hosted"
+    assert {k: getattr(s, k) for k in HOSTED} == HOSTED
+    # the limits of a 2-CPU / 2 GB box, each below the local default
+    assert (s.upload_mb, s.max_chars, s.max_params, s.max_steps, s.max_job_seconds,
+            s.max_jobs, s.idle_seconds) == (2, 1_000_000, 2_000_000, 2_000, 180, 2, 900)
+    local = Settings()
+    for name in ("upload_mb", "max_chars", "max_params", "max_steps", "max_job_seconds"):
+        assert getattr(s, name) < getattr(local, name), name
+    assert not s.allow_llm_url and not s.shared_runs
+    assert s.overridden() == []
+
+
+def test_hosted_home_is_a_private_temp_folder_shared_with_child_processes(clean_env):
+    clean_env.delenv("LMCORE_HOME", raising=False)
+    clean_env.delenv("LMCORE_HOSTED_HOME_MADE", raising=False)
+    clean_env.setenv("LMCORE_PROFILE", "hosted")
+    home = Path(get_settings().home)
+    try:
+        assert home.is_dir() and not str(home).startswith(str(Path.home()))
+        assert home.stat().st_mode & 0o777 == 0o700  # no other user reads a visitor's model
+        import os
+        assert os.environ["LMCORE_HOME"] == str(home)  # a job process started later agrees
+        assert get_settings().home == str(home)  # made once per process
+    finally:
+        home.rmdir()
+
+
+@pytest.mark.parametrize("name", sorted(HOSTED))
+def test_an_explicit_variable_overrides_one_hosted_limit(clean_env, name):
+    clean_env.setenv("LMCORE_PROFILE", "hosted")
+    default = HOSTED[name]
+    raw, value = ("1", True) if isinstance(default, bool) else (str(default + 3), default + 3)
+    clean_env.setenv(_var(name), raw)
+    s = get_settings()
+    assert getattr(s, name) == value
+    assert {k: getattr(s, k) for k in HOSTED if k != name} == \
+        {k: v for k, v in HOSTED.items() if k != name}
+    assert s.overridden() == [_var(name)]
+
+
+def test_unknown_profile_names_the_choices(clean_env):
+    clean_env.setenv("LMCORE_PROFILE", "public")
+    with pytest.raises(ValueError) as info:
+        get_settings()
+    assert str(info.value) == "LMCORE_PROFILE='public' is not a profile (use local or hosted)"
+
+
+def test_idle_expiry_may_be_off_but_not_negative(clean_env):
+    clean_env.setenv("LMCORE_PROFILE", "hosted")
+    clean_env.setenv("LMCORE_IDLE_SECONDS", "0")
+    assert get_settings().idle_seconds == 0
+    clean_env.setenv("LMCORE_IDLE_SECONDS", "-5")
+    with pytest.raises(ValueError, match="LMCORE_IDLE_SECONDS must be positive"):
+        get_settings()
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_shows_the_hosted_limits_banner(clean_env, path):
+    clean_env.setenv("LMCORE_PROFILE", "hosted")
+    clean_env.setenv("LMCORE_MAX_STEPS", "500")
+    at = open_page(path)
+    assert_no_exception(at)
+    banners = [i.value for i in at.info if "Hosted demo limits" in i.value]
+    assert len(banners) == 1, [i.value for i in at.info]
+    text = banners[0]
+    for part in ("uploads up to 2 MB", "1,000,000 characters", "2,000,000 parameters",
+                 "500 training steps", "180 s per job", "2 job(s) at once",
+                 "deleted after 15 idle minutes", "`LMCORE_MAX_STEPS`"):
+        assert part in text, (part, text)
+
+
+def test_no_banner_in_the_local_profile(clean_env):
+    at = open_page("streamlit_app.py")
+    assert not [i.value for i in at.info if "Hosted demo limits" in i.value]

@@ -16,6 +16,7 @@ from lmcore.app.frame import errors
 from lmcore.app.state import Lab
 from lmcore.data.builtin import builtin_corpora
 from lmcore.data.corpus import Corpus, from_text, load_text
+from lmcore.settings import get_settings
 
 SOURCES = ["Built-in", "Upload a file", "Paste text"]
 _SOURCE_OF = {"upload": "Upload a file", "paste": "Paste text"}  # others: "Built-in"
@@ -81,8 +82,12 @@ def _builtin(lab: Lab, key: str) -> None:
 
 
 def _upload(lab: Lab, key: str) -> None:
-    up = st.file_uploader("A plain-text file (any encoding: UTF-8/16/32, GBK, Big5, "
-                          "Shift-JIS, Latin-1 …)", key=f"{key}.upload")
+    cap = get_settings().upload_mb
+    # max_upload_size: the browser refuses a bigger file before sending a byte of it (the
+    # server's own cap, server.maxUploadSize, is set to the same by deploy/serve.sh).
+    up = st.file_uploader(f"A plain-text file up to {cap} MB (any encoding: UTF-8/16/32, "
+                          "GBK, Big5, Shift-JIS, Latin-1 …)", key=f"{key}.upload",
+                          max_upload_size=cap)
     if up is None:
         if lab.corpus.source == "upload":
             st.caption(f"**{lab.corpus.name}** was uploaded earlier in this session and is "

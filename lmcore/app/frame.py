@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from lmcore.app.session_life import touch
 from lmcore.app.state import Lab, get_lab
 from lmcore.data.corpus import CorpusError
-from lmcore.settings import LimitError, get_settings
+from lmcore.settings import LimitError, Settings, get_settings
 
 log = logging.getLogger("lmcore.app")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,11 +48,47 @@ def page(title: str, icon: str = "🧪", intro: str | None = None) -> Lab:
     st.set_page_config(page_title=f"{title} · lmcore", page_icon=icon, layout="wide")
     _check_settings(title, icon)
     lab = get_lab()
+    touch(lab.session_id)  # idle expiry counts from the latest page run
     _sidebar(lab)
     st.title(f"{icon} {title}")
+    settings = get_settings()
+    if settings.hosted:
+        cap_uploads(settings.upload_mb)
+        st.info(limits_banner(settings), icon="🔒")
     if intro:
         st.markdown(intro)
     return lab
+
+
+def cap_uploads(mb: int) -> None:
+    """Lower Streamlit's server-side upload cap (`server.maxUploadSize`) to lmcore's.
+
+    `deploy/serve.sh` passes it at start; a host that runs `streamlit run` itself (Community
+    Cloud) does not, and the uploader's own `max_upload_size` only stops a browser. The upload
+    endpoint reads the option on every request, so lowering it here makes the server refuse a
+    bigger body (413) before reading it, whoever sends it.
+    """
+    from streamlit import config
+
+    if config.get_option("server.maxUploadSize") > mb:
+        config.set_option("server.maxUploadSize", mb, "lmcore hosted profile (LMCORE_UPLOAD_MB)")
+        log.info("server.maxUploadSize lowered to %d MB (LMCORE_UPLOAD_MB)", mb)
+
+
+def limits_banner(s: Settings) -> str:
+    """The hosted demo's limits in one sentence: what a visitor may do on this server."""
+    idle = (f"it is deleted after {s.idle_seconds / 60:g} idle minutes" if s.idle_seconds
+            else "it is kept while the tab is open")
+    text = (f"**Hosted demo limits:** uploads up to {s.upload_mb} MB and "
+            f"{s.max_chars:,} characters · models up to {s.max_params:,} parameters · "
+            f"{s.max_steps:,} training steps · {s.max_job_seconds:,} s per job · "
+            f"{s.max_jobs} job(s) at once on this server. Your text, models and runs live "
+            f"only in this browser session: nobody else sees them, {idle}, and closing the "
+            "tab deletes them and stops your jobs.")
+    changed = s.overridden()
+    if changed:
+        text += " Set by the host: " + ", ".join(f"`{v}`" for v in changed) + "."
+    return text
 
 
 def _check_settings(title: str, icon: str) -> None:

@@ -1,0 +1,167 @@
+"""A visitor's session from its first page to its release: activity, idle expiry, clean-up.
+
+Streamlit clears a session's `scope="session"` caches when its tab disconnects (so the job
+registry's `on_release` stops its jobs at once), keeps its state for a reconnect for
+`server.disconnectedSessionTTL` seconds, and then drops it only when its storage is next
+touched. It never closes a tab that stays open but idle. So the frame `touch()`es the session
+on every page run, and one sweeper thread per server process:
+
+- closes a session with no page run for `LMCORE_IDLE_SECONDS` (its tab reconnects to a fresh
+  session), and
+- closes a session whose tab has been gone for longer than the reconnect window,
+
+and then runs the session's release: in the hosted profile its runs and checkpoints are
+deleted from the server's private run store. Closing a session drops its `st.session_state`
+(corpus, tokenizer, models) and its uploaded files with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("lmcore.sessions")
+
+
+@dataclass
+class _Seen:
+    last_run: float  # monotonic time of the session's latest page run
+    owner: str  # the Lab's session id: the key of its runs in the run store
+    gone_since: float | None = None  # first sweep that found its tab disconnected
+
+
+class Sessions:
+    """Which sessions ran a page when; which of them are idle or gone. Plain Python (tested
+    without a server); the sweeper feeds it the runtime's view of which tabs are connected."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, _Seen] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, sid: str, owner: str, now: float | None = None) -> None:
+        """Session `sid` (whose Lab is `owner`) ran a page now."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._seen[sid] = _Seen(now, owner)
+
+    def __contains__(self, sid: str) -> bool:
+        with self._lock:
+            return sid in self._seen
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def due(self, now: float, idle_s: float, grace_s: float,
+            connected: Callable[[str], bool]) -> list[tuple[str, str, str]]:
+        """(sid, owner, why) of every session to close now, removed from the tracker.
+
+        Idle: connected, but no page run for `idle_s` seconds (0 = never). Gone: not connected
+        for `grace_s` seconds in a row (a reconnect within that window resets it).
+        """
+        out = []
+        with self._lock:
+            for sid, s in list(self._seen.items()):
+                if connected(sid):
+                    s.gone_since = None
+                    if idle_s > 0 and now - s.last_run >= idle_s:
+                        out.append((sid, s.owner, f"idle for {now - s.last_run:.0f} s"))
+                else:
+                    s.gone_since = now if s.gone_since is None else s.gone_since
+                    if now - s.gone_since >= grace_s:
+                        out.append((sid, s.owner, "tab closed"))
+            for sid, _, _ in out:
+                del self._seen[sid]
+        return out
+
+
+def delete_session_runs(owner: str) -> int:
+    """Delete every run recorded by Lab session `owner`, with its checkpoint folder."""
+    from lmcore.runs.store import RunStore
+
+    store = RunStore()
+    runs = store.list(session=owner)
+    for r in runs:
+        store.delete(r.id, session=owner, remove_model=True)
+    return len(runs)
+
+
+# --- the server side (needs Streamlit's runtime) -----------------------------------------
+
+SESSIONS = Sessions()
+_sweeper: threading.Thread | None = None
+_sweeper_lock = threading.Lock()
+released: list[tuple[str, str]] = []  # (sid, why) of the latest releases, for the log/tests
+
+
+def touch(owner: str) -> None:
+    """Record a page run of the current session and make sure the sweeper runs."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists() \
+            or not Runtime.instance().is_active_session(ctx.session_id):
+        return  # AppTest or bare mode: no server, no browser tab to sweep
+    SESSIONS.touch(ctx.session_id, owner)
+    _start_sweeper()
+
+
+def _start_sweeper() -> None:
+    global _sweeper
+    with _sweeper_lock:
+        if _sweeper is None or not _sweeper.is_alive():
+            _sweeper = threading.Thread(target=_sweep_forever, name="lmcore-session-sweeper",
+                                        daemon=True)
+            _sweeper.start()
+
+
+def _sweep_forever() -> None:
+    from streamlit import config
+    from streamlit.runtime import Runtime
+
+    from lmcore.settings import get_settings
+
+    while Runtime.exists():
+        try:
+            s = get_settings()
+            rt = Runtime.instance()
+            grace = float(config.get_option("server.disconnectedSessionTTL"))
+            for sid, owner, why in SESSIONS.due(time.monotonic(), s.idle_seconds, grace,
+                                                rt.is_active_session):
+                _end(rt, sid, owner, why, s.hosted)
+            period = min(5.0, s.idle_seconds / 4) if s.idle_seconds else 5.0
+        except Exception:  # the sweeper must outlive any one bad sweep
+            log.exception("session sweep failed")
+            period = 5.0
+        time.sleep(max(period, 0.5))
+
+
+def _end(rt, sid: str, owner: str, why: str, hosted: bool) -> None:  # noqa: ANN001
+    """Close session `sid` on the server's event loop; delete its runs (hosted profile)."""
+    log.info("closing session %s (%s)", sid, why)
+
+    def close() -> None:  # on the event loop: Runtime.close_session is not thread-safe
+        client = rt.get_client(sid)
+        rt.mark_session_nonresumable(sid)  # the tab's reconnect gets a fresh session
+        rt.close_session(sid)  # shuts it down: session caches released, state dropped
+        ws = getattr(client, "_websocket", None)  # the open tab: close its socket
+        if ws is not None:
+            asyncio.ensure_future(ws.close(code=1000))
+
+    try:
+        rt._get_async_objs().eventloop.call_soon_threadsafe(close)
+    except Exception:  # the server is stopping
+        log.exception("could not close session %s", sid)
+    if hosted:
+        try:
+            n = delete_session_runs(owner)
+            log.info("deleted %d run(s) of session %s", n, sid)
+        except Exception:
+            log.exception("could not delete the runs of session %s", sid)
+    released.append((sid, why))
+    del released[:-100]
