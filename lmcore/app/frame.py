@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from lmcore.app.session_life import touch
+from lmcore.app.session_life import expired, touch
 from lmcore.app.state import Lab, get_lab
 from lmcore.data.corpus import CorpusError
 from lmcore.settings import LimitError, Settings, get_settings
@@ -47,6 +47,9 @@ def page(title: str, icon: str = "🧪", intro: str | None = None) -> Lab:
     """Set the page config, draw the shared sidebar and the title; return this session's Lab."""
     st.set_page_config(page_title=f"{title} · lmcore", page_icon=icon, layout="wide")
     _check_settings(title, icon)
+    was_expired = expired()
+    if was_expired:
+        _empty_session()
     lab = get_lab()
     touch(lab.session_id)  # idle expiry counts from the latest page run
     _sidebar(lab)
@@ -55,9 +58,24 @@ def page(title: str, icon: str = "🧪", intro: str | None = None) -> Lab:
     if settings.hosted:
         cap_uploads(settings.upload_mb)
         st.info(limits_banner(settings), icon="🔒")
+    if was_expired:
+        st.warning(f"This session was idle for {settings.idle_seconds / 60:g} minutes, so its "
+                   "text, models, runs and jobs were deleted (LMCORE_IDLE_SECONDS). The lab "
+                   "starts again on the built-in corpus.", icon="⌛")
     if intro:
         st.markdown(intro)
     return lab
+
+
+def _empty_session() -> None:
+    """Forget everything this session holds: its jobs (stopped), corpus, models, widgets."""
+    from lmcore.app.jobs import registry
+
+    reg = registry()
+    for job in reg.jobs():
+        reg.forget(job.id)  # stops a running one first
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
 
 
 def cap_uploads(mb: int) -> None:

@@ -6,18 +6,18 @@ registry's `on_release` stops its jobs at once), keeps its state for a reconnect
 touched. It never closes a tab that stays open but idle. So the frame `touch()`es the session
 on every page run, and one sweeper thread per server process:
 
-- closes a session with no page run for `LMCORE_IDLE_SECONDS` (its tab reconnects to a fresh
-  session), and
-- closes a session whose tab has been gone for longer than the reconnect window,
+- expires a session with no page run for `LMCORE_IDLE_SECONDS`: it marks the session and
+  asks it to rerun; the frame then empties it (state, jobs) and says why, so the open tab
+  shows a fresh lab instead of a stale page, and
+- closes a session whose tab has been gone for longer than the reconnect window, which drops
+  its `st.session_state` (corpus, tokenizer, models), session caches and uploaded files;
 
-and then runs the session's release: in the hosted profile its runs and checkpoints are
-deleted from the server's private run store. Closing a session drops its `st.session_state`
-(corpus, tokenizer, models) and its uploaded files with it.
+and in the hosted profile deletes the session's runs and checkpoints from the server's private
+run store, in both cases.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -40,7 +40,21 @@ class Sessions:
 
     def __init__(self) -> None:
         self._seen: dict[str, _Seen] = {}
+        self._expired: set[str] = set()
         self._lock = threading.Lock()
+
+    def expire(self, sid: str) -> None:
+        """Mark `sid` expired: its next page run empties it (`take_expired`)."""
+        with self._lock:
+            self._expired.add(sid)
+
+    def take_expired(self, sid: str) -> bool:
+        """True once if `sid` was marked expired (and clears the mark)."""
+        with self._lock:
+            if sid in self._expired:
+                self._expired.discard(sid)
+                return True
+            return False
 
     def touch(self, sid: str, owner: str, now: float | None = None) -> None:
         """Session `sid` (whose Lab is `owner`) ran a page now."""
@@ -98,16 +112,30 @@ _sweeper_lock = threading.Lock()
 released: list[tuple[str, str]] = []  # (sid, why) of the latest releases, for the log/tests
 
 
-def touch(owner: str) -> None:
-    """Record a page run of the current session and make sure the sweeper runs."""
+def _session_id() -> str | None:
+    """The current browser session's id, or None outside a served app (AppTest, bare mode)."""
     from streamlit.runtime import Runtime
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
     if ctx is None or not Runtime.exists() \
             or not Runtime.instance().is_active_session(ctx.session_id):
-        return  # AppTest or bare mode: no server, no browser tab to sweep
-    SESSIONS.touch(ctx.session_id, owner)
+        return None
+    return ctx.session_id
+
+
+def expired() -> bool:
+    """True (once) when the sweeper expired this session since its last page run."""
+    sid = _session_id()
+    return sid is not None and SESSIONS.take_expired(sid)
+
+
+def touch(owner: str) -> None:
+    """Record a page run of the current session and make sure the sweeper runs."""
+    sid = _session_id()
+    if sid is None:
+        return
+    SESSIONS.touch(sid, owner)
     _start_sweeper()
 
 
@@ -142,19 +170,23 @@ def _sweep_forever() -> None:
 
 
 def _end(rt, sid: str, owner: str, why: str, hosted: bool) -> None:  # noqa: ANN001
-    """Close session `sid` on the server's event loop; delete its runs (hosted profile)."""
-    log.info("closing session %s (%s)", sid, why)
+    """Expire (open tab) or close (tab gone) session `sid` on the server's event loop; delete
+    its runs and checkpoints (hosted profile)."""
+    log.info("ending session %s (%s)", sid, why)
+    idle = why != "tab closed"
+    if idle:
+        SESSIONS.expire(sid)
 
-    def close() -> None:  # on the event loop: Runtime.close_session is not thread-safe
-        client = rt.get_client(sid)
-        rt.mark_session_nonresumable(sid)  # the tab's reconnect gets a fresh session
-        rt.close_session(sid)  # shuts it down: session caches released, state dropped
-        ws = getattr(client, "_websocket", None)  # the open tab: close its socket
-        if ws is not None:
-            asyncio.ensure_future(ws.close(code=1000))
+    def end() -> None:  # on the event loop: AppSession and Runtime calls are not thread-safe
+        app = rt.get_app_session(sid)
+        if idle and app is not None:
+            rt.uploaded_file_mgr.remove_session_files(sid)
+            app.request_rerun(None)  # the frame empties it and tells the visitor why
+        else:
+            rt.close_session(sid)  # shuts it down: session caches released, state dropped
 
     try:
-        rt._get_async_objs().eventloop.call_soon_threadsafe(close)
+        rt._get_async_objs().eventloop.call_soon_threadsafe(end)
     except Exception:  # the server is stopping
         log.exception("could not close session %s", sid)
     if hosted:
