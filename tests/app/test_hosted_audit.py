@@ -25,6 +25,13 @@ REVIEWED = {
                                               "of a run this session owns (store.get(..., "
                                               "session=scope)), never from a widget",
     ("lmcore/app/session_life.py", "get"): "a dict lookup",
+    ("lmcore/app/train_job.py", "load_model"): "the checkpoint the session's own training job "
+                                                "wrote into LMCORE_HOME/models/<run id>",
+    ("pages/10_Embeddings.py", "load_model"): "the checkpoint folder its own training job "
+                                              "returned (job.result), never a widget value",
+    ("lmcore/app/jobs.py", "open"): "the forkserver's pipe file descriptor",
+    ("lmcore/app/jobs.py", "loads"): "unpickles the job payload the server itself pickled "
+                                     "for its own worker, over a private pipe",
     ("pages/6_Long_texts.py", "ChatSummarizer"): "the operator's LMCORE_LLM_URL; a visitor "
                                                    "may type one only when LMCORE_ALLOW_LLM_URL "
                                                    "is on (off in both profiles by default)",

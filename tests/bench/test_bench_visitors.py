@@ -1,0 +1,33 @@
+"""bench/visitors.py --quick: one visitor's whole flow against the hosted server, in Chromium;
+the tables print, the flow finishes with no error and no cross-talk, and its tab's jobs end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
+                    reason="no Chromium at /usr/bin/chromium; .ci/run installs it")
+def test_bench_visitors_quick():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "visitors.py"), "--quick"],
+                         capture_output=True, text=True, timeout=1200, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    rows = [ln for ln in lines if ln.startswith("| 1 |")]
+    assert len(rows) == 3, out.stdout  # summary, per-page renders, targets
+    cells = [c.strip() for c in rows[0].split("|")[1:-1]]
+    flows, jobs, errors, cross, alive = cells[1], cells[2], cells[4], cells[5], cells[-1]
+    assert (flows, jobs) == ("1", "4"), out.stdout  # upload, fit, train, score, compress
+    assert errors == "0 (0)" and cross == "0", out.stdout
+    assert alive == "0", out.stdout
+    per_page = [c.strip() for c in rows[1].split("|")[2:-1]]
+    assert all(c != "–" for c in per_page), rows[1]  # every page was opened and timed
