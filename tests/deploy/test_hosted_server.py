@@ -118,6 +118,10 @@ def test_upload_over_the_cap_is_refused_before_the_server_reads_it(server, brows
         ctx.close()
 
 
+def _procs(pid: int) -> set[int]:
+    return {q.pid for q in psutil.Process(pid).children(recursive=True)}
+
+
 def test_a_closed_tabs_job_stops_within_seconds_and_its_runs_are_deleted(server, browser):
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -127,25 +131,25 @@ def test_a_closed_tabs_job_stops_within_seconds_and_its_runs_are_deleted(server,
     steps.fill("2000")
     steps.press("Enter")
     wait_rendered(page)
+    before = _procs(server.proc.pid)  # the server's helpers (forkserver), no job yet
     page.get_by_role("button", name="Train", exact=True).click()
-    deadline = time.time() + 90
+    deadline = time.time() + 120
     while not [r for r in _runs(server.home) if r[1] == "running"]:
         assert time.time() < deadline, "the training job did not start"
         time.sleep(0.3)
-    page.wait_for_timeout(1500)  # a few steps in
+    workers = _procs(server.proc.pid) - before
+    assert workers, "the job runs in a process of its own"
     closed = time.time()
     ctx.close()
-    while [r for r in _runs(server.home) if r[1] == "running"]:
-        assert time.time() - closed < 10, "the job still runs 10 s after its tab closed"
+    while _procs(server.proc.pid) & workers:
+        assert time.time() - closed < 10, "the job's process lives 10 s after its tab closed"
         time.sleep(0.2)
-    stopped_after = time.time() - closed
     # after the reconnect window (3 s here) the sweeper deletes the session's runs and models
     while _runs(server.home):
-        assert time.time() - closed < 30, f"runs kept after the session ended: {_runs(server.home)}"
+        assert time.time() - closed < 40, f"runs kept after the session ended: {_runs(server.home)}"
         time.sleep(0.5)
     models = server.home / "models"
     assert not models.exists() or not any(models.iterdir())
-    assert stopped_after < 10
 
 
 def test_an_idle_session_expires_and_its_text_is_gone(browser, tmp_path):
