@@ -5,6 +5,7 @@ import streamlit as st
 
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import live_chart, registry
+from lmcore.app.tables import readable
 from lmcore.app.train_charts import (
     attention_heatmap,
     attention_maps,
@@ -159,7 +160,11 @@ with errors():
                                weight_decay=float(weight_decay),
                                grad_clip=float(clip) or None, eval_every=int(eval_every),
                                seed=int(seed))
-    per_step = step_seconds(probe, int(batch_size), flops_per_s=_flops_per_s())
+    raw_step = step_seconds(probe, int(batch_size), flops_per_s=_flops_per_s())
+    # the FLOP count misses evaluations, Python overhead and a busy machine: once a run has
+    # finished here, its measured time per step corrects the estimate
+    speed = lab.results.get(K + "speed")  # measured / estimated seconds per step, last run
+    per_step = raw_step * (speed or 1.0)
     m = st.columns(4)
     m[0].metric("Parameters", f"{n_params:,}")
     m[1].metric("FLOPs / token (train)", f"{probe.flops_per_token():,}")
@@ -168,7 +173,10 @@ with errors():
     m[3].metric("≈ total", f"{total_s:,.1f} s" if total_s < 10 else f"{total_s:,.0f} s")
     st.caption(f"Vocabulary {vocab_size:,} tokens ({vocab_note}). Estimate: 6N + 12·L·T·d "
                "FLOPs per token × tokens per step, at the training speed measured on this "
-               "server.")
+               "server" + (f", × {speed:.2f}: your last run here took that much longer per "
+                           "step than its FLOP count predicted (evaluations, overhead, a busy "
+                           "machine)." if speed else
+                           "; the first run you train here corrects it by what it measures."))
 
 # --- training job ------------------------------------------------------------------------
 st.subheader("2 · Train")
@@ -180,6 +188,7 @@ if job is not None and isinstance(job.result, TrainOutcome) \
 busy = job is not None and job.active
 b = st.columns([1, 4])
 if b[0].button("Train", type="primary", disabled=busy or train_config is None, key=K + "train"):
+    lab.results[K + "estimate"] = (raw_step, total_s)  # to compare with what it takes
     job = reg.submit("transformer", training_job(
         lab.corpus, tok_kind, model_config, train_config, CausalLM(),
         session=lab.session_id, vocab_size=int(vocab) if vocab else None,
@@ -192,6 +201,9 @@ if job is not None:
         lab.models["transformer"] = TransformerLM(out.model, out.tokenizer)
         lab.results[K + "installed"] = job.id
         lab.results[K + "outcome"] = out
+        raw, _ = lab.results.get(K + "estimate", (None, None))
+        if raw and out.result.steps > 0 and out.result.elapsed_s > 0:
+            lab.results[K + "speed"] = out.result.elapsed_s / out.result.steps / raw
         lab.results.pop(K + "reloaded", None)
         st.rerun()  # once per job: the sidebar lists the new model
     if isinstance(out, TrainOutcome):
@@ -199,7 +211,10 @@ if job is not None:
         st.success(f"Run `{out.run_id}` ({r.status}, {r.steps:,} steps): train loss "
                    f"{r.train_loss:.4f}, validation loss {r.valid_loss:.4f} nats/token = "
                    f"**{r.bits_per_char:.4f} bits/char**, perplexity {r.perplexity:.2f}. "
-                   "The model is now `transformer` in this session.")
+                   f"Training took {r.elapsed_s:,.1f} s"
+                   + (f" (the page estimated {est:,.0f} s)"
+                      if (est := lab.results.get(K + "estimate", (0, 0))[1]) else "")
+                   + ". The model is now `transformer` in this session.")
 else:
     st.caption("No training yet on this corpus in this session.")
 
@@ -249,35 +264,44 @@ else:
 
 # --- dynamics ----------------------------------------------------------------------------
 st.subheader("5 · Training dynamics")
-d = st.columns([2, 1, 1])
+d = st.columns([2, 1, 1, 1])
 kind = d[0].selectbox("Compare", list(COMPARISONS), key=K + "dyn_kind")
 dyn_steps = d[1].number_input("Steps per variant", 5, 2000, 60, key=K + "dyn_steps")
-d[2].write("")
+dyn_layers = d[2].number_input("Layers", 1, 12, 4, key=K + "dyn_layers",
+                               help="the comparison's own model; deeper than the tiny preset "
+                                    "so that gradients have layers to vanish or explode across")
+d[3].write("")
 st.markdown(COMPARISONS[kind][0])
+st.caption(f"Each variant trains its own model, not the one configured above: "
+           f"{int(dyn_layers)} layers, 2 heads, width 64, context 64, batch 8, "
+           f"{int(dyn_steps)} steps, same seed and data.")
 dyn = reg.latest("dynamics")
-if d[2].button("Run comparison", disabled=dyn is not None and dyn.active, key=K + "dyn_run"):
+if d[3].button("Run comparison", disabled=dyn is not None and dyn.active, key=K + "dyn_run"):
     with errors():
-        base = dict(context=64, n_layer=4, n_head=2, n_embd=64, activation="gelu")
+        base = dict(context=64, n_layer=int(dyn_layers), n_head=2, n_embd=64,
+                    activation="gelu")
         tc = TrainConfig(steps=int(dyn_steps), batch_size=8, lr=3e-3, warmup_steps=5,
                          eval_every=0, eval_tokens=512, memory_every=0, seed=0)
         get_settings().check("max_steps", int(dyn_steps))
         dyn = reg.submit("dynamics", dynamics_job(kind, lab.corpus, base, tc, CausalLM()))
         lab.results[K + "dyn_kind"] = kind
+        lab.results[K + "dyn_layers"] = int(dyn_layers)
 if dyn is not None:
-    title = f"{lab.results.get(K + 'dyn_kind', kind)}: training loss"
+    title = (f"{lab.results.get(K + 'dyn_kind', kind)}: training loss "
+             f"({lab.results.get(K + 'dyn_layers', int(dyn_layers))}-layer model)")
     live_chart(dyn, lambda snap: comparison_losses(snap, title), key=K + "dyn_live")
     if isinstance(dyn.result, list) and dyn.result:
         res = dyn.result
         st.plotly_chart(grad_norm_bars({r.label: r.grad_norms for r in res}),
                         key=K + "dyn_grad")
-        st.dataframe(pd.DataFrame([{
+        st.dataframe(readable(pd.DataFrame([{
             "variant": r.label, "status": r.status,
             "final train loss": r.losses[-1] if r.losses else None,
             "validation loss": r.valid_loss,
             "units never firing (mean over layers)": (sum(r.dead_fraction)
                                                       / len(r.dead_fraction)
                                                       if r.dead_fraction else None),
-            "error": r.error or ""} for r in res]), hide_index=True)
+            "error": r.error or ""} for r in res])), hide_index=True)
         st.caption("'Units never firing': share of MLP hidden units whose input is ≤ 0 for "
                    "every token of a held-out batch; for ReLU these are dead (zero gradient).")
 
@@ -295,16 +319,19 @@ with errors():
         st.caption("Runs you train here are recorded" + ("." if shared else
                                                          " (this session sees only its own)."))
     else:
-        st.dataframe(pd.DataFrame([r.row() for r in runs]), hide_index=True)
+        st.dataframe(readable(pd.DataFrame([r.row() for r in runs])), hide_index=True)
         ids = [r.id for r in runs]
         chosen = st.multiselect("Compare runs", ids, default=ids[:2], key=K + "cmp")
         if chosen:
-            st.dataframe(pd.DataFrame(store.compare(chosen, session=scope)), hide_index=True)
+            st.dataframe(readable(pd.DataFrame(store.compare(chosen, session=scope))),
+                         hide_index=True)
             snap = {}
             for rid in chosen:
                 ev = store.metrics(rid).get("eval", {})
                 snap[rid] = {"step": ev.get("step", []), "loss": ev.get("valid_loss", [])}
-            st.plotly_chart(comparison_losses(snap, "validation loss"), key=K + "cmp_fig")
+            st.plotly_chart(comparison_losses(snap, "Validation loss of the chosen runs",
+                                              "validation loss (nats/token)"),
+                            key=K + "cmp_fig")
         one = st.selectbox("Run", ids, key=K + "run")
         r = st.columns(4)
         r[0].download_button("JSON", store.export_json(one, session=scope),

@@ -19,7 +19,8 @@ HEADERS = {
     "zero_prob": "tokens with p = 0", "fwd_ms": "forward (ms)", "fwdbwd_ms": "fwd+bwd (ms)",
     "fwd_mib": "forward peak (MiB)", "fwdbwd_mib": "fwd+bwd peak (MiB)", "impl": "implementation",
     "T": "T", "order": "n", "perplexity": "perplexity", "train_loss": "train loss",
-    "valid_loss": "validation loss",
+    "valid_loss": "validation loss", "elapsed_s": "seconds", "tokens_per_s": "tokens/s",
+    "steps": "steps", "status": "status",
 }
 MISSING = "–"
 

@@ -30,7 +30,7 @@ _PANELS = (  # (axis suffix, x domain, y domain, title, x title)
     ("", [0.0, 0.45], [0.6, 1.0], "loss (nats/token)", "step"),
     ("2", [0.55, 1.0], [0.6, 1.0], "throughput (tokens/s)", "step"),
     ("3", [0.0, 0.45], [0.0, 0.4], "gradient norm per layer", "step"),
-    ("4", [0.55, 1.0], [0.0, 0.4], "memory (MiB)", "seconds"),
+    ("4", [0.55, 0.95], [0.0, 0.4], "memory (MiB): training's own · process", "seconds"),
 )
 
 
@@ -55,17 +55,27 @@ def training_dashboard(snap: dict[str, dict[str, list]], title: str = "") -> go.
     for key in gn:
         if key != "step":
             data.append(_line(2, *_finite(gn["step"], gn[key]), key, mode="lines"))
-    mem = snap.get("memory", {})
-    data.append(_line(3, *_finite(mem.get("t", []), mem.get("rss_mb", [])), "process RSS",
-                      mode="lines"))
+    # memory: what training holds on the left axis (it changes with the model and batch:
+    # activations saved for backward, weights + gradients + optimizer state), the whole
+    # process's RSS on the right (hundreds of MiB of Python and torch it would flatten)
     t_of = dict(zip(steps, tr.get("elapsed_s", []), strict=False))  # step -> seconds
     x, y = _finite(steps, tr.get("saved_mb", []))
     if x:
-        data.append(_line(3, [t_of.get(s) for s in x], y, "saved for backward",
-                          mode="markers"))
+        data.append(_line(3, [t_of.get(s) for s in x], y, "activations saved for backward",
+                          mode="lines+markers"))
+    x, y = _finite(steps, tr.get("state_mb", []))
+    if x:
+        data.append(_line(3, [t_of.get(s) for s in x], y,
+                          "weights + gradients + optimizer state", mode="lines",
+                          line=dict(dash="dash")))
     x, y = _finite(steps, tr.get("cuda_peak_mb", []))
     if x:  # only on a GPU: the allocator's high-water mark
         data.append(_line(3, [t_of.get(s) for s in x], y, "CUDA peak", mode="lines"))
+    mem = snap.get("memory", {})
+    data.append(dict(type="scatter", x=_finite(mem.get("t", []), mem.get("rss_mb", []))[0],
+                     y=_finite(mem.get("t", []), mem.get("rss_mb", []))[1],
+                     name="process RSS (right axis)", xaxis="x4", yaxis="y5", mode="lines",
+                     line=dict(width=1, color="#9ca3af")))
     layout: dict = dict(height=620, margin=_M, legend=dict(orientation="h", y=-0.12),
                         annotations=[])
     if title:
@@ -77,19 +87,23 @@ def training_dashboard(snap: dict[str, dict[str, list]], title: str = "") -> go.
                                           yref="paper", xanchor="center", yanchor="bottom",
                                           showarrow=False, font=dict(size=14)))
     layout["yaxis3"].update(log_axis(v for key in gn if key != "step" for v in gn[key]))
+    layout["yaxis4"].update(rangemode="tozero", title=dict(text="MiB"))
+    layout["yaxis5"] = dict(overlaying="y4", side="right", anchor="x4", rangemode="tozero",
+                            showgrid=False, title=dict(text="RSS MiB"))
     return go.Figure(dict(data=data, layout=layout))
 
 
-def comparison_losses(snap: dict[str, dict[str, list]], title: str) -> go.Figure:
-    """One training-loss curve per variant (series named after the variant)."""
+def comparison_losses(snap: dict[str, dict[str, list]], title: str,
+                      yaxis: str = "training loss (nats/token)") -> go.Figure:
+    """One loss curve per variant or run (series named after it); `yaxis` says which loss."""
     fig = go.Figure()
     for label, cols in snap.items():
         if label.startswith("_"):
             continue
         x, y = _finite(cols.get("step", []), cols.get("loss", []))
         fig.add_trace(go.Scatter(x=x, y=y, name=label, mode="lines"))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="training loss (nats/token)",
-                      height=380, margin=_M)
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title=yaxis, height=380,
+                      margin=_M)
     return fig
 
 

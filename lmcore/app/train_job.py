@@ -24,7 +24,7 @@ from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
 from lmcore.train.dynamics import COMPARISONS, VariantResult, run_comparison
 from lmcore.train.estimate import count_parameters
-from lmcore.train.memory import RSSSampler
+from lmcore.train.memory import RSSSampler, training_state_bytes
 from lmcore.train.record import Recorder, eval_values
 from lmcore.train.trainer import (
     Eval,
@@ -70,10 +70,11 @@ def get_tokenizer(corpus: Corpus, kind: str, vocab_size: int | None = None,
 class JobFeed:
     """Trainer callback that fills the job's series (train, eval, grad, memory) and progress."""
 
-    def __init__(self, ctx: JobContext, sampler: RSSSampler):
+    def __init__(self, ctx: JobContext, sampler: RSSSampler, state_mb: float | None = None):
         self.ctx = ctx
         self.sampler = sampler
         self.sent = 0
+        self.state_mb = state_mb  # weights + gradients + optimizer state (constant)
 
     def __call__(self, e: Event) -> None:
         ctx = self.ctx
@@ -81,7 +82,8 @@ class JobFeed:
             ctx.log("train", step=e.step, loss=e.loss, lr=e.lr, tokens_per_s=e.tokens_per_s,
                     grad_norm=e.grad_norm, elapsed_s=e.elapsed_s, clipped=e.clipped,
                     saved_mb=None if e.saved_bytes is None else e.saved_bytes / 2**20,
-                    cuda_peak_mb=None if e.cuda_peak is None else e.cuda_peak / 2**20)
+                    cuda_peak_mb=None if e.cuda_peak is None else e.cuda_peak / 2**20,
+                    state_mb=self.state_mb)
             ctx.log("grad", step=e.step, **e.grad_norms)
             ctx.progress(e.step / e.steps, f"step {e.step:,}/{e.steps:,} · loss {e.loss:.3f} · "
                                            f"{e.tokens_per_s:,.0f} tokens/s")
@@ -117,7 +119,8 @@ def run_training(ctx: JobContext, *, corpus: Corpus, tokenizer_kind: str,
     try:
         with RSSSampler(interval=0.05) as sampler:
             result = train(model, objective, data, tcfg,
-                           callback=Recorder(store, run_id, then=JobFeed(ctx, sampler)),
+                           callback=Recorder(store, run_id, then=JobFeed(
+                               ctx, sampler, training_state_bytes(model, tcfg.optimizer) / 2**20)),
                            stop=ctx.stop)
     except Exception as exc:  # refused before the first step: the run did not happen
         store.finish(run_id, "failed", {}, error=str(exc))

@@ -303,3 +303,14 @@ def cuda_peak_bytes(reset: bool = False) -> int | None:
         torch.cuda.reset_peak_memory_stats()
     return peak
 
+
+
+# optimizer state per parameter, in copies of the weights (SGD keeps none, momentum a velocity,
+# Adam and AdamW the first and second moments)
+OPTIMIZER_COPIES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+
+
+def training_state_bytes(model: torch.nn.Module, optimizer: str = "adamw") -> int:
+    """Bytes training holds whatever the batch: weights, their gradients, optimizer state."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return weights * (2 + OPTIMIZER_COPIES[optimizer])

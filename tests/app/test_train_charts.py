@@ -21,7 +21,7 @@ def _snap(n):
     return {
         "train": {"step": list(range(1, n + 1)), "loss": [3.0] * (n - 1) + [math.nan],
                   "tokens_per_s": [1000.0] * n, "elapsed_s": [0.1 * i for i in range(n)],
-                  "saved_mb": [1.5] + [None] * (n - 1)},
+                  "saved_mb": [1.5] + [None] * (n - 1), "state_mb": [0.8] * n},
         "eval": {"step": [n], "train_loss": [2.5], "valid_loss": [2.7]},
         "grad": {"step": list(range(1, n + 1)), "layer 0": [0.5] * n, "wte": [0.1] * n},
         "memory": {"t": [0.0, 0.05], "rss_mb": [300.0, 301.0]},
@@ -32,8 +32,14 @@ def test_dashboard_has_every_series():
     fig = training_dashboard(_snap(10))
     names = [t.name for t in fig.data]
     assert names[:3] == ["train batch", "train (eval)", "validation"]
-    assert {"layer 0", "wte", "process RSS", "saved for backward"} <= set(names)
+    assert {"layer 0", "wte", "process RSS (right axis)", "activations saved for backward",
+            "weights + gradients + optimizer state"} <= set(names)
     assert len(fig.data[0].x) == 9  # the NaN loss is left out, not drawn as a gap or a spike
+    # what training holds has its own axis from zero; the process's RSS sits on another
+    own = {t.name: t.yaxis for t in fig.data}
+    assert own["activations saved for backward"] == own["weights + gradients + optimizer state"]
+    assert own["process RSS (right axis)"] == "y5" != own["activations saved for backward"]
+    assert fig.layout.yaxis5.overlaying == "y4" and fig.layout.yaxis4.rangemode == "tozero"
 
 
 def test_long_series_are_thinned_and_keep_the_last_point():

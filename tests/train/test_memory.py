@@ -104,3 +104,14 @@ def test_saved_for_backward_counts_distinct_storages():
     per = 2 * 64 * 8 * 4
     assert rep.total_bytes == 4 * per + 2 * 64 * 4  # q, k, v, O and the LSE
     assert rep.largest_numel == 2 * 64 * 8
+
+
+def test_training_state_counts_weights_gradients_and_optimizer_moments():
+    import torch
+
+    from lmcore.train.memory import training_state_bytes
+
+    model = torch.nn.Linear(10, 3)  # 33 float32 parameters = 132 bytes
+    assert training_state_bytes(model, "sgd") == 2 * 132  # weights + gradients
+    assert training_state_bytes(model, "momentum") == 3 * 132
+    assert training_state_bytes(model, "adamw") == training_state_bytes(model, "adam") == 4 * 132
