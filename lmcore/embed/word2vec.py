@@ -32,8 +32,8 @@ class Word2VecConfig:
     min_count: int = 3  # units seen fewer times are dropped
     max_vocab: int = 5000  # keep the most frequent units
     epochs: int = 5
-    batch_size: int = 1024
-    lr: float = 0.01  # Adam
+    batch_size: int = 2048  # (centre, context) pairs per step
+    lr: float = 0.02  # Adam
     subsample: float = 1e-3  # t in the keep probability; 0 keeps everything
     seed: int = 0
 
