@@ -383,8 +383,11 @@ with tab_io:
             f"At {gpu.split(' (')[0]}'s HBM bandwidth the traffic alone takes "
             f"{t_naive * 1e3:,.3f} ms naive and {t_tiled * 1e3:,.3f} ms tiled for "
             f"{bh} (batch, head) pairs; {io.visible_tiles:,} of {io.total_tiles:,} tiles "
-            "are visible. Bigger tiles stream K and V fewer times but need more SRAM; the "
-            "ratio grows with T because naive traffic grows as T² and tiled as T²·d/Bq.")
+            "are visible. Both traffics grow as T² for long texts, naive's as 4T² and tiled's "
+            f"as {'T²' if causal_io else '2T²'}·d/Bq (K and V streamed past every query "
+            f"tile), so the ratio climbs towards {(4 if causal_io else 2) * bq / d_io:g} "
+            f"(= {4 if causal_io else 2}·Bq/d) as T grows: a taller query tile, as long as "
+            "it fits in SRAM, is what cuts the traffic further.")
         Ts = [2**i for i in range(8, 17)]
         st.plotly_chart(io_figure(Ts, d_io, bq, bk, causal_io, bpe, marked=T_io),
                         key="fa.iofig")

@@ -64,6 +64,7 @@ def test_byte_count_matches_the_model():
     assert _metric(at, "Naive / tiled") == f"{io.ratio:,.1f}×"
     assert _metric(at, "Naive HBM traffic") == f"{32 * io.naive_bytes / 2**20:,.1f} MiB"
     assert any("Run the sweep" in i.value for i in at.info)
+    assert any("climbs towards 8 (= 4·Bq/d)" in c.value for c in at.caption)  # 4·128/64
     at.selectbox(key="fa.iobq").set_value(256).run()
     at.selectbox(key="fa.iobk").set_value(256).run()
     at.selectbox(key="fa.iod").set_value(128).run()
