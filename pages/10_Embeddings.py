@@ -161,8 +161,9 @@ else:
         st.plotly_chart(pca_figure(table, int(n_map), highlight=word), key="emb.pca")
         st.caption("PCA keeps the two directions of largest variance of the unit-length "
                    "vectors; the rest of the geometry (the neighbour lists above use all of "
-                   "it) is flattened away. Colour: how often the unit occurs; frequent units "
-                   "often sit apart from rare ones, a known frequency direction of embeddings.")
+                   "it) is flattened away, so two units close on the map need not be neighbours "
+                   "above. Colour: how often the unit occurs (log scale); the title says how "
+                   "much of the variance the two axes keep.")
 
 # --- contextual vectors ----------------------------------------------------------------------
 st.subheader("Contextual vectors: one word, many sentences")
