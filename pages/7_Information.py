@@ -22,6 +22,7 @@ from lmcore.data.builtin import builtin_corpora, markov_order
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.adaptive import AdaptiveLM
 from lmcore.info.channel import Channel, bits_to_text, estimate_capacity
+from lmcore.info.codes import default_family
 from lmcore.info.comparison import compression_table, learning_curve
 from lmcore.info.compressors import missing
 from lmcore.info.convergence import ConvergenceConfig, transformer_convergence
@@ -426,7 +427,7 @@ ch_kind = c1.radio("Channel", ["bsc", "bec"], horizontal=True, key="info.chkind"
 ch_p = c2.slider("Error / erasure rate", 0.0, 0.5, 0.05, step=0.01, key="info.chp")
 ch_chars = chars_input(c3, "Characters of the corpus to send", corpus.chars, 2000, 500,
                        "info.chchars", help="Each character is 8+ bits (UTF-8); the sweep "
-                                            "sends them with 23 codes.")
+                                            f"sends them with {len(default_family())} codes.")
 with errors():
     channel = Channel(ch_kind, float(ch_p))
     measured = [estimate_capacity(Channel(k, p), bits=20_000, seed=i)
