@@ -445,12 +445,22 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
     ids: list[int] = []
     n = header.tokens
     if isinstance(model, NGramLM):
-        model = NGramTable(model)  # the same floats, each context computed once
+        table = NGramTable(model)  # the encoder's floats, each context computed once
+        order = model.order
+
+        def probs(ids: list[int]) -> np.ndarray:
+            return table.probs(ids[max(0, len(ids) - order):])
+    else:
+        def probs(ids: list[int]) -> np.ndarray:
+            return next_probs(model, ids)
     with _pinned_threads(header.pins.threads):
         if lockstep:
             ids = _decode_streams(model, header, dec, budget, progress)
         for t in range(0 if lockstep else n):
-            p = next_probs(model, ids)
+            try:
+                p = probs(ids)
+            except ValueError as exc:  # e.g. a decoded id the model refuses as context
+                raise _damaged(exc) from None
             try:
                 x = int(dec.decode(_categorical(p)))
             except (AssertionError, ValueError, RuntimeError) as exc:  # constriction's own
@@ -480,15 +490,18 @@ def _bits(P: np.ndarray, x: np.ndarray) -> tuple[float, float]:
 
 def _encode_table(table: NGramTable, ids: list[int], enc, progress: Progress | None,
                   block: int = 4096) -> tuple[float, float]:
-    """An n-gram's tokens coded in blocks through the range coder's batch call: every row is
-    the table's (the decoder's) distribution of its context, so decoding matches."""
+    """An n-gram's tokens coded in blocks through the range coder's batch call: the table
+    computes every context's distribution in one vectorised call (lmcore.info.tables), the
+    same floats the decoder gets from it one context at a time."""
+    from lmcore.info.tables import _history
+
     n, model_bits, ideal_bits = len(ids), 0.0, 0.0
     fam = constriction.stream.model.Categorical(perfect=False)
     for a in range(0, n, block):
         b = min(n, a + block)
-        P = np.exp(np.stack([table.next_logprobs(ids[:t]) if t < table.order else
-                             table.next_logprobs(ids[t - table.order + 1:t])
-                             for t in range(a, b)]))  # (b - a, V)
+        hists = [_history(table.model, ids[max(0, t - table.order):t]) for t in range(a, b)]
+        table.fill(hists)
+        P = np.stack([table.probs(ids[max(0, t - table.order):t]) for t in range(a, b)])
         x = np.asarray(ids[a:b], dtype=np.int32)
         m, i = _bits(P, x)
         model_bits, ideal_bits = model_bits + m, ideal_bits + i

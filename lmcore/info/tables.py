@@ -2,10 +2,14 @@
 
 A static n-gram's prediction depends only on its last n - 1 tokens, and a text revisits the
 same contexts again and again (46,494 held-out characters of the built-in corpus have 13,740
-distinct 5-character contexts). `NGramTable` wraps an `NGramLM`, computes each context's
-log-probabilities with the model's own `next_logprobs` the first time and returns the stored
-array after that: the very same floats, so a file coded through the table decodes with the
-bare model and back (same fingerprint). The table is cleared when it grows past `max_rows`.
+distinct 5-character contexts). `NGramTable` wraps an `NGramLM` and computes the
+distributions of many contexts at once (`probs_of`: the backoff sum of `NGramLM.next_logprobs`
+vectorised over contexts, the same additions and assignments element by element, so the very
+same floats; `reference_probs` is the one-context version a reader learns from, and the tests
+hold the batch to it). The encoder fills the table for every context of the text in one
+call; the decoder, which learns its contexts one token at a time, computes a missing one
+through the same function. A file coded through the table decodes with the bare model and
+back (same fingerprint, same floats). The table is cleared when it grows past `max_rows`.
 """
 
 from __future__ import annotations
@@ -18,8 +22,62 @@ from lmcore.models.lm import LanguageModel
 from lmcore.models.ngram import NGramLM
 
 
+def reference_probs(model: NGramLM, context: Sequence[int]) -> np.ndarray:
+    """(V,) probabilities of the next token: exp of the model's own `next_logprobs`."""
+    return np.exp(model.next_logprobs(context))
+
+
+def _history(model: NGramLM, context: Sequence[int]) -> tuple[int, ...]:
+    """What the model conditions on: `<s>` + the context, its last order - 1 ids."""
+    k = model.order - 1
+    if k == 0:
+        return ()
+    return tuple([model.vocab.bos, *[int(i) for i in context[-k:]]][-k:])
+
+
+def probs_of(model: NGramLM, hists: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """(K, V) probabilities after each history (as `_history` gives), vectorised."""
+    V, K = model.vocab_size, len(hists)
+    out = np.empty((K, V), dtype=np.float64)
+    by_len: dict[int, list[int]] = {}
+    for i, h in enumerate(hists):
+        by_len.setdefault(len(h), []).append(i)
+    for L, where in by_len.items():
+        H = np.asarray([hists[i] for i in where], dtype=np.int64).reshape(len(where), L)
+        dist = np.tile(model.lp[0], (len(where), 1))  # (k, V)
+        valid = np.ones(len(where), dtype=bool)
+        for j in range(1, L + 1):  # suffixes of length j, while every shorter one is stored
+            words = H[:, L - j:]  # (k, j)
+            r = words[:, 0].copy()
+            for n in range(2, j + 1):
+                keys = model.keys[n - 1]
+                key = r * V + words[:, n - 1]
+                i = np.searchsorted(keys, key)
+                found = (i < len(keys)) & (keys[np.minimum(i, len(keys) - 1)] == key) \
+                    if len(keys) else np.zeros(len(key), dtype=bool)
+                valid &= found
+                r = np.where(found, i, 0)
+            idx = np.flatnonzero(valid)
+            if not len(idx):
+                break
+            r = r[idx]
+            dist[idx] = dist[idx] + model.bo[j - 1][r][:, None]
+            keys = model.keys[j]
+            lo = np.searchsorted(keys, r * V)
+            hi = np.searchsorted(keys, (r + 1) * V)
+            n_each = hi - lo
+            total = int(n_each.sum())
+            if total:
+                starts = np.repeat(lo - (np.cumsum(n_each) - n_each), n_each)
+                ki = np.arange(total) + starts  # every stored n-gram after each context
+                dist[np.repeat(idx, n_each), keys[ki] - np.repeat(r, n_each) * V] = \
+                    model.lp[j][ki]
+        out[where] = np.exp(dist)
+    return out
+
+
 class NGramTable(LanguageModel):
-    """`model`'s next-token log-probabilities, memoised by context (see the module doc)."""
+    """`model`'s next-token distributions, memoised by context (see the module doc)."""
 
     def __init__(self, model: NGramLM, max_rows: int = 50_000):
         self.model = model
@@ -29,17 +87,32 @@ class NGramTable(LanguageModel):
         self.max_rows = max_rows
         self._rows: dict[tuple[int, ...], np.ndarray] = {}
 
-    def next_logprobs(self, context: Sequence[int]) -> np.ndarray:
-        k = self.order - 1
-        key = tuple(context[len(context) - k:]) if 0 < k < len(context) else (
-            tuple(context) if k else ())
-        row = self._rows.get(key)
+    def fill(self, hists: Sequence[tuple[int, ...]]) -> None:
+        """Compute the missing ones of these histories in one vectorised call."""
+        todo = list(dict.fromkeys(h for h in hists if h not in self._rows))
+        if len(self._rows) + len(todo) > self.max_rows:
+            self._rows.clear()
+        for a in range(0, len(todo), 4096):
+            part = todo[a:a + 4096]
+            for h, row in zip(part, probs_of(self.model, part), strict=True):
+                row.setflags(write=False)
+                self._rows[h] = row
+
+    def probs(self, context: Sequence[int]) -> np.ndarray:
+        """(V,) probabilities of the next token after `context`."""
+        h = _history(self.model, context)
+        row = self._rows.get(h)
         if row is None:
+            self.model._check_ids(context[-max(1, self.order - 1):] if context else [])
             if len(self._rows) >= self.max_rows:
                 self._rows.clear()
-            row = self._rows[key] = self.model.next_logprobs(list(key))
+            row = self._rows[h] = probs_of(self.model, [h])[0]
             row.setflags(write=False)
         return row
+
+    def next_logprobs(self, context: Sequence[int]) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.probs(context))
 
     def token_logprobs(self, ids: Sequence[int]) -> np.ndarray:
         return self.model.token_logprobs(ids)
