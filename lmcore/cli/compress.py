@@ -6,7 +6,8 @@ tokenizer.json), or an n-gram model from `lmcore ngram train --tokenizer char -o
 tokenizer to code with): the ARPA file itself or a folder holding one, with its tokenizer
 beside it (`MODEL.tokenizer.json`, or `tokenizer.json` in the folder). `--adaptive` also lets
 the model learn from the file as it is coded (lmcore.info.adaptive); decompress needs the same
-flag.
+flag. `--mix [--primer TRAIN.txt]` codes with the mixing coder (lmcore.info.mixing) over the
+model, its match and word models primed with the training text; decompress needs both again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"default: FILE{SUFFIX} (compress) or FILE without {SUFFIX}")
         p.add_argument("--adaptive", action="store_true",
                        help="let the model also learn from the text being coded (PPM-style)")
+        p.add_argument("--mix", action="store_true",
+                       help="the mixing coder: the model, the adaptive model over it, an online "
+                            "PPM, a word model and match models mixed per token by an online "
+                            "logistic mixer (lmcore.info.mixing)")
+        p.add_argument("--primer", metavar="TEXT",
+                       help="with --mix: a UTF-8 text (the model's training text) that the "
+                            "match and word models read first; decompress needs the same file")
         p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=run_compress if name == "compress" else run_decompress)
@@ -87,8 +95,30 @@ def _adaptive(base: LanguageModel, adaptive: bool) -> LanguageModel:
     return AdaptiveLM(base)
 
 
+def _mixed(base: LanguageModel, args: argparse.Namespace) -> LanguageModel:
+    """`base` inside the mixing coder (`--mix`), primed with `--primer`."""
+    from lmcore.info.mixing import mixing_coder
+
+    if args.adaptive:
+        raise CLIError("--mix already includes the adaptive model: drop --adaptive")
+    primer: list[int] = []
+    if args.primer:
+        data, name = read_input(args.primer, "--primer")
+        try:
+            primer = [int(i) for i in base.tokenizer.encode(data.decode("utf-8"))]
+        except UnicodeDecodeError as exc:
+            raise CLIError(f"--primer {name} is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start})") from None
+    return mixing_coder([base], primer)
+
+
 def _model(args: argparse.Namespace) -> LanguageModel:
-    return _adaptive(load_language_model(args.model), args.adaptive)
+    base = load_language_model(args.model)
+    if args.mix:
+        return _mixed(base, args)
+    if args.primer:
+        raise CLIError("--primer is read by the mixing coder only: add --mix")
+    return _adaptive(base, args.adaptive)
 
 
 def _flag_hint(base: LanguageModel, digest: bytes, adaptive: bool) -> str:
@@ -162,14 +192,22 @@ def run_decompress(args: argparse.Namespace) -> int:
     default = src.with_suffix("") if src.suffix == SUFFIX else src.with_name(src.name + ".out")
     out = _output(args, default)
     base = load_language_model(args.model)
-    model = _adaptive(base, args.adaptive)
+    if args.mix:
+        model = _mixed(base, args)
+    elif args.primer:
+        raise CLIError("--primer is read by the mixing coder only: add --mix")
+    else:
+        model = _adaptive(base, args.adaptive)
     step, bar = _progress(args, header.tokens, "tok")
     start = time.perf_counter()
     try:
         text = decompress(model, data, progress=step)
     except CodingError as exc:
-        hint = "" if "another model" not in str(exc) else _flag_hint(base, header.digest,
-                                                                      args.adaptive)
+        hint = "" if "another model" not in str(exc) or args.mix else _flag_hint(
+            base, header.digest, args.adaptive)
+        if "another model" in str(exc) and args.mix:
+            hint = (" (a --mix file decodes only with the same model and the same --primer "
+                    "file)")
         raise CLIError(f"{exc}{hint}") from None
     finally:
         if bar is not None:

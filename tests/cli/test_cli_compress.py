@@ -159,3 +159,28 @@ def test_damaged_lmz_is_one_line_exit_2(ngram_dir, tmp_path, capsys):
         assert err.count("\n") == 1 and "internal error" not in err, err
         assert "damaged" in err or "truncated" in err or "checksum" in err, err
         assert not out.exists()
+
+
+def test_mixing_coder_with_a_primer_round_trips(ngram_dir, tmp_path, capsys):
+    src = _write(tmp_path)
+    primer = tmp_path / "train.txt"
+    primer.write_text(TRAIN, encoding="utf-8")
+    lmz = tmp_path / "m.lmz"
+    args = ["--model", str(ngram_dir), "--mix", "--primer", str(primer), "--quiet"]
+    assert main(["compress", str(src), "-o", str(lmz), *args]) == 0
+    capsys.readouterr()
+    out = tmp_path / "back.txt"
+    assert main(["decompress", str(lmz), "-o", str(out), *args]) == 0
+    assert out.read_bytes() == src.read_bytes()
+    # without the primer it is another model; the message says what a --mix file needs
+    assert main(["decompress", str(lmz), "-o", str(tmp_path / "x"), "--model", str(ngram_dir),
+                 "--mix", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "another model" in err and "same --primer" in err and err.count("\n") == 1
+    assert main(["compress", str(src), "-o", str(tmp_path / "y"), "--model", str(ngram_dir),
+                 "--primer", str(primer)]) == 2
+    assert "add --mix" in capsys.readouterr().err
+    assert main(["compress", str(src), "-o", str(tmp_path / "y"), "--model", str(ngram_dir),
+                 "--mix", "--adaptive"]) == 2
+    assert "drop --adaptive" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
