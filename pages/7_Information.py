@@ -21,7 +21,7 @@ from lmcore.app.jobs import job_panel, live_chart, registry
 from lmcore.data.builtin import builtin_corpora, markov_order
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.adaptive import AdaptiveLM
-from lmcore.info.channel import Channel, bits_to_text, estimate_capacity
+from lmcore.info.channel import Channel, estimate_capacity, received_chars
 from lmcore.info.codes import default_family
 from lmcore.info.comparison import compression_table, learning_curve
 from lmcore.info.compressors import missing
@@ -469,7 +469,8 @@ if chjob is not None:
             pick = st.selectbox("Show the received text of", [r.code for r in runs],
                                 index=min(5, len(runs) - 1), key="info.chshow")
             run = next(r for r in runs if r.code == pick)
-            st.markdown(diff_html(text[:ch_chars], bits_to_text(run.decoded)),
+            sent = text[:ch_chars]
+            st.markdown(diff_html(sent, received_chars(run.decoded, sent)),
                         unsafe_allow_html=True)
         if ch_active and chjob.done:
             st.rerun()
@@ -483,8 +484,9 @@ st.markdown(
     "text is corrupted by a known character error model (each character replaced, with "
     "probability p, by another one chosen uniformly) and recovered by Viterbi search with a "
     "KN character n-gram of order n as the prior. A unigram prior has no context and can "
-    "almost never overrule the channel; each order of context lets the model hear more of "
-    "the text through the noise.")
+    "almost never overrule the channel; with a few characters of context the model starts "
+    "to hear the text through the noise (which order does best on your text is measured "
+    "below, and with little training text the longest is not always the best).")
 c1, c2, c3 = st.columns(3)
 nc_rate = c1.slider("Character error rate", 0.01, 0.3, 0.05, step=0.01, key="info.ncrate")
 nc_chars = chars_input(c2, "Held-out characters to corrupt", len(held), 600, 100,

@@ -87,9 +87,9 @@ def cer_figure(rows: Sequence[ChannelDecodeRow]) -> go.Figure:
     return fig
 
 
-def diff_html(reference: str, text: str, limit: int = 1200) -> str:
-    """`text` with each character that differs from `reference` marked red (same lengths);
-    hover shows the reference character."""
+def diff_html(reference: str, text: str | Sequence[str], limit: int = 1200) -> str:
+    """`text` (a string, or one received piece per reference character) with each piece that
+    differs from `reference` marked red; hover shows the reference character."""
     import html
 
     out = []

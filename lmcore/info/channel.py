@@ -71,6 +71,20 @@ def bits_to_text(bits: np.ndarray) -> str:
     return np.packbits(b).tobytes().decode("utf-8", errors="replace")
 
 
+def received_chars(bits: np.ndarray, reference: str) -> list[str]:
+    """The received bits cut at the reference text's character boundaries and decoded piece
+    by piece, so that the i-th entry is what became of the i-th character (a broken byte of a
+    Chinese character stays in its own slot instead of shifting everything after it)."""
+    b = np.asarray(bits, dtype=np.int64)
+    data = np.packbits(np.where(b == ERASED, 0, b)[: len(b) // 8 * 8].astype(np.uint8)).tobytes()
+    out, pos = [], 0
+    for ch in reference:
+        n = len(ch.encode("utf-8"))
+        out.append(data[pos:pos + n].decode("utf-8", errors="replace"))
+        pos += n
+    return out
+
+
 @dataclass(frozen=True)
 class CapacityEstimate:
     """Mutual information I(X; Y) between uniform input bits and the channel's output,

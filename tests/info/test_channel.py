@@ -14,6 +14,7 @@ from lmcore.info.channel import (
     binary_entropy,
     bits_to_text,
     estimate_capacity,
+    received_chars,
     text_to_bits,
 )
 
@@ -50,6 +51,15 @@ def test_bec_marks_erasures_and_bsc_flips():
     assert abs((~kept).mean() - 0.2) < 0.02
     z = Channel("bsc", 0.0).transmit(bits, rng)
     assert (z == bits).all()
+
+
+def test_received_chars_stay_aligned_with_the_sent_text():
+    text = "香农 said: 信息"
+    bits = text_to_bits(text)
+    bits[8 * 1 + 3] ^= 1  # a bit of the second byte of "香" (bytes 0-2)
+    got = received_chars(bits, text)
+    assert len(got) == len(text)
+    assert got[0] != "香" and got[1:] == list(text[1:])  # only the hit character differs
 
 
 def test_text_round_trip_through_bits():
