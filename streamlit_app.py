@@ -29,6 +29,8 @@ with left:
    channels, codes and Shannon's second theorem.
 8. **Scaling & emergence**: scaling laws on your corpus, emergence as a metric effect,
    induction heads, few-shot learning and chain of thought, in miniature.
+9. **Training stages**: pretraining, instruction tuning (SFT) and preference tuning (DPO)
+   of one tiny model, and what each stage changes.
 10. **Embeddings**: word2vec, a Transformer's token table, contextual vectors.
 """
     )

@@ -29,7 +29,7 @@ _EXPECTED = (CorpusError, LimitError, ValueError, FileNotFoundError)
 _ROOT = Path(__file__).resolve().parents[2]  # the folder holding streamlit_app.py and pages/
 _ICONS = {"Corpus": "📚", "N-gram": "🔢", "Transformer": "🤖", "Objectives": "🎭",
           "FlashAttention": "⚡", "Long": "📜", "Information": "🗜️", "Embeddings": "🧭",
-          "Scaling": "📈"}
+          "Scaling": "📈", "Training": "🎓"}
 
 
 def _nav_links() -> list[tuple[str, str, str]]:

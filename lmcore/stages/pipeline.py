@@ -27,8 +27,8 @@ from lmcore.stages.respond import exact_match
 from lmcore.stages.sft import StageConfig, train_sft
 from lmcore.train.data import TokenData
 from lmcore.train.objectives import CausalLM
-from lmcore.train.record import Recorder
-from lmcore.train.trainer import TrainConfig, seeded, train
+from lmcore.train.record import Recorder, train_recorded
+from lmcore.train.trainer import Step, TrainConfig, seeded
 
 STAGES = ("pretrain", "sft", "dpo")
 NEXT_FROM = {"sft": ("pretrain", "sft", "dpo"), "dpo": ("sft", "dpo")}  # what a stage starts from
@@ -89,20 +89,14 @@ def pretrain(corpus: Corpus, config: PretrainConfig, *, session: str | None = No
     emit = callback or (lambda d: None)
 
     def feed(e) -> None:
-        step = getattr(e, "step", None)
-        loss = getattr(e, "loss", None)
-        if loss is not None and getattr(e, "steps", None):
-            emit({"step": step, "steps": e.steps, "loss": loss})
+        if isinstance(e, Step):
+            emit({"step": e.step, "steps": e.steps, "loss": e.loss})
 
-    result = train(model, CausalLM(), data, tcfg, callback=Recorder(store, run_id, then=feed),
-                   stop=stop)
+    out = _model_dir(run_id)
+    result = train_recorded(model, CausalLM(), data, tcfg, Recorder(store, run_id, then=feed),
+                            tokenizer=tok, corpus=corpus, out=out, stop=stop)
     if result.status == "failed":
         raise ValueError(f"pretraining failed: {result.error}")
-    out = _model_dir(run_id)
-    save_model(out, model, tok, extra={"stage": "pretrain", "run_id": run_id,
-                                       "corpus_fingerprint": corpus.fingerprint,
-                                       **result.summary()})
-    store.update(run_id, checkpoint=str(out))
     return StageModel(model, tok, "pretrain", str(out), run_id)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from lmcore.data.tokenizers import Tokenizer
 from lmcore.models.transformer import Transformer
-from lmcore.stages.chat import Example
+from lmcore.stages.chat import Example, prompt_ids
 from lmcore.stages.respond import answer_batch
 
 RULES = {
@@ -88,7 +88,10 @@ def sample_pairs(model: Transformer, tok: Tokenizer, examples: list[Example], *,
     answers = answer_batch(model, tok, prompts, temperature=temperature, seed=seed)
     pairs = []
     for i, ex in enumerate(examples):
-        texts = [a.text for a in answers[i * k:(i + 1) * k] if a.ended]
+        room = model.config.context - len(prompt_ids(tok, ex.prompt)) - 1
+        # a stray byte token decodes to U+FFFD, which re-encodes longer: keep what still fits
+        texts = [a.text for a in answers[i * k:(i + 1) * k]
+                 if a.ended and len(tok.encode(a.text)) <= room]
         pair = rank_pair(ex, texts)
         if pair is not None:
             pairs.append(pair)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from lmcore.data.tokenizers import Tokenizer
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.transformer import Transformer
 from lmcore.stages.chat import Example, chat_ids, prompt_ids
-from lmcore.models.eval_mode import eval_mode
+from lmcore.stages.instructions import TASKS
 
 
 @dataclass(frozen=True)
@@ -80,4 +81,6 @@ def exact_match(model: Transformer, tok: Tokenizer, examples: list[Example]
         ok = a.ended and a.text == ex.response
         right[ex.task].append(ok)
         right["all"].append(ok)
-    return {t: sum(v) / len(v) for t, v in right.items()}
+    order = sorted(right, key=lambda t: (t == "all", t not in TASKS,
+                                         TASKS.index(t) if t in TASKS else 0, t))
+    return {t: sum(right[t]) / len(right[t]) for t in order}

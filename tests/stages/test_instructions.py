@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from lmcore.stages.chat import Example
 from lmcore.stages.instructions import (
     TASKS,
     answer,
@@ -14,7 +15,6 @@ from lmcore.stages.instructions import (
     successor_table,
 )
 from lmcore.stages.preferences import edit_distance, judge, rank_pair
-from lmcore.stages.chat import Example
 
 TEXT = ("the cat sat on the mat . the cat ran to the dog . the cat ate the fish . " * 5
         + " ".join(pseudo_words(300, 1)))
