@@ -362,3 +362,10 @@ def test_ngram_table_path_writes_the_plain_coders_bytes(ngram):
     assert fast.data == plain.data
     assert fast.ideal_bits == pytest.approx(plain.ideal_bits, rel=1e-12)
     assert decompress(ngram, fast.data) == text
+
+
+def test_more_streams_are_recorded_and_decode(transformer):
+    text = (TRAIN * 4)[:600]
+    enc = encode(transformer, text, streams=7)
+    assert read_header(enc.data).streams == 7
+    assert decompress(transformer, enc.data) == text
