@@ -9,26 +9,29 @@ bit-identical distributions and recovers the tokens exactly. Torch's floats depe
 thread count, so both sides run the model on one thread (in the calling thread only, see
 `lmcore.info.threads`): a file decodes in any process on the machine.
 
-File layout (format version 2; all integers little-endian):
+File layout (format version 3; all integers little-endian):
   b"LMZ" + version (1 byte)
-  model digest (8 bytes): sha256 of the model's and the tokenizer's fingerprints
+  model digest (8 bytes): sha256 of the model's and the tokenizer's fingerprints (an adaptive
+  or mixing model's fingerprint covers its settings and primer)
   what the probabilities depend on, pinned while coding: attention implementation, dtype
-  (1 byte each, 0 = no Transformer involved) and torch thread count (1 byte)
+  (1 byte each, 0 = no Transformer involved), torch thread count (1 byte), and a 16-bit
+  probe of how this machine's float kernels round (`float_probe`)
   streams, token count, character count (unsigned LEB128 varints)
   content checksum (8 bytes): the first 8 bytes of the SHA-256 of the UTF-8 text
   range coder payload (32-bit words)
-Decoding with another model, or under another attention implementation or dtype, stops at
-the header with a message saying which; the thread count is re-pinned by the decoder, so a
+Decoding with another model, under another attention implementation or dtype, or on a
+machine whose probe differs, stops at the header with a message saying which; the thread count is re-pinned by the decoder, so a
 process configured with 2 threads decodes a file coded with 1. The header's counts are not
 trusted: characters are bounded by the settings (LMCORE_MAX_CHARS), tokens by 4 per
 character, and decoding stops once the decoded tokens carry far more information than the
 payload holds (a file whose count was raised by hand, or whose payload was damaged); a damaged
 payload is caught by the content checksum instead of coming back as garbage. Version 1 files
-(CRC-32, no pins) still decode.
+(CRC-32, no pins) and version 2 files (no probe) still decode.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import struct
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
     from lmcore.data.tokenizers import Tokenizer
 
 MAGIC = b"LMZ"
-VERSION = 2
+VERSION = 3
 PRECISION = 24  # constriction's Categorical fixed-point precision (bits)
 FLOOR = 2.0 ** -PRECISION  # the least probability the coder can give a token
 Progress = Callable[[float, str], None]
@@ -98,6 +101,7 @@ class Pins:
     attention: str = ""  # the Transformer's attention implementation ("" without one)
     dtype: str = ""  # its parameters' dtype
     threads: int = 1  # torch intra-op threads of the coding thread
+    probe: int | None = None  # 16 bits of `float_probe` (None: a version 2 file has none)
 
     def describe(self) -> str:
         if not self.attention:
@@ -124,9 +128,10 @@ class Header:
         if self.version == 1:
             return (MAGIC + bytes([1]) + self.digest + _varint(self.tokens)
                     + _varint(self.chars) + struct.pack("<I", self.crc))
+        probe = struct.pack("<H", self.pins.probe or 0) if self.version >= 3 else b""
         return (MAGIC + bytes([self.version]) + self.digest
                 + bytes([ATTENTIONS.index(self.pins.attention), DTYPES.index(self.pins.dtype),
-                         self.pins.threads])
+                         self.pins.threads]) + probe
                 + _varint(self.streams) + _varint(self.tokens) + _varint(self.chars) + self.sha)
 
     @classmethod
@@ -135,9 +140,9 @@ class Header:
         if len(data) < 4 or data[:3] != MAGIC:
             raise CodingError("not an lmcore compressed file (it does not start with 'LMZ')")
         version = data[3]
-        if version not in (1, VERSION):
+        if version not in (1, 2, VERSION):
             raise CodingError(f"this file uses format version {version}; this lmcore reads "
-                              f"versions 1 and {VERSION}")
+                              f"versions 1 to {VERSION}")
         digest = data[4:12]
         if len(digest) < 8:
             raise CodingError("the file is truncated inside its header")
@@ -148,20 +153,22 @@ class Header:
                 raise CodingError("the file is truncated inside its header")
             (crc,) = struct.unpack_from("<I", data, pos)
             return cls(digest=digest, tokens=tokens, chars=chars, crc=crc, version=1), pos + 4
-        if len(data) < 15:
+        start = 15 if version == 2 else 17
+        if len(data) < start:
             raise CodingError("the file is truncated inside its header")
         a, d, threads = data[12], data[13], data[14]
+        probe = None if version == 2 else struct.unpack_from("<H", data, 15)[0]
         if a >= len(ATTENTIONS) or d >= len(DTYPES) or threads == 0:
             raise CodingError(f"the header names an attention implementation, dtype or thread "
                               f"count this lmcore does not know (bytes {a}, {d}, {threads}): "
                               "the file is damaged or from a newer lmcore")
-        streams, pos = _read_varint(data, 15)
+        streams, pos = _read_varint(data, start)
         tokens, pos = _read_varint(data, pos)
         chars, pos = _read_varint(data, pos)
         if pos + 8 > len(data):
             raise CodingError("the file is truncated inside its header")
         return cls(digest=digest, tokens=tokens, chars=chars, version=version,
-                   pins=Pins(ATTENTIONS[a], DTYPES[d], threads), streams=streams,
+                   pins=Pins(ATTENTIONS[a], DTYPES[d], threads, probe), streams=streams,
                    sha=data[pos:pos + 8]), pos + 8
 
 
@@ -196,12 +203,41 @@ def _transformers(model: object, seen: set[int] | None = None) -> Iterator[objec
             yield from _transformers(m, seen)
 
 
+@functools.cache
+def float_probe(with_torch: bool) -> int:
+    """16 bits naming how this machine's float kernels round: a hash of exp, log, sums and
+    products in numpy float64 (what n-grams and the mixer compute with) and, with a
+    Transformer, of float32 matmul, layer norm, GELU, softmax and attention in torch on one
+    thread. Two machines whose probes differ may compute different probabilities."""
+    x = np.linspace(-40.0, 3.0, 2001)
+    p = np.exp(x)
+    w = np.linspace(-1.5, 2.5, 11)
+    F = np.log(p[None, :] + np.linspace(0.1, 1.1, 11)[:, None])  # (11, 2001)
+    parts = [p, np.log(p + 0.25), (w[:, None] * F).sum(axis=0), (F * p).sum(axis=1), p / p.sum()]
+    h = hashlib.sha256(b"".join(a.tobytes() for a in parts))
+    if with_torch:
+        import torch
+        import torch.nn.functional as tf
+
+        with one_torch_thread(), torch.no_grad():
+            a = torch.linspace(-2.0, 2.0, 96 * 128).reshape(96, 128)
+            b = torch.cos(torch.linspace(0.0, 40.0, 128 * 128)).reshape(128, 128)
+            y = tf.gelu(tf.layer_norm(a @ b, (128,)))
+            q = y.reshape(1, 4, 96, 32)
+            att = tf.scaled_dot_product_attention(q, q.flip(2), q.cos(), is_causal=True)
+            for t in (y, torch.softmax(y, -1), torch.log_softmax(y.double(), -1), att):
+                h.update(t.contiguous().numpy().tobytes())
+    return int.from_bytes(h.digest()[:2], "little")
+
+
 def model_pins(model: LanguageModel) -> Pins:
-    """The pins a model is coded under: its Transformer's attention and dtype, one thread."""
+    """The pins a model is coded under: its Transformer's attention and dtype, one thread,
+    and this machine's float probe."""
     for net in _transformers(model):
         dtype = str(next(net.parameters()).dtype).removeprefix("torch.")
-        return Pins(attention=net.config.attention, dtype=dtype, threads=1)
-    return Pins()
+        return Pins(attention=net.config.attention, dtype=dtype, threads=1,
+                    probe=float_probe(True))
+    return Pins(probe=float_probe(False))
 
 
 def check_pins(header: Header, model: LanguageModel) -> None:
@@ -216,6 +252,18 @@ def check_pins(header: Header, model: LanguageModel) -> None:
                           f"{have.describe()}: its probabilities would differ. Decode it with "
                           "the model set up as the header says (the same weights, attention "
                           "implementation and dtype)")
+
+
+def check_probe(header: Header, model: LanguageModel) -> None:
+    """Refuse to decode where the float kernels round differently from the encoder's."""
+    if header.pins.probe is None:
+        return
+    here = model_pins(model).probe
+    if here != header.pins.probe:
+        raise CodingError(f"this file was coded on a machine whose floating-point kernels "
+                          f"round differently (probe {header.pins.probe:04x}, here "
+                          f"{here:04x}): this machine would not reproduce its probabilities. "
+                          "Decode it where it was coded (same CPU kind, numpy and torch)")
 
 
 def max_tokens(chars: int) -> int:
@@ -434,6 +482,7 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
         raise CodingError(f"this file was compressed with another model (digest "
                           f"{header.digest.hex()}, this model is {digest.hex()}); decode it "
                           "with the model and tokenizer that compressed it")
+    check_probe(header, model)
     payload = data[pos:]
     if len(payload) % 4:
         raise CodingError("the file is damaged: its payload is not a whole number of words")

@@ -278,7 +278,10 @@ class MixingLM(LanguageModel):
             V = self.vocab_size
             prev = self._ctx[-1] if self._ctx else V
             prev2 = ((self._ctx[-2] if len(self._ctx) > 1 else V) * (V + 1) + prev) % 4096
-            z = (self._w_match[b] @ F + self._w_prev[prev] @ F + self._w_prev2[prev2] @ F) / 3
+            # weights (M,) times inputs (M, V), summed row by row in a fixed order (not BLAS,
+            # whose summation order depends on the CPU and thread count)
+            w = (self._w_match[b] + self._w_prev[prev] + self._w_prev2[prev2]) / 3
+            z = (w[:, None] * F).sum(axis=0)  # (V,)
             prev = (prev, prev2)
             z = z - z.max()
             p = np.exp(z)
@@ -292,7 +295,7 @@ class MixingLM(LanguageModel):
             raise ValueError(f"token id {x} is outside the vocabulary (0..{self.vocab_size - 1})")
         self._predict()
         F, p, b, prev, preds = self._step
-        g = self.config.learning_rate * (F[:, x] - F @ p)  # (M,) gradient of log p(x)
+        g = self.config.learning_rate * (F[:, x] - (F * p).sum(axis=1))  # (M,) d log p(x)
         self._w_match[b] += g
         self._w_prev[prev[0]] += g
         self._w_prev2[prev[1]] += g

@@ -148,7 +148,7 @@ def test_damaged_lmz_is_one_line_exit_2(ngram_dir, tmp_path, capsys):
     capsys.readouterr()
     data = lmz.read_bytes()
     forged = bytearray(data)
-    forged[16] = 0xFF  # the streams/token varint: a count no file has
+    forged[18] = 0xFF  # the token varint: a count no file has
     for bad in (bytes(data[:30]) + bytes(b ^ 0x5A for b in data[30:]), bytes(forged),
                 b"LMZ\x02" + data[4:20]):
         lmz.write_bytes(bad)

@@ -166,11 +166,14 @@ def test_header_round_trip():
     data = h.to_bytes()
     assert read_header(data + b"\0\0\0\0") == h
     assert len(data) == 3 + 1 + 8 + 3 + 1 + 4
-    h2 = Header(digest=b"12345678", tokens=300_000, chars=200_000,
-                pins=Pins("tiled", "float32", 1), streams=64, sha=b"abcdefgh")
-    data = h2.to_bytes()
-    assert read_header(data + b"\0\0\0\0") == h2
-    assert len(data) == 3 + 1 + 8 + 3 + 1 + 3 + 3 + 8
+    h3 = Header(digest=b"12345678", tokens=300_000, chars=200_000,
+                pins=Pins("tiled", "float32", 1, 0xBEEF), streams=64, sha=b"abcdefgh")
+    data = h3.to_bytes()
+    assert read_header(data + b"\0\0\0\0") == h3
+    assert len(data) == 3 + 1 + 8 + 3 + 2 + 1 + 3 + 3 + 8
+    h2 = Header(digest=b"12345678", tokens=3, chars=2, pins=Pins("", "", 1), version=2,
+                sha=b"abcdefgh")  # version 2: no probe
+    assert read_header(h2.to_bytes()) == h2 and len(h2.to_bytes()) == 3 + 1 + 8 + 3 + 3 + 8
 
 
 def test_tokenizer_that_loses_text_is_refused():
@@ -285,7 +288,7 @@ def test_flipped_payload_bytes_are_a_coding_error(toy, ngram, transformer):
 def test_header_names_another_attention_implementation(transformer):
     data = compress(transformer, "the lazy dog")
     h = read_header(data)
-    assert h.pins == Pins("sdpa", "float32", 1)
+    assert (h.pins.attention, h.pins.dtype, h.pins.threads) == ("sdpa", "float32", 1)
     bad = bytearray(data)
     bad[12] = 2  # 'naive'
     with pytest.raises(CodingError, match="coded under attention 'naive'.*this model runs "
@@ -298,6 +301,20 @@ def test_header_names_another_attention_implementation(transformer):
     bad[14] = 4  # coded with 4 threads: this lmcore pins 1 and says so
     with pytest.raises(CodingError, match="4 torch threads"):
         decompress(transformer, bytes(bad))
+
+
+@pytest.mark.parametrize("kind", ["ngram", "transformer"])
+def test_a_machine_whose_floats_round_differently_is_refused(kind, request):
+    """The header's float probe: where exp/log/matmul round differently, decoding refuses
+    instead of failing its checksum after all the work (or worse)."""
+    model = request.getfixturevalue(kind)
+    data = compress(model, "the lazy dog")
+    probe = read_header(data).pins.probe
+    bad = bytearray(data)
+    bad[15] ^= 0x01
+    with pytest.raises(CodingError, match=f"round differently \\(probe {probe ^ 1:04x}, here "
+                                          f"{probe:04x}\\)"):
+        decompress(model, bytes(bad))
 
 
 def test_encode_with_one_thread_decode_with_two(transformer):
