@@ -72,3 +72,25 @@ def test_byte_count_matches_the_model():
     assert_no_exception(at)
     m = next(m for m in at.metric if m.label.startswith("SRAM"))
     assert m.delta == "does not fit"  # 256×256 fp32 tiles with d = 128 exceed 228 KiB
+
+
+def test_byte_count_beside_the_cpu_sweep():
+    import time
+
+    at = _page()
+    at.select_slider(key="fa.trange").set_value((64, 128)).run()
+    at.radio(key="fa.fresh").set_value("this server process (faster)").run()
+    at.number_input(key="fa.repeats").set_value(1).run()
+    at.button(key="fa.run").click().run()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("attention-sweep: done" in s.value
+                                                  for s in at.success):
+        time.sleep(0.5)
+        at.run()
+        assert_no_exception(at)
+    table = _frame(at, "CPU forward ms naive / tiled (measured)")
+    assert list(table["T"]) == [64, 128]
+    model = "HBM bytes naive / tiled (model, 64, 256×256 tiles, fp32)"
+    assert list(table[model]) == [attention_io(t, 64, 256, 256, True, 4).ratio
+                                  for t in (64, 128)]
+    assert (table["CPU forward ms naive / tiled (measured)"] > 0).all()
