@@ -6,10 +6,12 @@ import streamlit as st
 from lmcore.app.charts import frequency_bar, grouped_bars
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
-from lmcore.app.highlight import repairs_html, token_boundaries_html
+from lmcore.app.highlight import repairs_html, token_boundaries_html, token_groups
+from lmcore.app.provenance import how_computed
+from lmcore.data.corpus import load_text
 from lmcore.data.frequency import char_frequency, token_frequency
 from lmcore.data.repairs import repair_marks
-from lmcore.data.tokenizers import MIN_VOCAB, tokenizer_stats, train_tokenizer
+from lmcore.data.tokenizers import MIN_VOCAB, Tokenizer, tokenizer_stats, train_tokenizer
 
 KINDS = ["char", "byte", "word", "bpe", "wordpiece", "unigram"]
 SIZED = ("bpe", "wordpiece", "unigram")  # the kinds the vocabulary box applies to
@@ -63,6 +65,9 @@ with st.expander(f"Read the loaded text ({n_fixed:,} repaired spans in green, {n
                        help="exactly the text every page uses: decoded, repaired, newlines LF")
 st.plotly_chart(frequency_bar(char_frequency(c.text), "Character frequency"),
                 key="char_freq")
+how_computed(load_text, repair_marks, char_frequency, cli="lmcore corpus info FILE",
+             note="load_text decodes, repairs and normalises the bytes; the built-in corpora "
+                  "come from lmcore/data/builtin.py.")
 
 st.subheader("Tokenizers")
 st.markdown("Train tokenizers on the training split and compare them on the test split. "
@@ -90,6 +95,8 @@ if st.button("Train tokenizers", type="primary", key="corpus.train"):
         with errors():  # one kind refused (e.g. vocab too small for its alphabet): go on
             cache[(c.fingerprint, kind)] = train_tokenizer(kind, split.train, vocab_size=size)
     bar.progress(1.0, "done")
+how_computed(train_tokenizer, tokenizer_stats, Tokenizer.encode_offsets, token_groups,
+             cli="lmcore tokenize FILE --compare char,byte,bpe,unigram")
 trained = {k: t for (fp, k), t in cache.items() if fp == c.fingerprint}
 if trained:
     stats = {k: tokenizer_stats(t, split.test or split.train) for k, t in trained.items()}

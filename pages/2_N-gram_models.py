@@ -15,6 +15,7 @@ from lmcore.app.ngram_charts import (
     unseen_figure,
 )
 from lmcore.app.ngram_job import FitRequest, run_fit
+from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
 from lmcore.models.arpa import arpa_string
 from lmcore.models.ngram import FALLBACK_DISCOUNTS, MAX_ORDER, SMOOTHINGS
@@ -117,6 +118,9 @@ if not res or res["corpus"] != corpus.fingerprint:
 tok, fit = res["tokenizer"], res["tradeoff"]
 models, rows = fit.models, fit.rows
 st.subheader("The trade-off")
+how_computed("lmcore.app.ngram_job:run_fit", "lmcore.models.ngram:tradeoff",
+             "lmcore.models.ngram:NGramLM.fit_grid",
+             cli="lmcore ngram train FILE --order 5 --smoothing kn --eval TEST")
 if not fit.complete:
     st.warning(f"The fit stopped early: showing the {len(models)} of {fit.planned} models "
                "finished before it stopped.")
@@ -166,6 +170,8 @@ with st.expander("All numbers", expanded=False):
                        "text/csv", key="ngram.csv")
 
 st.subheader("Counts per order")
+how_computed("lmcore.models.ngram:NGramLM.fit_grid",
+             note="Counts are vectorised: one pass over the token ids per order.")
 counts = fit.counts
 st.dataframe(pd.DataFrame([{
     "n": n, "distinct n-grams": len(c), "n-gram tokens": int(c.sum()),
@@ -174,6 +180,8 @@ st.dataframe(pd.DataFrame([{
 } for n, c in enumerate(counts, start=1)]), hide_index=True, width="stretch")
 
 st.subheader("Next-token distribution")
+how_computed("lmcore.models.ngram:NGramLM.top_next", "lmcore.models.ngram:NGramLM.context_rows",
+             "lmcore.models.arpa:arpa_string", cli="lmcore ngram eval MODEL.arpa FILE")
 keys = sorted(models, key=lambda sn: (SMOOTHINGS.index(sn[0]), sn[1]))
 c1, c2 = st.columns([1, 2])
 default = max((i for i, sn in enumerate(keys) if sn[0] == "kn"), default=len(keys) - 1)
@@ -209,6 +217,7 @@ with errors():
         key="ngram.tokjson", help="keep it beside the ARPA file as MODEL.tokenizer.json")
 
 st.subheader("Generated text per order")
+how_computed("lmcore.models.ngram:NGramLM.generate")
 prompt = st.text_input("Prompt (optional)", "", key="ngram.prompt",
                        help="empty: start where a text starts, after the start-of-text marker")
 c1, c2, c3, c4 = st.columns(4)

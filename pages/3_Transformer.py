@@ -5,6 +5,7 @@ import streamlit as st
 
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import live_chart, registry
+from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
 from lmcore.app.train_charts import (
     attention_heatmap,
@@ -64,6 +65,8 @@ for k, v in PRESETS["tiny"].items():  # first visit: the tiny preset
 
 # --- configuration ------------------------------------------------------------------------
 st.subheader("1 · Model and training")
+how_computed("lmcore.models.transformer:TransformerConfig", "lmcore.train.estimate:step_seconds",
+             "lmcore.train.estimate:calibrate")
 top = st.columns([1, 1, 2])
 top[0].selectbox("Preset", list(PRESETS), key=K + "preset", on_change=_apply_preset)
 tok_kinds = ["char", "byte", "bpe"]
@@ -180,6 +183,9 @@ with errors():
 
 # --- training job ------------------------------------------------------------------------
 st.subheader("2 · Train")
+how_computed("lmcore.app.train_job:run_training", "lmcore.train.trainer:train",
+             "lmcore.train.memory:SavedTensors", "lmcore.train.memory:training_state_bytes",
+             cli="lmcore train --corpus FILE --layers 2 --width 64 --steps 200")
 job = reg.latest("transformer")
 if job is not None and isinstance(job.result, TrainOutcome) \
         and job.result.corpus_fingerprint != lab.corpus.fingerprint:
@@ -221,6 +227,8 @@ else:
 # --- generation --------------------------------------------------------------------------
 lm = lab.models.get("transformer")
 st.subheader("3 · Generate")
+how_computed("lmcore.models.generate:generate_text", "lmcore.models.generate:generate_tokens",
+             cli="lmcore generate --model DIR --prompt 'The '")
 if not isinstance(lm, TransformerLM):
     st.info("Train a model (or reload a run below) to sample from it.")
 else:
@@ -249,6 +257,8 @@ else:
 
     # --- attention ----------------------------------------------------------------------
     st.subheader("4 · Attention")
+    how_computed("lmcore.app.train_charts:attention_maps",
+                 "lmcore.models.transformer:SelfAttention")
     a = st.columns([3, 1, 1])
     att_text = a[0].text_input("Text to look at", "def f(x):\n    return x",
                                key=K + "att_text")
@@ -264,6 +274,8 @@ else:
 
 # --- dynamics ----------------------------------------------------------------------------
 st.subheader("5 · Training dynamics")
+how_computed("lmcore.app.train_job:run_dynamics", "lmcore.train.dynamics:run_comparison",
+             "lmcore.train.dynamics:dead_fraction")
 d = st.columns([2, 1, 1, 1])
 kind = d[0].selectbox("Compare", list(COMPARISONS), key=K + "dyn_kind")
 dyn_steps = d[1].number_input("Steps per variant", 5, 2000, 60, key=K + "dyn_steps")
@@ -307,6 +319,7 @@ if dyn is not None:
 
 # --- runs --------------------------------------------------------------------------------
 st.subheader("6 · Runs")
+how_computed("lmcore.runs.store:RunStore", cli="lmcore runs list")
 with errors():
     store = RunStore()
     shared = get_settings().shared_runs

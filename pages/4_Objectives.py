@@ -16,6 +16,7 @@ from lmcore.app.objective_charts import (
     mask_heatmaps,
 )
 from lmcore.app.objective_job import generation_job, objective_job, run_encdec_generation
+from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.generate import generate_tokens, tokens_within_context
@@ -48,6 +49,7 @@ res = lab.results.setdefault("objectives", {})
 
 # --- the three masks ------------------------------------------------------------------------
 st.subheader("1 · Three masks over one backbone")
+how_computed("lmcore.models.masks:build_mask", "lmcore.models.masks:mask_for")
 mc = st.columns([1, 3])
 T_show = mc[0].slider("Positions shown", 4, 24, 12, key=K + "mask_T")
 P_show = mc[0].slider("Prefix length P", 0, T_show, T_show // 2, key=K + "mask_P")
@@ -57,6 +59,9 @@ mc[1].plotly_chart(mask_heatmaps(T_show, P_show), key=K + "masks")
 
 # --- budget ---------------------------------------------------------------------------------
 st.subheader("2 · Train all three with one budget")
+how_computed("lmcore.app.objective_job:objective_job", "lmcore.train.one_budget:build_models",
+             "lmcore.train.one_budget:train_and_score", "lmcore.train.objectives:CausalLM",
+             cli="lmcore objectives --corpus FILE --steps 150")
 st.caption("Same architecture, same initial weights (same seed), same steps and batch: every "
            "model sees batch × context tokens per step. Runs as background jobs.")
 c = st.columns(5)
@@ -146,6 +151,7 @@ done = {n: j.result for n, j in jobs.items() if j.status == "done" and j.result}
 # --- fair metrics ---------------------------------------------------------------------------
 if done:
     st.subheader("3 · Fair held-out numbers")
+    how_computed("lmcore.train.fair_metrics:fair_metrics", "lmcore.train.fair_metrics:score_models")
     for name in ("causal", "prefix"):
         if name in done:
             lab.models[f"{name} LM (objectives)"] = TransformerLM(done[name].run.model,
@@ -192,6 +198,8 @@ if done:
         "same total bits by the characters of exactly the scored tokens.")
 
     st.subheader("4 · Effective rank of attention")
+    how_computed("lmcore.train.effective_rank:attention_effective_ranks",
+                 "lmcore.train.effective_rank:effective_rank")
     T_ctx = res.get("context", int(context))
     ranks = {f"{n}" + {"prefix": " (P = T/2)", ENCDEC: " (encoder)"}.get(n, ""): done[n].run.ranks
              for n in NAMES if n in done and done[n].run.ranks is not None}
@@ -203,6 +211,7 @@ if done:
 
     # --- fill in the blank ------------------------------------------------------------------
     st.subheader("5 · Fill in the blanks")
+    how_computed("lmcore.train.fill_blanks:fill_blanks", "lmcore.train.fill_blanks:make_blanks")
     tok = next(iter(done.values())).tokenizer
     lines = [ln.strip() for ln in lab.corpus.split().valid.splitlines()]
     snippet = next((ln for ln in lines if len(ln) >= 30 and "_" not in ln), "the cat sat")[:60]
@@ -241,6 +250,8 @@ if done:
     # --- generation -------------------------------------------------------------------------
     if "causal" in done:
         st.subheader("6 · Why the decoder generates naturally")
+        how_computed("lmcore.app.objective_job:generation_job",
+                     "lmcore.models.generate:time_kv_cache", "lmcore.models.transformer:KVCache")
         st.markdown(
             "With a causal mask the keys and values of earlier tokens never change when a "
             "token is appended, so generation caches them and computes one new query row per "

@@ -8,6 +8,7 @@ import torch
 from lmcore.app.attention_charts import STOPPED, running_max_figure, sweep_figure, tile_figure
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import live_chart, registry
+from lmcore.app.provenance import how_computed
 from lmcore.app.shape_charts import (
     io_figure,
     mask_figure,
@@ -64,6 +65,8 @@ tab_shapes, tab_sweep, tab_softmax, tab_saved, tab_io = st.tabs(
 
 # --- 1. sequence-length sweep --------------------------------------------------------------
 with tab_sweep:
+    how_computed("lmcore.train.attention_profile:sweep", "lmcore.train.memory:peak_bytes",
+                 "lmcore.models.attention:attention", cli="python bench/attention.py --quick")
     st.markdown(
         "Runs each implementation at T = T_min, 2·T_min, … (B=1, H=4, d=64, causal, float32) "
         "and measures the **peak memory** of one forward and one forward+backward (VmHWM − "
@@ -163,6 +166,8 @@ with tab_sweep:
 
 # --- 2. online softmax ---------------------------------------------------------------------
 with tab_softmax:
+    how_computed("lmcore.models.online_softmax:online_softmax_trace",
+                 "lmcore.models.online_softmax:overflow_demo")
     st.markdown(
         "One query row's softmax over T keys, read **tile by tile**. Per row the kernel keeps "
         "the running max **m**, the running sum **l = Σ exp(x − m)** and the accumulator "
@@ -236,6 +241,7 @@ with tab_softmax:
 
 # --- 3. saved for backward -----------------------------------------------------------------
 with tab_saved:
+    how_computed("lmcore.train.memory:saved_for_backward", "lmcore.models.attention:attention")
     st.markdown(
         "What autograd keeps between forward and backward, counted with "
         "`torch.autograd.graph.saved_tensors_hooks` (distinct storages). Naive keeps T×T "
@@ -279,6 +285,8 @@ def _walk_model():
 
 
 with tab_shapes:
+    how_computed("lmcore.models.attention_shapes:walk_through",
+                 "lmcore.models.attention_shapes:saturation")
     st.markdown(
         "One attention layer on **your** sentences, every tensor of a real forward pass: "
         "X (B, T, D) → Q, K, V = X·W (B, T, D each) → split into H heads (B, H, T, D/H) → "
@@ -348,6 +356,8 @@ with tab_shapes:
 
 # --- 4. bytes moved -----------------------------------------------------------------------------
 with tab_io:
+    how_computed("lmcore.models.attention_io:attention_io",
+                 "lmcore.models.attention_io:visible_tiles")
     st.markdown(
         "On a GPU the tensors live in **HBM** (off-chip, ~2-3 TB/s) and arithmetic runs from "
         "**SRAM** (on-chip shared memory, ~200 KB per streaming multiprocessor, an order of "

@@ -8,6 +8,7 @@ from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
 from lmcore.app.jobs import job_panel, registry
 from lmcore.app.longtext_charts import chunks_html, memory_figure, strategy_figure, stride_figure
+from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.longtext.chunking import split_text
@@ -85,6 +86,8 @@ def _draw_loss(snap: dict) -> None:
 
 # --- which text and which model ------------------------------------------------------------
 st.subheader("Text and model")
+how_computed("lmcore.longtext.quick_model:train_quick_transformer",
+             "lmcore.longtext.strategies:max_window")
 left, right = st.columns(2)
 part = left.radio("Text to process", ["Held-out test split", "Whole corpus"], horizontal=True,
                   key="lt.part",
@@ -193,6 +196,8 @@ tab_chunks, tab_eval, tab_sum, tab_cont = st.tabs(
 
 # --- chunks ---------------------------------------------------------------------------------
 with tab_chunks:
+    how_computed("lmcore.longtext.chunking:split_text",
+                 cli="lmcore longtext chunk FILE --size 256 --overlap 32")
     st.markdown("LangChain's recursive splitter cuts at paragraphs, lines, sentence ends "
                 "(。！？； and .!?;), clauses, spaces, then characters; sizes are measured in "
                 "tokens of the current tokenizer or in characters. Overlaps are shown in "
@@ -234,6 +239,9 @@ def _draw_sweep(snap: dict) -> None:
 
 
 with tab_eval:
+    how_computed("lmcore.longtext.strategies:evaluate_ids",
+                 "lmcore.longtext.strategies:plan_windows", "lmcore.longtext.strategies:plan_work",
+                 cli="lmcore longtext score FILE --model DIR --strategy sliding --window 32 --stride 8")
     st.markdown(r"bits/char $= \frac{-\sum_t \log_2 p(x_t \mid \text{context}_t)}"
                 r"{\text{characters scored}}$; the sliding window follows Hugging Face's "
                 "fixed-length perplexity recipe.")
@@ -381,6 +389,9 @@ with tab_eval:
 
 # --- summary tree ----------------------------------------------------------------------------
 with tab_sum:
+    how_computed("lmcore.longtext.summarize:summarize_tree",
+                 "lmcore.longtext.summarize:ExtractiveSummarizer", "lmcore.longtext.rouge:rouge",
+                 cli="lmcore longtext summarize FILE --model DIR")
     st.markdown(
         "Map-reduce: summarize each chunk, join the summaries of neighbours, summarize again, "
         "until one summary fits the budget. The offline summarizer is **extractive**: "
@@ -478,6 +489,8 @@ with tab_sum:
 
 # --- continuation ----------------------------------------------------------------------------
 with tab_cont:
+    how_computed("lmcore.longtext.continuation:continue_text",
+                 cli="lmcore longtext continue FILE --model DIR")
     st.markdown("**Partial processing:** the model continues the text from its last window "
                 "only; everything before it is invisible to the model.")
     if model is None:

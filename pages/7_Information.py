@@ -18,6 +18,7 @@ from lmcore.app.info_charts import (
     learning_figure,
 )
 from lmcore.app.jobs import job_panel, live_chart, registry
+from lmcore.app.provenance import how_computed
 from lmcore.data.builtin import builtin_corpora, markov_order
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.adaptive import AdaptiveLM
@@ -103,6 +104,7 @@ units = [u for u in UNITS if u != "token" or lab.tokenizer is not None]
 
 # --- entropy at several granularities ---------------------------------------------------
 st.subheader("Entropy at several granularities")
+how_computed("lmcore.info.entropy:text_entropy")
 with errors():
     rows = []
     for u in units:
@@ -120,6 +122,7 @@ with errors():
 
 # --- conditional entropy -----------------------------------------------------------------
 st.subheader("Conditional entropy against context order")
+how_computed("lmcore.info.entropy:conditional_entropies")
 K = st.slider("Largest context order K", 1, 12, 8, key="info.K")
 with errors():
     ce = conditional_entropies(text, int(K))
@@ -131,6 +134,7 @@ with errors():
 
 # --- self-information ---------------------------------------------------------------------
 st.subheader("Self-information over a passage")
+how_computed("lmcore.info.entropy:surprisal", "lmcore.info.entropy:merge_spans")
 choices = ["KN char n-gram (training split)", *coder_models()]
 left, right = st.columns([2, 1])
 which = left.selectbox("Model", choices, key="info.smodel")
@@ -158,6 +162,7 @@ with errors():
 
 # --- KL divergence ------------------------------------------------------------------------
 st.subheader("KL divergence between two texts")
+how_computed("lmcore.info.entropy:text_kl")
 mode = st.radio("Compare", ["The two halves of the text", "Two texts I type"],
                 horizontal=True, key="info.klmode")
 if mode.startswith("The two"):
@@ -186,6 +191,7 @@ with errors():
 
 # --- Huffman ------------------------------------------------------------------------------
 st.subheader("Huffman code of the unigram distribution")
+how_computed("lmcore.info.huffman:huffman_code")
 h_unit = st.selectbox("Unit", units, key="info.hunit")
 with errors():
     code = huffman_code(symbols(text, h_unit, lab.tokenizer))
@@ -202,6 +208,8 @@ with errors():
 
 # --- compression -------------------------------------------------------------------------
 st.subheader("Compression of the held-out text")
+how_computed("lmcore.info.comparison:compression_table", "lmcore.info.coding:encode",
+             "lmcore.info.mixing:mixing_coder", cli="lmcore compress --model DIR FILE")
 held = split.test or corpus.text
 c1, c2, c3 = st.columns(3)
 n_chars = chars_input(c1, "Held-out characters to code", len(held), 3000, 1000, "info.cchars",
@@ -302,6 +310,8 @@ if cjob is not None:
 
 # --- synthetic source ----------------------------------------------------------------------
 st.subheader("A source with a known entropy rate")
+how_computed("lmcore.info.comparison:learning_curve",
+             "lmcore.info.convergence:transformer_convergence", "lmcore.data.markov:MarkovSource")
 synthetic = {name: make for name, make in builtin_corpora().items() if "Markov" in name}
 if corpus.entropy_rate is not None:
     synthetic = {corpus.name: lambda: corpus, **synthetic}
