@@ -324,14 +324,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {bpc:.4f} | {'ok' if good else 'FAILED'} |")
         ok = ok and all(good for *_, good in order)
         by = {name: bpc for name, bpc, _ in order}
-        z = by.get("zpaq -m5 primed")
+        print()
         bpc = {r.name: 8 * r.size / r.chars for r in rows}
-        z0 = bpc.get("zpaq -m5 primed")
-        if z is not None and z0 is not None:
-            same = (by["mixing coder"] < z) == (bpc[MIXER] < z0)
-            print(f"\nOrdering of the mixing coder against zpaq -m5 primed: "
-                  f"{'the same as' if same else 'NOT the same as'} on the pydoc held-out text "
-                  f"(mixing {by['mixing coder']:.4f} vs zpaq {z:.4f} bits/char here).")
+        for anchor in ("zpaq -m5 primed", "PPMd o10 (7z) primed", "xz -9 primed"):
+            if anchor in by and anchor in bpc:
+                here, there = by["mixing coder"] < by[anchor], bpc[MIXER] < bpc[anchor]
+                print(f"- mixing coder vs {anchor}: {'wins' if here else 'loses'} here "
+                      f"({by['mixing coder']:.4f} vs {by[anchor]:.4f} bits/char), "
+                      f"{'wins' if there else 'loses'} on the pydoc held-out text: "
+                      f"{'the same ordering' if here == there else 'NOT the same ordering'}.")
     return 0 if ok else 1
 
 
