@@ -30,8 +30,8 @@ import numpy as np
 from lmcore.info.channel import ERASED, Channel
 
 MAX_CODEWORDS = 1 << 12  # ML by comparing with every codeword up to here
-MAX_COSETS = 1 << 16  # syndrome table size limit
-MAX_N = 48
+MAX_COSETS = 1 << 12  # syndrome table size limit (2^(n-k) cosets)
+MAX_N = 32
 
 
 @dataclass
@@ -75,23 +75,32 @@ class LinearCode:
         return self.encode(msgs)
 
     def coset_leaders(self) -> dict[int, np.ndarray]:
-        """Syndrome (as an int) -> lightest error pattern with it, by increasing weight."""
+        """Syndrome (as an int) -> lightest error pattern with it, by increasing weight.
+
+        A pattern's syndrome is the XOR of its columns of H, so each is one XOR per bit."""
         if self._leaders is None:
             r = self.n - self.k
             if (1 << r) > MAX_COSETS:
                 raise ValueError(f"{self.name}: 2^{r} cosets is too many for a syndrome table")
             weights = 1 << np.arange(r - 1, -1, -1)
-            leaders: dict[int, np.ndarray] = {0: np.zeros(self.n, dtype=np.int8)}
+            cols = [int(c) for c in self.H.T.astype(np.int64) @ weights]  # column syndromes
+            found: dict[int, tuple[int, ...]] = {0: ()}
             for w in range(1, self.n + 1):
-                for pos in itertools.combinations(range(self.n), w):
-                    e = np.zeros(self.n, dtype=np.int8)
-                    e[list(pos)] = 1
-                    s = int(self.syndrome(e[None])[0] @ weights)
-                    leaders.setdefault(s, e)
-                    if len(leaders) == 1 << r:
-                        break
-                if len(leaders) == 1 << r:
+                if len(found) == 1 << r:
                     break
+                for pos in itertools.combinations(range(self.n), w):
+                    syn = 0
+                    for p in pos:
+                        syn ^= cols[p]
+                    if syn not in found:
+                        found[syn] = pos
+                        if len(found) == 1 << r:
+                            break
+            leaders = {}
+            for syn, pos in found.items():
+                e = np.zeros(self.n, dtype=np.int8)
+                e[list(pos)] = 1
+                leaders[syn] = e
             self._leaders = leaders
         return self._leaders
 
@@ -192,9 +201,10 @@ def random_linear_code(n: int, k: int, seed: int = 0) -> LinearCode:
     """A seeded random systematic [n, k] code G = [I | P] (P uniform random bits)."""
     if not (1 <= k <= n <= MAX_N):
         raise ValueError(f"a random linear code needs 1 <= k <= n <= {MAX_N}, got n={n}, k={k}")
-    if min(1 << k, 1 << (n - k)) > max(MAX_CODEWORDS, MAX_COSETS):
-        raise ValueError(f"[{n}, {k}] is too large to decode exactly: keep 2^k <= "
-                         f"{MAX_CODEWORDS} or 2^(n-k) <= {MAX_COSETS}")
+    if (1 << k) > MAX_CODEWORDS and (1 << (n - k)) > MAX_COSETS:
+        raise ValueError(f"[{n}, {k}] is too large to decode exactly: keep k <= "
+                         f"{MAX_CODEWORDS.bit_length() - 1} or n - k <= "
+                         f"{MAX_COSETS.bit_length() - 1}")
     P = np.random.default_rng([seed, n, k]).integers(0, 2, (k, n - k), dtype=np.int8)
     G = np.concatenate([np.eye(k, dtype=np.int8), P], 1)
     H = np.concatenate([P.T, np.eye(n - k, dtype=np.int8)], 1)

@@ -111,3 +111,10 @@ def test_rate_sweep_on_text_follows_shannon():
 def test_bad_code_names(name):
     with pytest.raises(ValueError, match="repetition|random linear|unknown code"):
         code_from_name(name)
+
+
+def test_codes_too_large_to_decode_exactly_are_refused_up_front():
+    with pytest.raises(ValueError, match="too large to decode exactly"):
+        random_linear_code(32, 16)  # 2^16 codewords and 2^16 cosets
+    code = random_linear_code(32, 20)  # 2^12 cosets: the syndrome table
+    assert len(code.coset_leaders()) == 1 << 12
