@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the model runs (cuda needs a GPU)")
     p.add_argument("--probs", action="store_true",
                    help="also print each new token with the model's probability of it")
     p.set_defaults(func=run)
@@ -46,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
         if not run.checkpoint:
             raise CLIError(f"run {run.id} saved no model ({run.display_status})")
         folder = run.checkpoint
-    loaded = load_model(folder)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CLIError("--device cuda: this machine has no usable GPU (torch sees none)")
+    loaded = load_model(folder, device=args.device)
     if loaded.tokenizer is None:
         raise CLIError(f"{folder} holds no tokenizer.json: cannot turn text into tokens")
     text, pieces = generate_text(loaded.model, loaded.tokenizer, args.prompt, args.tokens,

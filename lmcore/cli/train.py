@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "--out the newest recorded run's (same model and optimizer)")
     p.add_argument("--log-json", metavar="FILE", default=None,
                    help="append one JSON line per step, evaluation and end (machine-readable)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where to train (cuda needs a GPU; under torchrun each rank takes "
+                        "GPU LOCAL_RANK)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -161,12 +164,45 @@ def _chain(*fns: Callable[[Any], None] | None) -> Callable[[Any], None]:
     return call
 
 
+class Terminated(RuntimeError):
+    """SIGTERM during training: torchrun ends every rank once one of them has failed."""
+
+
+def _terminate_as_failure() -> None:
+    """Turn SIGTERM into an exception in training, so the run is recorded failed with why."""
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated("stopped by SIGTERM: torchrun ended the run (another rank failed or "
+                         "the launcher was stopped)")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _follower(world: Any, model: Any, data: Any, tcfg: TrainConfig, resume: Path | None) -> int:
+    """A rank other than 0: train its share of every batch; rank 0 does the rest."""
+    from lmcore.train import distributed
+    from lmcore.train.objectives import CausalLM
+    from lmcore.train.trainer import train
+
+    stop = threading.Event()
+    try:
+        with StopOnInterrupt(stop, lambda m: None):
+            result = train(model, CausalLM(), data, tcfg, stop=stop, resume_from=resume,
+                           world=world)
+    finally:
+        distributed.shutdown()
+    if result.status == "failed":
+        raise CLIError(f"rank {world.rank}: training failed: {result.error}")
+    return 130 if result.status == "stopped" else 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lmcore.models.transformer import Transformer, TransformerConfig
     from lmcore.runs.store import RunStore
     from lmcore.settings import get_settings
+    from lmcore.train import distributed
     from lmcore.train.data import TokenData
     from lmcore.train.estimate import count_parameters
     from lmcore.train.objectives import CausalLM
@@ -175,6 +211,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.checkpoint_every < 0:
         raise CLIError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    world = distributed.world_from_env()  # set by torchrun; None for a plain process
+    ddp = world is not None and world.size > 1
+    if ddp and args.batch_size % world.size:
+        raise CLIError(f"--batch-size {args.batch_size} does not split evenly over "
+                       f"{world.size} ranks: use a multiple of {world.size}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CLIError("--device cuda: this machine has no usable GPU (torch sees none)")
     corpus = read_corpus(args.corpus)
     split = corpus.split()
     vocab = args.vocab_size or (1000 if args.tokenizer == "bpe" else None)
@@ -187,7 +233,9 @@ def run(args: argparse.Namespace) -> int:
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer,
                        lr=args.lr, warmup_steps=args.warmup, grad_clip=args.grad_clip or None,
                        eval_every=args.eval_every, seed=args.seed,
-                       checkpoint_every=args.checkpoint_every)
+                       checkpoint_every=args.checkpoint_every,
+                       device=distributed.device_for(world, args.device) if ddp
+                       else args.device)
     settings = get_settings()
     settings.check("max_params", count_parameters(mcfg))  # before allocating the model
     model = seeded(lambda: Transformer(mcfg), args.seed)
@@ -201,6 +249,12 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as exc:
             raise CLIError(f"--resume from {resume}: {exc}") from None
 
+    if ddp:
+        distributed.init(world, args.device)
+        _terminate_as_failure()
+        if not world.is_main:  # rank 0 alone logs, evaluates, checkpoints and records
+            return _follower(world, model, data, tcfg, resume)
+
     log_file = None
     if args.log_json:  # opened before the run is recorded: a bad path records nothing
         try:
@@ -211,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     config = {"model": dataclasses.asdict(mcfg), "train": dataclasses.asdict(tcfg),
               "tokenizer": args.tokenizer, "corpus": corpus.name,
               "out": str(resume or args.out) if (resume or args.out) else None,
-              "resumed_from_step": start or None}
+              "resumed_from_step": start or None, "world_size": world.size if ddp else 1}
     run_id = store.create(f"transformer {args.layers}x{args.width}", config,
                           corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
                           tokenizer=f"{tok.kind} ({tok.vocab_size})")
@@ -248,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with StopOnInterrupt(stop, lambda m: print(m, file=sys.stderr, flush=True)):
             result = train_recorded(model, CausalLM(), data, tcfg, recorder, tokenizer=tok,
-                                    corpus=corpus, out=out, stop=stop, resume_from=resume)
+                                    corpus=corpus, out=out, stop=stop, resume_from=resume,
+                                    world=world if ddp else None)
             if result.status == "failed":
                 raise CLIError(f"training failed: {result.error} (run {run_id})")
     except KeyboardInterrupt:  # the second Ctrl-C: no final evaluation, nothing saved
@@ -262,8 +317,11 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         if log_file is not None:
             log_file.close()
+        if ddp:
+            distributed.shutdown()
     stopped = result.status == "stopped"
-    print(f"run {run_id}: {result.steps} steps in {result.elapsed_s:.1f} s "
+    ranks = f" on {world.size} ranks" if ddp else ""
+    print(f"run {run_id}: {result.steps} steps{ranks} in {result.elapsed_s:.1f} s "
           f"({result.tokens_per_s:,.0f} tokens/s); model saved to {out}"
           + (f" (stopped by Ctrl-C at step {result.steps} of {tcfg.steps}: continue with "
              "--resume)" if stopped else ""))

@@ -127,7 +127,9 @@ def generate_text(model: Transformer, tokenizer: TextTokenizer, prompt: str, n: 
                   use_cache: bool = True) -> tuple[str, list[tuple[str, float]]]:
     """Continue `prompt` (BOS prepended); return the new text and (token, probability) pairs."""
     ids = [tokenizer.bos_id] + tokenizer.encode(prompt)
-    out = generate_tokens(model, torch.tensor([ids]), n, temperature=temperature, top_k=top_k,
+    device = next(model.parameters()).device
+    out = generate_tokens(model, torch.tensor([ids], device=device), n, temperature=temperature,
+                          top_k=top_k,
                           top_p=top_p, seed=seed, use_cache=use_cache)
     new = out.new[0].tolist()
     shown = tokenizer.token_strings(new) if hasattr(tokenizer, "token_strings") else [

@@ -64,14 +64,20 @@ class TokenData:
                     f"the {split} split has only {n:,} tokens but training needs windows of "
                     f"{window:,} tokens (context + 1): use a longer text or a smaller context")
 
-    def batch(self, split: str, batch_size: int, window: int,
-              gen: torch.Generator) -> torch.Tensor:
-        """(B, window) random windows of `split`, starts drawn from `gen`."""
+    def batch(self, split: str, batch_size: int, window: int, gen: torch.Generator,
+              shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
+        """(B, window) random windows of `split`, starts drawn from `gen`.
+
+        `shard=(rank, ranks)`: every rank draws the same B starts (so the generator stays in
+        step) and reads only rows rank, rank + ranks, ...: (B / ranks, window).
+        """
         ids = self.ids(split)
         n = len(ids)
         if n < window:
             self.check(window)
         starts = torch.randint(0, n - window + 1, (batch_size,), generator=gen)  # (B,)
+        rank, ranks = shard
+        starts = starts[rank::ranks]  # (B / ranks,)
         offsets = torch.arange(window)  # (T,)
         return ids[starts[:, None] + offsets[None, :]]  # (B, T)
 

@@ -83,7 +83,7 @@ class Recorder:
 def train_recorded(model: Module, objective: Any, data: TokenData, config: TrainConfig,
                    recorder: Recorder, *, tokenizer: Tokenizer, corpus: Corpus,
                    out: str | Path, stop: threading.Event | None = None,
-                   resume_from: str | Path | None = None) -> TrainResult:
+                   resume_from: str | Path | None = None, world: Any = None) -> TrainResult:
     """Train with every event recorded by `recorder`, save the model to `out`, point the run at it.
 
     The one train -> save -> record sequence of the app's training job and `lmcore train`.
@@ -98,7 +98,7 @@ def train_recorded(model: Module, objective: Any, data: TokenData, config: Train
     store, run_id = recorder.store, recorder.run_id
     try:
         result = train(model, objective, data, config, callback=recorder, stop=stop,
-                       resume_from=resume_from)
+                       resume_from=resume_from, world=world)
     except Exception as exc:  # refused before the first step: the run did not happen
         store.finish(run_id, "failed", {}, error=str(exc))
         raise

@@ -32,7 +32,9 @@ from safetensors.torch import save_file
 
 from lmcore.models.eval_mode import eval_mode
 from lmcore.settings import get_settings
+from lmcore.train import distributed
 from lmcore.train.data import TokenData
+from lmcore.train.distributed import World
 from lmcore.train.memory import SavedTensors, cuda_peak_bytes, rss_bytes
 
 LN2 = math.log(2.0)
@@ -399,12 +401,17 @@ def _model_context(model: torch.nn.Module) -> int:
 def train(model: torch.nn.Module, objective: Any, data: TokenData, config: TrainConfig,
           callback: Callable[[Event], None] | None = None,
           stop: threading.Event | None = None,
-          resume_from: str | Path | None = None) -> TrainResult:
+          resume_from: str | Path | None = None, world: World | None = None) -> TrainResult:
     """Train `model` on `data` with `objective`; report events; stop when `stop` is set.
 
     Config or limit problems raise (ValueError / LimitError) before training starts; anything
     that goes wrong during training becomes an `Error` event and a result with status
     'failed' and a readable `error`.
+
+    `world` (several ranks under torchrun, process group joined): the model is wrapped in
+    DistributedDataParallel, each rank computes its share of the same global batch, the
+    reported loss is the global batch's, a stop on any rank stops all at the same step, and
+    only rank 0 evaluates and checkpoints (see `distributed.py`).
     """
     settings = get_settings()
     settings.check("max_steps", config.steps)
@@ -427,6 +434,16 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
     start = 0
     if resume_from is not None:
         start = load_state(resume_from, model, optimizer, gen)
+    ddp = world is not None and world.size > 1
+    main = world is None or world.is_main
+    shard = (world.rank, world.size) if ddp else (0, 1)
+    net: torch.nn.Module = model
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        distributed.check_batch(world, config.batch_size)
+        net = DistributedDataParallel(model, device_ids=[device.index]
+                                      if device.type == "cuda" else None)
     groups = layer_groups(model)
     params = [p for ps in groups.values() for p in ps]
     clip = config.grad_clip if config.grad_clip and config.grad_clip > 0 else None
@@ -438,23 +455,28 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
     model.train()
     try:
         while step < config.steps:
-            if stop is not None and stop.is_set():
+            asked = stop is not None and stop.is_set()
+            if ddp:  # every rank stops at the same step when any one was asked
+                flag = torch.tensor([float(asked)], device=device)
+                asked = float(distributed.global_mean(flag, world)) > 0
+            if asked:
                 break
             step += 1
             t0 = time.perf_counter()
             lr = config.lr_at(step)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            batch = data.batch("train", config.batch_size, window, gen).to(device)  # (B, T)
+            batch = data.batch("train", config.batch_size, window, gen,
+                               shard=shard).to(device)  # (B / ranks, T)
             measure = config.memory_every > 0 and (step - start == 1
                                                    or step % config.memory_every == 0)
             saved = SavedTensors().watch(model) if measure else None
             if saved is not None:
                 with saved:
-                    loss = _loss(objective, model, batch, gen)
+                    loss = _loss(objective, net, batch, gen)
             else:
-                loss = _loss(objective, model, batch, gen)
-            loss_v = float(loss.detach())
+                loss = _loss(objective, net, batch, gen)
+            loss_v = float(distributed.global_mean(loss, world) if ddp else loss.detach())
             if not math.isfinite(loss_v):
                 raise FloatingPointError(
                     f"the loss became {loss_v} at step {step}: the learning rate "
@@ -478,14 +500,19 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
                       elapsed_s=time.perf_counter() - t_start, rss=rss_bytes(),
                       saved_bytes=saved.bytes if saved is not None else None,
                       cuda_peak=cuda_peak_bytes() if device.type == "cuda" else None))
-            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            if (main and config.eval_every and step % config.eval_every == 0
+                    and step < config.steps):
                 last_eval = _eval_event(step, model, objective, data, window, config)
                 result.evals.append(last_eval)
                 emit(last_eval)
-            if (config.checkpoint_dir and config.checkpoint_every
+            if (main and config.checkpoint_dir and config.checkpoint_every
                     and step % config.checkpoint_every == 0 and step < config.steps):
                 save_state(config.checkpoint_dir, step, model, optimizer, gen, config)
         stopped = step < config.steps
+        if not main:  # other ranks: the loss curve is rank 0's to evaluate and save
+            result.status = "stopped" if stopped else "done"
+            result.elapsed_s = time.perf_counter() - t_start
+            return result
         if last_eval is None or last_eval.step != step:
             last_eval = _eval_event(step, model, objective, data, window, config)
             result.evals.append(last_eval)
@@ -507,7 +534,7 @@ def train(model: torch.nn.Module, objective: Any, data: TokenData, config: Train
                   checkpoint=result.checkpoint))
     except Exception as exc:  # a readable message for the page or the terminal
         result.status = "failed"
-        result.error = _readable(exc)
+        result.error = distributed.readable(exc) if ddp and _collective(exc) else _readable(exc)
         result.elapsed_s = time.perf_counter() - t_start
         try:
             emit(Error(step=step, message=result.error))
@@ -522,6 +549,15 @@ def _norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
     if not grads:  # on the parameters' device: torch.stack refuses a CPU zero among CUDA norms
         return torch.zeros((), device=params[0].device if params else None)
     return torch.nn.utils.get_total_norm(grads)
+
+
+def _collective(exc: BaseException) -> bool:
+    """A failure of a collective (a peer rank died, hung or closed its connection)."""
+    name = type(exc).__name__
+    return name in ("DistBackendError", "DistNetworkError", "DistError") or (
+        isinstance(exc, RuntimeError) and any(w in str(exc) for w in (
+            "Connection closed", "Connection reset", "Timed out", "timed out", "gloo",
+            "NCCL", "peer")))
 
 
 def _readable(exc: BaseException) -> str:
