@@ -61,18 +61,25 @@ def read_corpus_file(spec: str) -> Corpus:
     return load_text(data, name)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with `command`, of the module named after it only.
+
+    `lmcore ngram ...` then imports `cli/ngram.py` alone, and with it nothing an n-gram
+    command does not use (not torch): the command starts in a fraction of a second. A
+    command with no module of its name (`decompress`, a typo) or `--help` loads them all.
+    """
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__))
     parser = argparse.ArgumentParser(prog="lmcore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(sub)
+    for name in [command] if command in names else names:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lmcore` console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -17,9 +17,6 @@ import codecs
 import re
 from dataclasses import dataclass
 
-import ftfy
-from ftfy.badness import is_bad
-
 LOST = -1  # a byte the wrong decoder replaced with U+FFFD or '?'
 _CP1252_ONLY = {bytes([b]).decode("cp1252"): b for b in range(0x80, 0xA0)
                 if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}  # €‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ
@@ -277,8 +274,14 @@ def _ftfy_pass(before: str, after: str) -> tuple[str, int, int]:
     """Let ftfy fix the lines it judges bad that our pass left alone.
 
     Returns (text, lines fixed, characters ftfy marked U+FFFD because their bytes were lost).
+    ftfy is imported only when a text looks suspect (a fast start for tools that never need it).
     """
-    if _SUSPECT.search(after) is None or not is_bad(after):  # cheap test first, then ftfy's
+    if _SUSPECT.search(after) is None:
+        return after, 0, 0
+    import ftfy
+    from ftfy.badness import is_bad
+
+    if not is_bad(after):  # cheap test first, then ftfy's
         return after, 0, 0
     out, fixed, marked = [], 0, 0
     for old, line in zip(_lines(before), _lines(after), strict=True):

@@ -15,6 +15,9 @@ from lmcore.cli import main
 class _BrokenCommand:
     """A parser whose command fails in a way no lmcore code expects."""
 
+    def __init__(self, command=None):
+        pass
+
     def parse_args(self, argv):
         def boom(args):
             raise RuntimeError("the disk caught fire")
