@@ -9,7 +9,7 @@ import streamlit as st
 from lmcore.app.embed_charts import contextual_figure, loss_figure, pca_figure
 from lmcore.app.embed_job import run_embedding_transformer, run_word2vec
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import live_chart, registry
+from lmcore.app.job_view import live_chart, registry
 from lmcore.embed.vectors import UNITS, compare_neighbours, pick_unit, suggest_word
 from lmcore.embed.word2vec import Word2VecConfig
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import job_panel, registry
+from lmcore.app.job_view import job_panel, registry
 from lmcore.app.ngram_charts import (
     next_token_figure,
     smoothing_label,

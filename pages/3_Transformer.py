@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import live_chart, registry
+from lmcore.app.job_view import live_chart, registry
 from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
 from lmcore.app.train_charts import (

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import job_panel, live_chart, registry
+from lmcore.app.job_view import job_panel, live_chart, registry
 from lmcore.app.objective_charts import (
     effective_rank_chart,
     fair_table,

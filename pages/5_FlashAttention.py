@@ -7,7 +7,7 @@ import torch
 
 from lmcore.app.attention_charts import STOPPED, running_max_figure, sweep_figure, tile_figure
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import live_chart, registry
+from lmcore.app.job_view import live_chart, registry
 from lmcore.app.provenance import how_computed
 from lmcore.app.shape_charts import (
     io_figure,

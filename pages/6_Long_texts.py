@@ -6,7 +6,7 @@ import streamlit as st
 from lmcore.app.charts import line_chart
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import job_panel, registry
+from lmcore.app.job_view import job_panel, registry
 from lmcore.app.longtext_charts import chunks_html, memory_figure, strategy_figure, stride_figure
 from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable

@@ -17,7 +17,7 @@ from lmcore.app.info_charts import (
     convergence_figure,
     learning_figure,
 )
-from lmcore.app.jobs import job_panel, live_chart, registry
+from lmcore.app.job_view import job_panel, live_chart, registry
 from lmcore.app.provenance import how_computed
 from lmcore.data.builtin import builtin_corpora, markov_order
 from lmcore.data.tokenizers import train_tokenizer

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import live_chart, registry
+from lmcore.app.job_view import live_chart, registry
 from lmcore.app.scaling_charts import (
     cot_figure,
     emergence_sizes,

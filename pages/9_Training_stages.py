@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.jobs import live_chart, registry
+from lmcore.app.job_view import live_chart, registry
 from lmcore.app.stages_charts import answer_html, dpo_figure, loss_figure, mask_html
 from lmcore.app.stages_job import run_dpo_stage, run_pretrain_stage, run_sft_stage
 from lmcore.runs.store import RunStore

@@ -69,7 +69,7 @@ def page(title: str, icon: str = "🧪", intro: str | None = None) -> Lab:
 
 def _empty_session() -> None:
     """Forget everything this session holds: its jobs (stopped), corpus, models, widgets."""
-    from lmcore.app.jobs import registry
+    from lmcore.app.job_view import registry
 
     reg = registry()
     for job in reg.jobs():
@@ -155,7 +155,7 @@ def _sidebar(lab: Lab) -> None:
 
 
 def _sidebar_jobs() -> None:
-    from lmcore.app.jobs import registry
+    from lmcore.app.job_view import registry
 
     jobs = [j for j in registry().jobs() if j.status in ("waiting", "running")]
     if not jobs:

@@ -19,8 +19,8 @@ limits:
 
 Why processes: a training thread in the server process shared the GIL with every rerun of the
 page watching it and ran several times slower (issue 12). Workers never import streamlit: only
-`lmcore/app/job_view.py` does, and its `registry`, `job_panel`, `live_chart` and `follow` are
-re-exported from here lazily so that pages keep `from lmcore.app.jobs import registry`.
+`lmcore/app/job_view.py` does: pages take `registry`, `job_panel`, `live_chart` and `follow`
+from there (this module never imports it: no import circle).
 """
 
 from __future__ import annotations
@@ -770,11 +770,3 @@ def run_here(fn: Callable[[JobContext], Any], name: str = "job",
     job._finished.set()
     return job
 
-
-def __getattr__(name: str) -> Any:
-    """`registry`, `job_panel`, `live_chart`, `follow` live in job_view (streamlit)."""
-    if name in ("registry", "job_panel", "live_chart", "follow"):
-        from lmcore.app import job_view
-
-        return getattr(job_view, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,6 +46,7 @@ WORD_PATTERN = r"\w+|[^\w\s]|\n+|[^\S\n]+"
 # special token such as "[MASK]". Spaces stay literal (no "▁"), so decoding is concatenation.
 UNIGRAM_PATTERN = r" ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}\[]+|\[|\s+(?!\S)|\s+"
 N_SPECIAL = len(SPECIAL_TOKENS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID, CLS_ID, SEP_ID = range(N_SPECIAL)  # in every kind
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lmcore.train.objectives import BOS_ID, MASK_ID, PAD_ID
+from lmcore.data.tokenizers import BOS_ID, MASK_ID, PAD_ID
 
 
 @dataclass

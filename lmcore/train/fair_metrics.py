@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from lmcore.data.tokenizers import MASK_ID, N_SPECIAL
 from lmcore.models.eval_mode import eval_mode
 from lmcore.train.objectives import (
     LN2,
-    MASK_ID,
-    N_SPECIAL,
     MaskedLM,
     PrefixLM,
     nsp_segments,

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from lmcore.data.tokenizers import BOS_ID, CLS_ID, MASK_ID, N_SPECIAL, SEP_ID
 from lmcore.models.eval_mode import eval_mode
 from lmcore.train.fair_metrics import model_logits, uses_nsp
-from lmcore.train.objectives import BOS_ID, CLS_ID, MASK_ID, N_SPECIAL, SEP_ID, vocab_size
+from lmcore.train.objectives import vocab_size
 
 if TYPE_CHECKING:
     from lmcore.data.tokenizers import Tokenizer

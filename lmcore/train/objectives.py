@@ -21,10 +21,9 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from lmcore.data.tokenizers import SPECIAL_TOKENS
+from lmcore.data.tokenizers import CLS_ID, MASK_ID, N_SPECIAL, SEP_ID
+from lmcore.train.denoising import Denoising
 
-N_SPECIAL = len(SPECIAL_TOKENS)
-PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID, CLS_ID, SEP_ID = range(N_SPECIAL)
 LN2 = math.log(2.0)
 
 
@@ -213,19 +212,14 @@ class MaskedLM:
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"causal": CausalLM, "prefix": PrefixLM,
-                                           "masked": MaskedLM}
+                                           "masked": MaskedLM, "encdec": Denoising}
 
 
 def make_objective(name: str, **kwargs: Any) -> Objective:
-    """An objective by name ('causal' | 'prefix' | 'masked' | 'encdec').
+    """An objective by name ('causal' | 'prefix' | 'masked' | 'encdec', `OBJECTIVES`).
 
-    'encdec' (denoising for the encoder-decoder, `denoising.py`) is imported on demand: that
-    module builds on the constants here.
+    'encdec' is denoising for the encoder-decoder (`denoising.py`).
     """
-    if name == "encdec":
-        from lmcore.train.denoising import Denoising
-
-        return Denoising(**kwargs)
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
     return OBJECTIVES[name](**kwargs)

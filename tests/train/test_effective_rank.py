@@ -7,8 +7,8 @@ import math
 import torch
 from objective_models import V, tiny
 
+from lmcore.data.tokenizers import N_SPECIAL
 from lmcore.train.effective_rank import attention_effective_ranks, effective_rank
-from lmcore.train.objectives import N_SPECIAL
 
 
 def test_effective_rank():

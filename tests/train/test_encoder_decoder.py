@@ -9,11 +9,12 @@ import torch
 from objective_models import V
 
 import lmcore.models.attention as attention_module
+from lmcore.data.tokenizers import BOS_ID, MASK_ID, N_SPECIAL
 from lmcore.models.encoder_decoder import EncoderDecoder
 from lmcore.models.transformer import TransformerConfig
 from lmcore.train.denoising import Denoising, decoder_input, pack, prefix_source
 from lmcore.train.fair_metrics import encdec_suffix_nats
-from lmcore.train.objectives import BOS_ID, MASK_ID, N_SPECIAL, make_objective
+from lmcore.train.objectives import make_objective
 
 IMPLS = ("naive", "sdpa", "tiled")
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from objective_models import V, tiny, token_data
 
-from lmcore.data.tokenizers import train_tokenizer
+from lmcore.data.tokenizers import CLS_ID, MASK_ID, N_SPECIAL, SEP_ID, train_tokenizer
 from lmcore.models.transformer import Transformer, TransformerConfig
 from lmcore.train.data import TokenData
 from lmcore.train.fair_metrics import (
@@ -24,7 +24,7 @@ from lmcore.train.fair_metrics import (
     suffix_nats,
     table_rows,
 )
-from lmcore.train.objectives import CLS_ID, LN2, MASK_ID, N_SPECIAL, SEP_ID
+from lmcore.train.objectives import LN2
 from lmcore.train.one_budget import build_models
 
 

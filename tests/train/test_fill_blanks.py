@@ -6,10 +6,9 @@ from __future__ import annotations
 import torch
 from objective_models import tiny
 
-from lmcore.data.tokenizers import train_tokenizer
+from lmcore.data.tokenizers import CLS_ID, MASK_ID, N_SPECIAL, SEP_ID, train_tokenizer
 from lmcore.models.transformer import Transformer
 from lmcore.train.fill_blanks import fill_blanks, fillable_ids, make_blanks
-from lmcore.train.objectives import CLS_ID, MASK_ID, N_SPECIAL, SEP_ID
 
 
 def test_make_blanks_hides_letters_only():

@@ -8,18 +8,10 @@ import torch
 from objective_models import V, tiny, token_data
 
 import lmcore.models.attention as attention_module
-from lmcore.data.tokenizers import train_tokenizer
+from lmcore.data.tokenizers import MASK_ID, N_SPECIAL, train_tokenizer
 from lmcore.models.transformer import Transformer, TransformerConfig
 from lmcore.train.fill_blanks import fill_blanks
-from lmcore.train.objectives import (
-    MASK_ID,
-    N_SPECIAL,
-    CausalLM,
-    MaskedLM,
-    PrefixLM,
-    make_objective,
-    suffix_positions,
-)
+from lmcore.train.objectives import CausalLM, MaskedLM, PrefixLM, make_objective, suffix_positions
 from lmcore.train.trainer import TrainConfig, train
 
 IMPLS = ("naive", "sdpa", "tiled")
