@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 from lmcore.cli import CLIError
-from lmcore.cli.objectives import markdown
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_shapes(args: argparse.Namespace) -> int:
     import torch
 
+    from lmcore.cli.objectives import markdown
     from lmcore.data.tokenizers import train_tokenizer
     from lmcore.models.attention_shapes import walk_through
 
@@ -67,6 +67,7 @@ def run_shapes(args: argparse.Namespace) -> int:
 
 
 def run_io(args: argparse.Namespace) -> int:
+    from lmcore.cli.objectives import markdown
     from lmcore.models.attention_io import attention_io
 
     try:

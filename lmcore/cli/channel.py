@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 
 from lmcore.cli import CLIError
-from lmcore.cli.objectives import markdown
-from lmcore.cli.train import read_corpus
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +63,7 @@ def _positive(value: int, what: str) -> int:
 
 
 def run_capacity(args: argparse.Namespace) -> int:
+    from lmcore.cli.objectives import markdown
     from lmcore.info.channel import Channel, estimate_capacity
 
     _positive(args.bits, "--bits")
@@ -79,6 +78,8 @@ def run_capacity(args: argparse.Namespace) -> int:
 
 
 def run_codes(args: argparse.Namespace) -> int:
+    from lmcore.cli.objectives import markdown
+    from lmcore.cli.train import read_corpus
     from lmcore.info.channel import Channel, text_to_bits
     from lmcore.info.codes import code_from_name, default_family, rate_sweep
 
@@ -96,6 +97,8 @@ def run_codes(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    from lmcore.cli.objectives import markdown
+    from lmcore.cli.train import read_corpus
     from lmcore.data.tokenizers import train_tokenizer
     from lmcore.info.noisy_channel import noisy_channel_table
     from lmcore.models.ngram import NGramLM

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 
 from lmcore.cli import CLIError
-from lmcore.cli.objectives import markdown
-from lmcore.cli.train import read_corpus
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmcore.cli.objectives import markdown
+    from lmcore.cli.train import read_corpus
     from lmcore.embed.vectors import compare_neighbours, pick_unit
     from lmcore.embed.word2vec import Word2VecConfig, train_word2vec
 
