@@ -15,6 +15,7 @@ from lmcore.app.shape_charts import (
     saturation_figure,
     scores_weights_figure,
 )
+from lmcore.app.tables import readable
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.attention import IMPLS, attention
 from lmcore.models.attention_io import GPUS, attention_io
@@ -155,7 +156,7 @@ with tab_sweep:
         ]
         if rows:
             table = pd.DataFrame(rows).sort_values(["T", "impl"])
-            st.dataframe(table, hide_index=True, width="stretch")
+            st.dataframe(readable(table, digits=2), hide_index=True, width="stretch")
             st.download_button(
                 "Download results (CSV)",
                 table.to_csv(index=False),

@@ -71,11 +71,11 @@ def test_sweep_stops_naive_before_the_memory_limit():
     ]
     # naive's T² term predicts 1.25 MiB at T=128 (> 1 MiB): it never runs there
     assert any(w.value.startswith("naive stopped") for w in at.warning)
-    table = next(d.value for d in at.dataframe if "fwdbwd_mib" in d.value.columns)
-    cells = set(zip(table["impl"], table["T"], strict=True))
+    table = next(d.value for d in at.dataframe if "fwd+bwd peak (MiB)" in d.value.columns)
+    cells = set(zip(table["implementation"], table["T"], strict=True))
     assert {("sdpa", 64), ("tiled", 64), ("naive", 64)} <= cells
     assert ("naive", 128) not in cells
-    assert (table.fwdbwd_mib > 0).all()
+    assert (table["fwd+bwd peak (MiB)"] > 0).all()
 
 
 def test_sweep_without_implementations_is_refused():
