@@ -28,7 +28,7 @@ from lmcore.settings import get_settings
 from lmcore.train.dynamics import COMPARISONS
 from lmcore.train.estimate import calibrate, shape_only, step_seconds, vocab_estimate
 from lmcore.train.objectives import CausalLM
-from lmcore.train.trainer import OPTIMIZERS, UPDATE_RULES, TrainConfig
+from lmcore.train.trainer import OPTIMIZERS, UPDATE_RULES, TrainConfig, devices
 
 PRESETS = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, context=64, batch_size=16, steps=200, lr=3e-3),
@@ -156,13 +156,20 @@ with errors():
     settings = get_settings()
     settings.check("max_params", n_params)
     settings.check("max_steps", int(steps))
+    where = devices()
+    device = (st.selectbox("Device", where, key=K + "device",
+                           help="the GPU's memory (allocator peak) joins the live memory chart")
+              if len(where) > 1 else "cpu")
+    if len(where) == 1:
+        st.caption("Device: cpu (this server has no GPU; with one, a Device choice appears "
+                   "here and the live memory chart adds the CUDA peak).")
     train_config = TrainConfig(steps=int(steps), batch_size=int(batch_size), optimizer=optimizer,
                                lr=float(lr), min_lr=float(lr) * float(min_lr_frac),
                                warmup_steps=int(warmup), momentum=float(momentum),
                                beta1=float(beta1), beta2=float(beta2),
                                weight_decay=float(weight_decay),
                                grad_clip=float(clip) or None, eval_every=int(eval_every),
-                               seed=int(seed))
+                               seed=int(seed), device=device)
     raw_step = step_seconds(probe, int(batch_size), flops_per_s=_flops_per_s())
     # the FLOP count misses evaluations, Python overhead and a busy machine: once a run has
     # finished here, its measured time per step corrects the estimate

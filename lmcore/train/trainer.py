@@ -100,6 +100,11 @@ class TrainConfig:
         return floor + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (self.lr - floor)
 
 
+def devices() -> list[str]:
+    """Where this machine can train: 'cpu', and 'cuda' when torch sees a GPU."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 # --- events ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
