@@ -28,7 +28,7 @@ class EmergenceConfig:
     shapes: Sequence[Shape] = SHAPES
     steps: int = 1200
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-2  # at width 16; a width-w model uses lr * 16 / w (Adam, muP-style)
     eval_every: int = 100
     train_problems: int = 20_000
     test_problems: int = 500
@@ -72,7 +72,8 @@ def emergence(cfg: EmergenceConfig | None = None, *,
             result.status = "stopped"
             break
         dc = DrillConfig(n_layer=shape.n_layer, n_embd=shape.n_embd, n_head=shape.n_head,
-                         context=T, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                         context=T, steps=cfg.steps, batch_size=cfg.batch_size,
+                         lr=cfg.lr * min(1.0, 16 / shape.n_embd),
                          seed=cfg.seed, eval_every=cfg.eval_every)
         model = build(dc)
         n = non_embedding_params(model)

@@ -47,3 +47,20 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = Non
                                                and math.isnan(r.get(c))) else r.get(c)
                     for c in cols])
     return buf.getvalue()
+
+
+def parse_markdown(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in `text` (as `markdown` writes them), each as dicts of cells."""
+    blocks, cur = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append(line)
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    out = []
+    for lines in blocks:
+        head = [c.strip() for c in lines[0].strip("|").split("|")]
+        out.append([dict(zip(head, (c.strip() for c in ln.strip("|").split("|")), strict=True))
+                    for ln in lines[2:]])
+    return out

@@ -8,6 +8,7 @@ import pytest
 
 from lmcore.cli import main
 from lmcore.runs.store import RunStore
+from lmcore.scaling.tables import parse_markdown as tables
 
 TINY = ["--context", "16", "--batch-size", "4", "--eval-tokens", "64", "--bootstrap", "10",
         "--quiet"]
@@ -20,23 +21,6 @@ def text_file(tmp_path):
     f = tmp_path / "t.txt"
     f.write_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 60, encoding="utf-8")
     return f
-
-
-def tables(out: str) -> list[list[dict[str, str]]]:
-    """Every Markdown table printed on stdout, each as dicts of cell strings."""
-    blocks, cur = [], []
-    for ln in out.splitlines() + [""]:
-        if ln.startswith("|"):
-            cur.append(ln)
-        elif cur:
-            blocks.append(cur)
-            cur = []
-    out_tables = []
-    for lines in blocks:
-        head = [c.strip() for c in lines[0].strip("|").split("|")]
-        out_tables.append([dict(zip(head, (c.strip() for c in ln.strip("|").split("|")),
-                                    strict=True)) for ln in lines[2:]])
-    return out_tables
 
 
 def test_sizes_sweep_prints_points_and_both_fits(capsys, text_file, tmp_path):

@@ -1,0 +1,68 @@
+"""`lmcore emergence`: each synthetic-task experiment prints its tables; bad input is one line."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from lmcore.cli import main
+from lmcore.runs.store import RunStore
+from lmcore.scaling.tables import parse_markdown as tables
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_addition_tables_across_sizes_and_steps(capsys, tmp_path):
+    path = tmp_path / "em.csv"
+    code = main(["emergence", "addition", "--digits", "2", "--shapes", "1x8,1x16", "--steps",
+                 "6", "--eval-every", "3", "--quiet", "--csv", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    sizes, steps = tables(out)[:2]
+    assert [r["model"] for r in sizes] == ["1x8", "1x16"] and all(r["step"] == "6"
+                                                                    for r in sizes)
+    for r in sizes:  # the prediction is per-digit accuracy to the power k + 1
+        assert float(r["exact_if_independent"]) == pytest.approx(
+            float(r["token_accuracy"]) ** 3, abs=2e-3)
+    assert [r["step"] for r in steps] == ["0", "3", "6"]
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["model"] for r in rows} == {"1x8", "1x16"}
+    assert {r.status for r in RunStore().list()} == {"done"}
+
+
+def test_induction_prints_phase_table_and_head_scores(capsys):
+    code = main(["emergence", "induction", "--steps", "4", "--width", "16", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    phase, heads = tables(out)[:2]
+    assert phase[0]["step"] == "0" and phase[-1]["step"] == "4"
+    assert [r["head"] for r in heads] == ["L0H0", "L0H1", "L1H0", "L1H1"]
+    assert all(0 <= float(r["score"]) <= 1 for r in heads)
+
+
+def test_fewshot_and_cot_tables(capsys):
+    assert main(["emergence", "fewshot", "--steps", "3", "--width", "16", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    shots = tables(out)[0]
+    assert [r["shots"] for r in shots] == [str(k) for k in range(9)]
+    assert float(shots[-1]["perfect learner"]) == 1.0
+    assert main(["emergence", "cot", "--steps", "3", "--width", "16", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    by_len = tables(out)[0]
+    assert [r["digits"] for r in by_len] == ["1", "2", "3", "4", "5", "6"]
+    assert float(by_len[-1]["share of training"]) == 0  # longer than any training problem
+    assert "exact: answer only" in by_len[0] and "exact: scratchpad" in by_len[0]
+    assert "example (scratchpad):" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["addition", "--shapes", "x"], "LAYERSxWIDTH"),
+    (["addition", "--digits", "0"], "--digits must be positive"),
+    (["induction", "--width", "30", "--heads", "4"], "multiple of 4 heads"),
+    (["cot", "--lr", "nan"], "--lr must be positive"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, args, message):
+    code = main(["emergence", *args, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
