@@ -173,9 +173,9 @@ with tabs[1]:
     em_shapes = c[1].text_input(
         "Model shapes", "1x16,1x32,2x32,2x48,2x64" if not larger
         else "1x16,1x32,2x32,2x48,2x64,3x96", key=K + f"em_shapes_{larger}")
-    em_steps = c[2].number_input("Steps per model", 10, 50_000, 3000 if larger else 1200,
+    em_steps = c[2].number_input("Steps per model", 10, 50_000, 3000 if larger else 1000,
                                  step=100, key=K + f"em_steps_{larger}")
-    em_every = c[3].number_input("Evaluate every", 5, 5000, 100, key=K + "em_every")
+    em_every = c[3].number_input("Evaluate every", 5, 5000, 50, key=K + "em_every")
     job = reg.latest("emergence")
     if st.button("Train", type="primary", disabled=job is not None and job.active,
                  key=K + "em_run"):
@@ -193,9 +193,16 @@ with tabs[1]:
                                                    "one line per model"), key=K + "em_live")
     if _finished(job):
         res = job.result
-        final = res.final()
-        st.plotly_chart(emergence_sizes(final, res.digits), key=K + "em_sizes")
-        st.dataframe(pd.DataFrame(final), hide_index=True)
+        steps = res.steps()
+        at = res.most_spread()
+        if len(steps) > 1:
+            at = st.select_slider("Across sizes at step", steps, value=at,
+                                  key=K + f"em_at_{job.id}",
+                                  help="starts at the step where exact match differs most "
+                                       "between sizes")
+        rows = res.at_step(at)
+        st.plotly_chart(emergence_sizes(rows, res.digits, at), key=K + "em_sizes")
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
         st.download_button("All evaluations (CSV)", csv_text(res.rows),
                            file_name="emergence.csv", key=K + "em_csv")
 
@@ -255,9 +262,12 @@ with tabs[3]:
         "Each prompt brings its own random mapping from the letters a–h to digits: "
         "`a3,c7,b1,|c=` → `7`. Mappings are never repeated and the test mappings are disjoint "
         "from the training ones, so the weights cannot hold the answer: the model must read "
-        "it from the examples in the prompt. Accuracy is measured for each number of shots "
-        "k, before and after training, next to a perfect in-context learner (the query's key "
-        "was among the k shown with probability k/8, else it guesses one of ten digits).")
+        "it from the examples in the prompt. Training prompts are 'bursty' (Chan et al. "
+        "2022): their example keys may repeat and every example's value is a target, so each "
+        "repeat teaches the look-up; test prompts show k distinct keys. Accuracy is measured "
+        "for each k, before and after training, next to a perfect in-context learner (the "
+        "query's key was among the k shown with probability k/8, else it guesses one of ten "
+        "digits).")
     larger = _preset("fs_preset")
     base = FewShotConfig()
     c = st.columns(3)

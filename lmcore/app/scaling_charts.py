@@ -126,8 +126,8 @@ def metric_curves(snap: dict[str, dict[str, list]], keys: Sequence[tuple[str, st
     return go.Figure(dict(data=data, layout=layout))
 
 
-def emergence_sizes(final_rows: Sequence[dict], digits: int) -> go.Figure:
-    """At the end of training, across sizes: smooth per-digit metrics, sharp exact match."""
+def emergence_sizes(final_rows: Sequence[dict], digits: int, step: int) -> go.Figure:
+    """At one step, across sizes: smooth per-digit metrics, sharp exact match."""
     rows = sorted(final_rows, key=lambda r: r["non_embedding"])
     x = [r["non_embedding"] for r in rows]
     labels = [r["model"] for r in rows]
@@ -142,7 +142,7 @@ def emergence_sizes(final_rows: Sequence[dict], digits: int) -> go.Figure:
     fig.add_trace(go.Scatter(x=x, y=[r["bits_per_token"] for r in rows], yaxis="y2",
                              name="loss (bits/digit, right axis)", mode="lines+markers",
                              line=dict(dash="dash"), text=labels))
-    fig.update_layout(title="Across model sizes, same runs, end of training",
+    fig.update_layout(title=f"Across model sizes at step {step} (the same runs)",
                       xaxis=dict(title="non-embedding parameters N (log)", type="log"),
                       yaxis=dict(title="accuracy", range=[0, 1.02]),
                       yaxis2=dict(title="bits per answer digit", overlaying="y", side="right"),

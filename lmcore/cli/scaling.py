@@ -29,14 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "shapes from 1x16 to 3x64, 45x in non-embedding parameters)")
     sizes.add_argument("--larger", action="store_true",
                        help="add 4x96 and 6x128 to the default ladder (slower)")
-    sizes.add_argument("--steps", type=int, default=400, help="steps per model (default 400)")
+    sizes.add_argument("--steps", type=int, default=300, help="steps per model (default 300)")
     sizes.set_defaults(func=run_sizes)
     budgets = sub.add_parser("budgets", help="one model size at several token budgets",
                              epilog=EPILOG)
     _common(budgets)
     budgets.add_argument("--shape", default="2x48", help="the model (default 2x48)")
-    budgets.add_argument("--steps", default="25,50,100,200,400,800", metavar="N,...",
-                         help="the budgets in steps, one run each (default 25..800)")
+    budgets.add_argument("--steps", default="25,50,100,200,400", metavar="N,...",
+                         help="the budgets in steps, one run each (default 25..400)")
     budgets.set_defaults(func=run_budgets)
     iso = sub.add_parser("isoflop", help="loss against size at two or three fixed compute "
                                          "budgets; the best size per budget", epilog=EPILOG)
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="model shapes (default: the six of `sizes`)")
     iso.add_argument("--budgets", default=None, metavar="C,...",
                      help="training FLOPs per budget, e.g. 1e11,2e11 (default: three budgets "
-                          "at which the largest shape trains 40, 80 and 160 steps)")
+                          "at which the largest shape trains 25, 50 and 100 steps)")
     iso.set_defaults(func=run_isoflop)
 
 

@@ -24,12 +24,12 @@ SHAPES = (Shape(1, 16, 2), Shape(1, 32, 2), Shape(2, 32, 2), Shape(2, 48, 4), Sh
 
 @dataclass
 class EmergenceConfig:
-    digits: int = 4
+    digits: int = 3
     shapes: Sequence[Shape] = SHAPES
-    steps: int = 1200
+    steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-2  # at width 16; a width-w model uses lr * 16 / w (Adam, muP-style)
-    eval_every: int = 100
+    eval_every: int = 50
     train_problems: int = 20_000
     test_problems: int = 500
     seed: int = 0
@@ -48,6 +48,26 @@ class EmergenceResult:
         for r in self.rows:
             last[r["model"]] = r
         return list(last.values())
+
+    def steps(self) -> list[int]:
+        """The evaluated steps every model reached."""
+        models = {r["model"] for r in self.rows}
+        seen: dict[int, set] = {}
+        for r in self.rows:
+            seen.setdefault(r["step"], set()).add(r["model"])
+        return sorted(s for s, ms in seen.items() if ms == models)
+
+    def at_step(self, step: int) -> list[dict[str, Any]]:
+        """Every model's evaluation at `step` (the across-sizes view mid-training)."""
+        return [r for r in self.rows if r["step"] == step]
+
+    def most_spread(self) -> int:
+        """The step where exact match differs most across sizes (where sizes tell apart)."""
+        steps = self.steps()
+        if not steps:
+            return 0
+        return max(steps, key=lambda s: (lambda v: max(v) - min(v))(
+            [r["exact_match"] for r in self.at_step(s)]))
 
 
 def emergence(cfg: EmergenceConfig | None = None, *,

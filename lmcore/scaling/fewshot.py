@@ -2,7 +2,9 @@
 
 Every prompt carries its own random mapping from the keys a..h to digits (`a3,c7,b1,|c=`), so
 no mapping is ever seen twice, and the test mappings are disjoint from the training ones. The
-weights cannot store the answer; the model must read it from the examples. Accuracy is
+weights cannot store the answer; the model must read it from the examples. Training prompts
+are 'bursty' (Chan et al. 2022): their example keys may repeat, and the loss covers every
+example's value, so each repeat teaches the look-up; test prompts show distinct keys. Accuracy is
 measured for each number of shots k on held-out prompts, before training and after, beside a
 perfect in-context learner's k/K + (1 - k/K)/10 (the query's key is among the k shown keys, or
 it guesses one of ten digits).
@@ -20,7 +22,14 @@ import torch
 
 from lmcore.models.eval_mode import eval_mode
 from lmcore.scaling.drill import DrillConfig, build, drill, pool_sampler
-from lmcore.scaling.tasks import KEYS, Problem, ideal_mapping_accuracy, mapping, pack
+from lmcore.scaling.tasks import (
+    KEYS,
+    Problem,
+    ideal_mapping_accuracy,
+    mapping,
+    pack,
+    pack_values,
+)
 
 
 @dataclass
@@ -30,9 +39,10 @@ class FewShotConfig:
     n_head: int = 4
     steps: int = 1200
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-2
     eval_every: int = 100
     train_problems: int = 30_000
+    max_train_shots: int = 16  # training prompts: 0..16 examples, keys may repeat
     test_per_shot: int = 200
     seed: int = 0
 
@@ -84,7 +94,9 @@ def fewshot(cfg: FewShotConfig | None = None, *,
     """Train on mapping prompts with 0..K shots; measure accuracy per k along the way."""
     cfg = cfg or FewShotConfig()
     shots = list(range(len(KEYS) + 1))
-    train_x, train_y = pack(mapping(cfg.train_problems, shots, "train", cfg.seed))
+    train = mapping(cfg.train_problems, list(range(cfg.max_train_shots + 1)), "train",
+                    cfg.seed, repeats=True)
+    train_x, train_y = pack_values(train)
     T = train_x.shape[1]
     tests = {k: mapping(cfg.test_per_shot, [k], "test", cfg.seed + k) for k in shots}
     packed = {k: pack(tests[k], T) for k in shots}

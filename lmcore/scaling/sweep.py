@@ -301,7 +301,7 @@ def size_sweep(corpus: Corpus, shapes: Sequence[Shape] = SIZES, steps: int = 300
 
 
 def budget_sweep(corpus: Corpus, shape: Shape = Shape(2, 48, 4),
-                 steps: Sequence[int] = (25, 50, 100, 200, 400, 800),
+                 steps: Sequence[int] = (25, 50, 100, 200, 400),
                  cfg: SweepConfig | None = None, **kw: Any) -> SweepResult:
     """One shape trained for several budgets, each its own run: loss against D."""
     return run_plan("budget", budget_plan(shape, steps), corpus, cfg, **kw)
@@ -321,7 +321,7 @@ def isoflop_sweep(corpus: Corpus, budgets: Sequence[float] = (1e10, 3e10, 1e11),
 
 
 def default_budgets(shapes: Sequence[Shape], vocab_size: int, cfg: SweepConfig,
-                    steps_of_largest: Sequence[int] = (40, 80, 160)) -> list[float]:
+                    steps_of_largest: Sequence[int] = (25, 50, 100)) -> list[float]:
     """Budgets at which the largest shape trains for `steps_of_largest` steps."""
     f = flops_per_step(max(shapes, key=lambda s: flops_per_step(s, vocab_size, cfg)),
                        vocab_size, cfg)

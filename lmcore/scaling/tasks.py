@@ -201,18 +201,21 @@ def mapping_problem(mapping: dict[str, str], shown: Sequence[str], query: str) -
     return Problem(f"{shots}|{query}=", mapping[query], len(shown))
 
 
-def mapping(n: int, shots: Sequence[int], split: str = "train",
-            seed: int = 0) -> list[Problem]:
+def mapping(n: int, shots: Sequence[int], split: str = "train", seed: int = 0,
+            repeats: bool = False) -> list[Problem]:
     """`n` prompts, each over a fresh random mapping KEYS -> VALUES with k examples (k drawn
-    from `shots`, distinct keys) and a query key drawn from all keys. Mappings of train and
-    test are disjoint (hash of the whole mapping)."""
-    if not shots or min(shots) < 0 or max(shots) > len(KEYS):
-        raise ValueError(f"shots must lie between 0 and {len(KEYS)}")
+    from `shots`) and a query key drawn from all keys. The example keys are distinct, or with
+    `repeats` drawn with replacement ('bursty' prompts, in which a key can come back: what
+    training uses, so that every repeated example teaches the look-up). Mappings of train
+    and test are disjoint (hash of the whole mapping)."""
+    most = 4 * len(KEYS) if repeats else len(KEYS)
+    if not shots or min(shots) < 0 or max(shots) > most:
+        raise ValueError(f"shots must lie between 0 and {most}")
 
     def make(rng):
         m = {k: rng.choice(VALUES) for k in KEYS}
         k = rng.choice(list(shots))
-        shown = rng.sample(KEYS, k)
+        shown = rng.choices(KEYS, k=k) if repeats else rng.sample(KEYS, k)
         query = rng.choice(KEYS)
         return "".join(m.values()), mapping_problem(m, shown, query)
 
@@ -224,6 +227,19 @@ def ideal_mapping_accuracy(k: int) -> float:
     guess among the values."""
     p = k / len(KEYS)
     return p + (1 - p) / len(VALUES)
+
+
+def pack_values(problems: Sequence[Problem], T: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like `pack`, but the loss is on every value of the prompt (the digit after each key)
+    as well as the answer: a value whose key came earlier is predictable in context."""
+    x, y = pack(problems, T)
+    for i, p in enumerate(problems):
+        text = p.prompt + p.answer
+        for j in range(1, len(p.prompt)):
+            if text[j] in VALUES and text[j - 1] in KEYS:
+                y[i, j - 1] = STOI[text[j]]
+    return x, y
 
 
 # --- batches --------------------------------------------------------------------------------

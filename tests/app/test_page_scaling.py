@@ -83,6 +83,8 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
     names = [t["name"] for t in sizes["data"]]
     assert "per-digit accuracy" in names and "exact match (all 4 digits)" in names
     assert sizes["layout"]["xaxis"]["type"] == "log"
+    at.select_slider[0].set_value(10).run()  # the across-sizes view at another step
+    assert "at step 10" in _figure(at, "sc.em_sizes")["layout"]["title"]["text"]
     scores = _figure(at, "sc.in_scores")["data"][0]
     cfg = InductionConfig()
     assert len(scores["x"]) == cfg.n_layer * cfg.n_head and all(0 <= v <= 1 for v in scores["y"])

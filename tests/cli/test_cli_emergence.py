@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+
 from lmcore.cli import main
 from lmcore.runs.store import RunStore
 from lmcore.scaling.tables import parse_markdown as tables

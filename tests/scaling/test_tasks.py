@@ -109,3 +109,18 @@ def test_pack_puts_loss_on_the_answer_only():
     assert first == len(p.prompt) - 1  # the input '=' predicts the first answer digit
     with pytest.raises(ValueError, match="not in the task vocabulary"):
         encode("A")
+
+
+def test_bursty_prompts_and_value_targets():
+    from lmcore.scaling.tasks import pack_values
+
+    probs = mapping(200, [12], "train", seed=1, repeats=True)
+    assert any(len({s[0] for s in p.prompt.split("|")[0].split(",") if s}) < 12 for p in probs)
+    x, y = pack_values(probs[:1])
+    p = probs[0]
+    text = p.prompt + p.answer
+    want = [c for j, c in enumerate(text) if j and c.isdigit() and text[j - 1] in KEYS]
+    got = decode([int(t) for t in y[0] if t != -100])
+    assert got == "".join(want) + p.answer
+    with pytest.raises(ValueError, match="between 0 and 8"):
+        mapping(5, [9])
