@@ -45,7 +45,7 @@ def run_scaling(ctx: Any, *, kind: str, corpus: Corpus, shapes: list[str],
     ladder = [Shape.parse(s) for s in shapes]
     ctx.progress(0.0, "tokenizing the corpus…")
     data, tok = prepare(corpus)
-    last = {"label": None, "n": 0}
+    last = {"label": ""}
 
     def on_step(_, e) -> None:
         if e.step % 5 == 0 or e.step == e.steps:
@@ -57,9 +57,7 @@ def run_scaling(ctx: Any, *, kind: str, corpus: Corpus, shapes: list[str],
 
     def on_progress(frac: float, message: str) -> None:
         # 'run 2/6 1x24: step …' names the run whose loss curve is being drawn
-        label = message.split(":", 1)[0].removeprefix("run ")
-        if label != last["label"]:
-            last["label"] = label
+        last["label"] = message.split(":", 1)[0].removeprefix("run ")
         ctx.progress(frac, message)
 
     kw = dict(data=data, tokenizer=tok, on_progress=on_progress, on_point=on_point,

@@ -19,7 +19,6 @@ position tables, as Kaplan count it); compute C = the trainer's FLOPs per token
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from lmcore.models.transformer import Transformer, TransformerConfig
 from lmcore.runs.store import RunStore
 from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
+from lmcore.train.estimate import count_parameters, shape_only
 from lmcore.train.objectives import CausalLM
 from lmcore.train.record import Recorder
 from lmcore.train.trainer import Step, TrainConfig, seeded, train
@@ -147,8 +147,6 @@ def model_config(shape: Shape, vocab_size: int, context: int) -> TransformerConf
 
 def flops_per_step(shape: Shape, vocab_size: int, cfg: SweepConfig) -> float:
     """Training FLOPs of one step of `shape` (shapes only: nothing allocated)."""
-    from lmcore.train.estimate import shape_only
-
     m = shape_only(model_config(shape, vocab_size, cfg.context))
     return float(m.flops_per_token(training=True)) * cfg.tokens_per_step
 
@@ -225,8 +223,6 @@ def run_plan(kind: str, plan: Plan, corpus: Corpus, cfg: SweepConfig | None = No
     settings = get_settings()
     for shape, steps, _ in plan.runs:
         settings.check("max_steps", steps)
-        from lmcore.train.estimate import count_parameters
-
         settings.check("max_params", count_parameters(model_config(shape, vocab, cfg.context)))
     store = store or RunStore()
     work = plan.work(vocab, cfg)
@@ -327,6 +323,3 @@ def default_budgets(shapes: Sequence[Shape], vocab_size: int, cfg: SweepConfig,
                        vocab_size, cfg)
     return [float(f"{f * n:.2g}") for n in steps_of_largest]
 
-
-def is_finite(v: float) -> bool:
-    return isinstance(v, int | float) and math.isfinite(v)
