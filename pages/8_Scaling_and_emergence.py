@@ -164,9 +164,11 @@ with tabs[1]:
         "Schaeffer et al. (2023): many 'emergent' abilities are a property of the **metric**. "
         "Here models of several sizes learn k-digit addition (`0123+4567=` → the k+1 answer "
         "digits, least significant first). From the same runs, on the same held-out problems: "
-        "the loss per answer digit and the per-digit accuracy change smoothly; **exact match** "
-        "(every digit right) needs all k+1 at once. If each digit were right with probability "
-        "p independently, exact match would be $p^{k+1}$: smooth p, sharp $p^{k+1}$.")
+        "the loss per answer digit falls steadily and per-digit accuracy rises early and "
+        "gradually, while **exact match** (every digit right) stays near zero until most "
+        "digits are right, then shoots up. If each digit were right with probability p "
+        "independently, exact match would be $p^{k+1}$ (dotted line): a gradual p gives a "
+        "sharp $p^{k+1}$.")
     larger = _preset("em_preset")
     c = st.columns(4)
     digits = c[0].number_input("Digits k", 1, 8, 3, key=K + "em_digits")
@@ -213,9 +215,10 @@ with tabs[2]:
         "heads that find the previous occurrence of the current token and copy the token that "
         "followed it ([A][B] … [A] → [B]). A 2-layer model learns next-token prediction on "
         "sequences of random tokens in which a segment of random length repeats. The first "
-        "copy is unpredictable; the repeats are predictable only by looking back. The loss on "
-        "the repeats drops at one point in training (the **phase change**) while the loss on "
-        "the first copy stays at chance.")
+        "copy is unpredictable; the repeats are predictable only by looking back. In Olsson "
+        "et al.'s models the loss on repeated text drops suddenly when these heads form (the "
+        "**phase change**); here, watch the best head's induction score jump and the loss on "
+        "the repeats bend down with it, while the loss on the first copy stays at chance.")
     larger = _preset("in_preset")
     base = InductionConfig()
     c = st.columns(4)

@@ -20,7 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmcore.scaling.drill import DrillConfig, answer_metrics, build, drill, greedy, pool_sampler
+from lmcore.scaling.drill import (
+    DrillConfig,
+    answer_metrics,
+    build,
+    drill,
+    greedy,
+    pool_sampler,
+    pool_size,
+)
 from lmcore.scaling.tasks import final_answer, long_addition, pack
 
 VARIANTS = ("answer only", "scratchpad")
@@ -73,7 +81,7 @@ def cot(cfg: CoTConfig | None = None, *,
             result.status = "stopped"
             break
         pad = variant == "scratchpad"
-        train = long_addition(cfg.train_lengths, cfg.train_weights, cfg.train_problems, pad,
+        train = long_addition(cfg.train_lengths, cfg.train_weights, pool_size(cfg.train_problems, cfg.steps, cfg.batch_size), pad,
                               "train", cfg.seed)
         tests = {n: long_addition([n], None, cfg.test_per_length, pad, "test", cfg.seed)
                  for n in cfg.test_lengths}

@@ -215,6 +215,11 @@ def drill(model: Transformer, sample: Sampler, cfg: DrillConfig, *,
     return run
 
 
+def pool_size(most: int, steps: int, batch_size: int) -> int:
+    """Problems to generate: `most`, or fewer when training draws fewer (at least 1,000)."""
+    return max(1, min(int(most), max(1000, int(steps) * int(batch_size))))
+
+
 def pool_sampler(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Sampler:
     """Batches drawn (with the drill's generator) from a pre-generated pool of problems."""
 

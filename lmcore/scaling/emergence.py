@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmcore.scaling.drill import DrillConfig, answer_metrics, build, drill, pool_sampler
+from lmcore.scaling.drill import DrillConfig, answer_metrics, build, drill, pool_sampler, pool_size
 from lmcore.scaling.sweep import Shape, non_embedding_params
 from lmcore.scaling.tasks import addition, pack
 
@@ -78,7 +78,7 @@ def emergence(cfg: EmergenceConfig | None = None, *,
     """Train every shape on k-digit addition; score held-out problems along the way."""
     cfg = cfg or EmergenceConfig()
     k = cfg.digits
-    train_x, train_y = pack(addition(k, cfg.train_problems, "train", cfg.seed))
+    train_x, train_y = pack(addition(k, pool_size(cfg.train_problems, cfg.steps, cfg.batch_size), "train", cfg.seed))
     test_x, test_y = pack(addition(k, cfg.test_problems, "test", cfg.seed))
     T = train_x.shape[1]
     say = on_progress or (lambda f, m: None)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from lmcore.models.eval_mode import eval_mode
-from lmcore.scaling.drill import DrillConfig, build, drill, pool_sampler
+from lmcore.scaling.drill import DrillConfig, build, drill, pool_sampler, pool_size
 from lmcore.scaling.tasks import (
     KEYS,
     Problem,
@@ -94,7 +94,7 @@ def fewshot(cfg: FewShotConfig | None = None, *,
     """Train on mapping prompts with 0..K shots; measure accuracy per k along the way."""
     cfg = cfg or FewShotConfig()
     shots = list(range(len(KEYS) + 1))
-    train = mapping(cfg.train_problems, list(range(cfg.max_train_shots + 1)), "train",
+    train = mapping(pool_size(cfg.train_problems, cfg.steps, cfg.batch_size), list(range(cfg.max_train_shots + 1)), "train",
                     cfg.seed, repeats=True)
     train_x, train_y = pack_values(train)
     T = train_x.shape[1]

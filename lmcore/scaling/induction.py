@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from lmcore.models.eval_mode import eval_mode
-from lmcore.scaling.drill import DrillConfig, build, drill
+from lmcore.scaling.drill import DrillConfig, build, drill, pool_size
 from lmcore.scaling.tasks import Repeats, repeated_segments
 
 
@@ -115,7 +115,8 @@ def induction(cfg: InductionConfig | None = None, *,
               store=None) -> InductionResult:
     """Train on repeated segments; follow the repeat's loss and each head's score."""
     cfg = cfg or InductionConfig()
-    train = repeated_segments(cfg.train_sequences, cfg.T, cfg.vocab, cfg.min_len, cfg.max_len,
+    train = repeated_segments(pool_size(cfg.train_sequences, cfg.steps, cfg.batch_size),
+                              cfg.T, cfg.vocab, cfg.min_len, cfg.max_len,
                               "train", cfg.seed)
     test = repeated_segments(cfg.test_sequences, cfg.T, cfg.vocab, cfg.min_len, cfg.max_len,
                              "test", cfg.seed)

@@ -19,13 +19,14 @@ def test_addition_tables_across_sizes_and_steps(capsys, tmp_path):
                  "6", "--eval-every", "3", "--quiet", "--csv", str(path)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    sizes, steps = tables(out)[:2]
+    sizes, mid, steps = tables(out)[:3]
     assert [r["model"] for r in sizes] == ["1x8", "1x16"] and all(r["step"] == "6"
                                                                     for r in sizes)
     for r in sizes:  # the prediction is per-digit accuracy to the power k + 1
         assert float(r["exact_if_independent"]) == pytest.approx(
             float(r["token_accuracy"]) ** 3, abs=2e-3)
     assert [r["step"] for r in steps] == ["0", "3", "6"]
+    assert [r["model"] for r in mid] == ["1x8", "1x16"] and mid[0]["step"] in ("0", "3", "6")
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and {r["model"] for r in rows} == {"1x8", "1x16"}
