@@ -25,7 +25,7 @@ from lmcore.scaling.fewshot import FewShotConfig
 from lmcore.scaling.fit import HOFFMANN, HOFFMANN_FORM, KAPLAN, KAPLAN_FORM
 from lmcore.scaling.induction import InductionConfig
 from lmcore.scaling.laws import POINT_COLUMNS
-from lmcore.scaling.sweep import LARGER_SIZES, SIZES, Shape
+from lmcore.scaling.sweep import ISOFLOP_SIZES, LARGER_SIZES, SIZES, Shape
 from lmcore.scaling.tables import csv_text
 
 K = "sc."
@@ -76,7 +76,8 @@ with tabs[0]:
                                  "isoflop": "IsoFLOP (fixed compute)"}.get)
     larger = _preset("sz_preset")
     c = st.columns(3)
-    shapes_default = ",".join(s.label for s in (LARGER_SIZES if larger else SIZES))
+    ladder = LARGER_SIZES if larger else (ISOFLOP_SIZES if kind == "isoflop" else SIZES)
+    shapes_default = ",".join(s.label for s in ladder)
     steps_default = {"size": "600" if larger else "300",
                      "budget": "25,50,100,200,400,800,1600" if larger else "25,50,100,200,400",
                      "isoflop": ""}[kind]
@@ -93,8 +94,10 @@ with tabs[0]:
                                          key=K + f"ssteps_{larger}")
         else:
             steps_text = ""
-            budgets_text = c[1].text_input("Budgets (FLOPs, empty = automatic)", "",
-                                           key=K + f"budgets_{larger}")
+            budgets_text = c[1].text_input(
+                "Budgets (FLOPs, comma-separated)", "" if not larger else "6e10,1.2e11,2.4e11",
+                key=K + f"budgets_{larger}", help="empty: two budgets, at which the largest "
+                "shape trains 25 and 50 steps")
     seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key=K + "sz_seed")
     job = reg.latest("scaling")
     busy = job is not None and job.active

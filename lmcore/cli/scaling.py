@@ -42,10 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                          "budgets; the best size per budget", epilog=EPILOG)
     _common(iso)
     iso.add_argument("--shapes", default=None, metavar="LxD,...",
-                     help="model shapes (default: the six of `sizes`)")
+                     help="model shapes (default: the five largest of `sizes`, 1x24..3x64)")
     iso.add_argument("--budgets", default=None, metavar="C,...",
-                     help="training FLOPs per budget, e.g. 1e11,2e11 (default: three budgets "
-                          "at which the largest shape trains 25, 50 and 100 steps)")
+                     help="training FLOPs per budget, e.g. 1e11,2e11 (default: two budgets "
+                          "at which the largest shape trains 25 and 50 steps)")
     iso.set_defaults(func=run_isoflop)
 
 
@@ -198,9 +198,9 @@ def run_budgets(args: argparse.Namespace) -> int:
 
 
 def run_isoflop(args: argparse.Namespace) -> int:
-    from lmcore.scaling.sweep import default_budgets, isoflop_sweep, prepare
+    from lmcore.scaling.sweep import ISOFLOP_SIZES, default_budgets, isoflop_sweep, prepare
 
-    shapes = _shapes(args.shapes)
+    shapes = _shapes(args.shapes) if args.shapes else list(ISOFLOP_SIZES)
     budgets = _floats(args.budgets, "--budgets") if args.budgets else None
 
     def make(corpus, cfg, progress, stop):

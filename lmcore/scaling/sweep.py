@@ -69,6 +69,9 @@ class Shape:
 SIZES = (Shape(1, 16, 2), Shape(1, 24, 2), Shape(1, 32, 2), Shape(2, 32, 2), Shape(2, 48, 4),
          Shape(3, 64, 4))
 LARGER_SIZES = SIZES + (Shape(4, 96, 4), Shape(6, 128, 8))
+# IsoFLOP default: the ladder without its smallest shape, which would spend each budget on
+# thousands of overhead-bound steps (the plan skips it anyway at larger budgets).
+ISOFLOP_SIZES = SIZES[1:]
 
 
 @dataclass
@@ -303,8 +306,8 @@ def budget_sweep(corpus: Corpus, shape: Shape = Shape(2, 48, 4),
     return run_plan("budget", budget_plan(shape, steps), corpus, cfg, **kw)
 
 
-def isoflop_sweep(corpus: Corpus, budgets: Sequence[float] = (1e10, 3e10, 1e11),
-                  shapes: Sequence[Shape] = SIZES, cfg: SweepConfig | None = None,
+def isoflop_sweep(corpus: Corpus, budgets: Sequence[float] = (6e10, 1.2e11),
+                  shapes: Sequence[Shape] = ISOFLOP_SIZES, cfg: SweepConfig | None = None,
                   **kw: Any) -> SweepResult:
     """For each compute budget, each shape at the steps that spend it: loss against N."""
     cfg = cfg or SweepConfig()
@@ -317,7 +320,7 @@ def isoflop_sweep(corpus: Corpus, budgets: Sequence[float] = (1e10, 3e10, 1e11),
 
 
 def default_budgets(shapes: Sequence[Shape], vocab_size: int, cfg: SweepConfig,
-                    steps_of_largest: Sequence[int] = (25, 50, 100)) -> list[float]:
+                    steps_of_largest: Sequence[int] = (25, 50)) -> list[float]:
     """Budgets at which the largest shape trains for `steps_of_largest` steps."""
     f = flops_per_step(max(shapes, key=lambda s: flops_per_step(s, vocab_size, cfg)),
                        vocab_size, cfg)
