@@ -246,7 +246,7 @@ with tabs[2]:
         res = job.result
         scores = res.final_scores()
         g = st.columns([2, 3])
-        g[0].plotly_chart(head_scores(scores), key=K + "in_scores")
+        g[0].plotly_chart(head_scores(scores, res.uniform_score), key=K + "in_scores")
         g[1].plotly_chart(head_map(res.attention, res.tokens, res.best_head, res.seg_len),
                           key=K + "in_map")
         first, last = res.rows[0], res.rows[-1]
@@ -256,7 +256,11 @@ with tabs[2]:
                     f"{res.vocab} = {math.log(res.vocab):.3f}). "
                     f"Best head **{res.best_head}**, induction score "
                     f"{scores.get(res.best_head, 0):.2f} (1 = all its attention on the tokens "
-                    "that followed earlier occurrences).")
+                    "that followed earlier occurrences; evenly spread attention scores "
+                    f"{res.uniform_score:.2f}). A head in layer 0 sees only tokens and "
+                    "positions, not what came before a key, so it cannot find an earlier "
+                    "occurrence by content: a true induction head sits in layer 1 or later, "
+                    "fed by a previous-token head below it.")
         st.download_button("Loss and scores per evaluation (CSV)",
                            csv_text([{k: v for k, v in r.items() if k != "scores"}
                                      | r["scores"] for r in res.rows]),

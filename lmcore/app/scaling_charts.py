@@ -179,9 +179,13 @@ def induction_live(snap: dict[str, dict[str, list]]) -> go.Figure:
     return induction_figure(rows)
 
 
-def head_scores(scores: dict[str, float]) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(scores), y=list(scores.values()),
+def head_scores(scores: dict[str, float], uniform: float | None = None) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(scores), y=list(scores.values()), name="heads",
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    if uniform is not None and math.isfinite(uniform):
+        fig.add_trace(go.Scatter(x=list(scores), y=[uniform] * len(scores), mode="lines",
+                                 line=dict(dash="dash", color="gray"),
+                                 name="evenly spread attention"))
     fig.update_layout(title="Induction score per head (held-out repeats)",
                       xaxis_title="layer L, head H", yaxis_title="score", yaxis_range=[0, 1],
                       height=340, margin=_M)

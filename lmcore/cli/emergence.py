@@ -169,7 +169,8 @@ def run_induction(args: argparse.Namespace) -> int:
                      "best induction score": max(r["scores"].values())} for r in shown]))
     print("\nInduction score per head (end of training):\n")
     print(markdown([{"head": h, "score": s} for h, s in res.final_scores().items()]))
-    print(f"\nbest head: {res.best_head}")
+    print(f"\nbest head: {res.best_head}; a head spreading its attention evenly would score "
+          f"{res.uniform_score:.3f} on these sequences")
     flat = [{k: v for k, v in r.items() if k != "scores"} | r["scores"] for r in res.rows]
     return _finish(args, t0, res.status, flat)
 

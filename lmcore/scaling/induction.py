@@ -60,6 +60,11 @@ class InductionResult:
     seconds: float = 0.0
     run_id: str = ""
 
+    @property
+    def uniform_score(self) -> float:
+        """What evenly spread attention scores on the same held-out sequences."""
+        return float(self.rows[-1]["uniform_score"]) if self.rows else float("nan")
+
     def final_scores(self) -> dict[str, float]:
         return dict(self.rows[-1]["scores"]) if self.rows else {}
 
@@ -79,7 +84,7 @@ def evaluate(model: torch.nn.Module, test: Repeats) -> dict[str, Any]:
         rep, first = test.repeat_mask(), test.first_mask()
         scores = induction_scores(weights, test.seg_len)
     return {"repeat_loss": float(nll[rep].mean()), "first_loss": float(nll[first].mean()),
-            "scores": scores}
+            "scores": scores, "uniform_score": uniform_score(test.seg_len, x.shape[1])}
 
 
 def induction_targets(seg_len: torch.Tensor, T: int) -> torch.Tensor:
@@ -89,6 +94,14 @@ def induction_targets(seg_len: torch.Tensor, T: int) -> torch.Tensor:
     k = torch.arange(T)[None, None, :]
     L = seg_len[:, None, None]
     return (t >= L) & (k >= 1) & (k <= t) & ((t + 1 - k) % L == 0)
+
+
+def uniform_score(seg_len: torch.Tensor, T: int) -> float:
+    """The score of a head that spreads its attention evenly over keys 0..t: the chance level
+    a real induction head must stand out from (about 1/L, higher for short segments)."""
+    w = torch.tril(torch.ones(T, T))
+    w = (w / w.sum(-1, keepdim=True)).expand(len(seg_len), 1, T, T)
+    return induction_scores([w], seg_len)["L0H0"]
 
 
 def induction_scores(weights: list[torch.Tensor], seg_len: torch.Tensor) -> dict[str, float]:

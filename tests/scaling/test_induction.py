@@ -32,3 +32,6 @@ def test_scores_of_a_perfect_head_a_previous_token_head_and_uniform():
     assert abs(s["L0H0"] - 1.0) < 1e-6
     assert s["L0H1"] == 0.0  # t - 1 is never t + 1 - jL for L >= 3
     assert 0.05 < s["L0H2"] < 0.5
+    from lmcore.scaling.induction import uniform_score
+
+    assert abs(uniform_score(r.seg_len, T) - s["L0H2"]) < 1e-6
