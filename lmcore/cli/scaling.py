@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                          "budgets; the best size per budget", epilog=EPILOG)
     _common(iso)
     iso.add_argument("--shapes", default=None, metavar="LxD,...",
-                     help="model shapes (default: the five largest of `sizes`, 1x24..3x64)")
+                     help="model shapes (default: the six of `sizes`)")
     iso.add_argument("--budgets", default=None, metavar="C,...",
                      help="training FLOPs per budget, e.g. 1e11,2e11 (default: two budgets "
                           "at which the largest shape trains 25 and 50 steps)")
