@@ -12,20 +12,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lmcore.app.jobs import JobContext
 from lmcore.data.corpus import Corpus
 from lmcore.data.tokenizers import Tokenizer, train_tokenizer
 from lmcore.models.transformer import Transformer, TransformerConfig
-from lmcore.runs.store import RunStore
+from lmcore.runs.store import RunStore, models_root
 from lmcore.settings import get_settings
 from lmcore.train.data import TokenData
 from lmcore.train.dynamics import COMPARISONS, VariantResult, run_comparison
 from lmcore.train.estimate import count_parameters
 from lmcore.train.memory import RSSSampler, training_state_bytes
-from lmcore.train.record import Recorder, eval_values
+from lmcore.train.record import Recorder, eval_values, train_recorded
 from lmcore.train.trainer import (
     Eval,
     Event,
@@ -33,7 +32,6 @@ from lmcore.train.trainer import (
     TrainConfig,
     TrainResult,
     seeded,
-    train,
 )
 
 
@@ -113,26 +111,16 @@ def run_training(ctx: JobContext, *, corpus: Corpus, tokenizer_kind: str,
          "tokenizer": tok.kind},
         corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
         tokenizer=f"{tok.kind} ({tok.vocab_size})", session=session)
-    out = Path(get_settings().home).expanduser() / "models" / run_id
+    out = models_root() / run_id
     tcfg = dataclasses.replace(train_config, checkpoint_dir=str(out))
     ctx.set("run_id", run_id)
-    try:
-        with RSSSampler(interval=0.05) as sampler:
-            result = train(model, objective, data, tcfg,
-                           callback=Recorder(store, run_id, then=JobFeed(
-                               ctx, sampler, training_state_bytes(model, tcfg.optimizer) / 2**20)),
-                           stop=ctx.stop)
-    except Exception as exc:  # refused before the first step: the run did not happen
-        store.finish(run_id, "failed", {}, error=str(exc))
-        raise
+    with RSSSampler(interval=0.05) as sampler:
+        feed = JobFeed(ctx, sampler, training_state_bytes(model, tcfg.optimizer) / 2**20)
+        result = train_recorded(model, objective, data, tcfg,
+                                Recorder(store, run_id, then=feed), tokenizer=tok,
+                                corpus=corpus, out=out, stop=ctx.stop)
     if result.status == "failed":
         raise ValueError(f"training failed at step {result.steps + 1}: {result.error}")
-    from lmcore.models.checkpoint import save_model
-
-    save_model(out, model, tok, extra={"run_id": run_id, "corpus": corpus.name,
-                                       "corpus_fingerprint": corpus.fingerprint,
-                                       **result.summary()})
-    store.update(run_id, checkpoint=str(out))
     return TrainOutcome(tok, result, run_id, str(out), corpus.fingerprint)
 
 

@@ -138,9 +138,9 @@ class JsonLog:
         self.f.flush()
 
 
-def _resume_dir(args: argparse.Namespace, home: Path) -> Path:
+def _resume_dir(args: argparse.Namespace) -> Path:
     """Where `--resume` continues from: --out, else the newest run's folder with a state."""
-    from lmcore.runs.store import RunStore
+    from lmcore.runs.store import RunStore, models_root
     from lmcore.train.trainer import STATE_FILE
 
     if args.out:
@@ -149,7 +149,7 @@ def _resume_dir(args: argparse.Namespace, home: Path) -> Path:
                            "checkpointed there; train with --checkpoint-every N)")
         return Path(args.out)
     for run in RunStore().list():
-        for folder in (run.config.get("out"), run.checkpoint, home / "models" / run.id):
+        for folder in (run.config.get("out"), run.checkpoint, models_root() / run.id):
             if folder and (Path(folder) / STATE_FILE).exists():
                 return Path(folder)
     raise CLIError("--resume: no recorded run left a training state; give --out DIR of the "
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lmcore.models.transformer import Transformer, TransformerConfig
-    from lmcore.runs.store import RunStore
+    from lmcore.runs.store import RunStore, models_root
     from lmcore.settings import get_settings
     from lmcore.train import distributed
     from lmcore.train.data import TokenData
@@ -239,11 +239,10 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     settings.check("max_params", count_parameters(mcfg))  # before allocating the model
     model = seeded(lambda: Transformer(mcfg), args.seed)
-    home = Path(settings.home).expanduser()
 
     resume, start = None, 0
     if args.resume:  # refused here, before a run is recorded, when there is nothing to resume
-        resume = _resume_dir(args, home)
+        resume = _resume_dir(args)
         try:
             start = saved_step(resume, model, tcfg)
         except (FileNotFoundError, ValueError) as exc:
@@ -269,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = store.create(f"transformer {args.layers}x{args.width}", config,
                           corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
                           tokenizer=f"{tok.kind} ({tok.vocab_size})")
-    out = resume or (Path(args.out) if args.out else home / "models" / run_id)
+    out = resume or (Path(args.out) if args.out else models_root() / run_id)
     tcfg.checkpoint_dir = str(out)
 
     bar = tqdm(total=args.steps, initial=start, disable=args.quiet, unit="step",

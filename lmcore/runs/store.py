@@ -393,12 +393,17 @@ class RunStore:
         return buf.getvalue()
 
 
+def models_root() -> Path:
+    """`$LMCORE_HOME/models`: a trained run's model is saved in `models_root() / run_id`."""
+    return Path(get_settings().home).expanduser() / "models"
+
+
 def managed_model_dir(checkpoint: str | Path) -> Path | None:
     """`checkpoint` resolved, if it is a folder strictly inside `$LMCORE_HOME/models`, else None.
 
     Symlinks and `..` are resolved first, so a recorded path can never lead outside.
     """
-    root = (Path(get_settings().home).expanduser() / "models").resolve()
+    root = models_root().resolve()
     path = Path(checkpoint).expanduser()
     if path.is_symlink():
         return None
