@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import pkgutil
 import stat
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from lmcore.data.corpus import Corpus
@@ -61,6 +64,82 @@ def read_corpus_file(spec: str) -> Corpus:
     return load_text(data, name)
 
 
+def output_path(spec: str | None, flag: str = "-o", folder: bool = False,
+                parents: bool = False) -> Path | None:
+    """Check where a command will write, before it does any work; None when not asked.
+
+    A file must not be a folder, and the folder it goes in must exist (or, with `parents`,
+    be one the command may create); a folder output must not be a file, and is created with
+    its parents when written. So a command refused here has written nothing.
+    """
+    if spec is None:
+        return None
+    if not spec:
+        raise CLIError(f"{flag}: give a {'folder' if folder else 'file'} name (an empty one was "
+                       "given)")
+    path = Path(spec)
+    if not folder and path.is_dir():
+        raise CLIError(f"{flag} {spec} is a folder; give a file name")
+    if folder and path.exists() and not path.is_dir():
+        raise CLIError(f"{flag} {spec} is a file; give a folder")
+    parent = path if folder else path.parent
+    if not folder and not parents and not parent.is_dir():
+        raise CLIError(f"{flag} {spec}: the folder {parent} does not exist")
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CLIError(f"{flag} {spec}: {parent} is a file, so no folder can be made there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {spec}: cannot write in {parent} (permission denied)")
+    return path
+
+
+def whole(least: int | None = None, most: int | None = None) -> Callable[[str], int]:
+    """An argparse `type`: a whole number in [least, most], refused with a clear message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if least is not None and value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {value:,}")
+        return value
+
+    return parse
+
+
+def real(least: float | None = None, most: float | None = None, above: float | None = None,
+         below: float | None = None) -> Callable[[str], float]:
+    """An argparse `type`: a finite number (never nan or inf) within the given bounds."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        for bound, ok, word in ((least, lambda b: value >= b, "at least"),
+                                (most, lambda b: value <= b, "at most"),
+                                (above, lambda b: value > b, "above"),
+                                (below, lambda b: value < b, "below")):
+            if bound is not None and not ok(bound):
+                raise argparse.ArgumentTypeError(f"must be {word} {bound:g}, got {value:g}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage mistakes reported as one line (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"lmcore: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with `command`, of the module named after it only.
 
@@ -69,7 +148,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command with no module of its name (`decompress`, a typo) or `--help` loads them all.
     """
     names = sorted(m.name for m in pkgutil.iter_modules(__path__))
-    parser = argparse.ArgumentParser(prog="lmcore", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="lmcore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in [command] if command in names else names:
         importlib.import_module(f"{__name__}.{name}").register(sub)
@@ -80,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lmcore` console script."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage mistake (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmcore.cli import CLIError, read_input
+from lmcore.cli import CLIError, output_path, read_input
+from lmcore.data.atomic import write_bytes_atomic
 
 if TYPE_CHECKING:
     from lmcore.models.lm import LanguageModel
@@ -135,7 +136,9 @@ def _flag_hint(base: LanguageModel, digest: bytes, adaptive: bool) -> str:
 
 
 def _output(args: argparse.Namespace, default: Path) -> Path:
-    out = Path(args.output) if args.output else default
+    out = output_path(args.output) if args.output is not None else default
+    if out.is_dir():
+        raise CLIError(f"{out} is a folder; give a file name with -o")
     if out.resolve() == Path(args.file).resolve():
         raise CLIError(f"the output {out} would overwrite the input")
     if out.exists() and not args.force:
@@ -174,7 +177,7 @@ def run_compress(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    out.write_bytes(enc.data)
+    write_bytes_atomic(out, enc.data)
     ideal = enc.ideal_bits / enc.chars if enc.chars else 0.0
     print(f"{args.file}: {enc.chars:,} chars, {enc.bytes_in:,} bytes -> {out}: {enc.size:,} "
           f"bytes ({enc.bits_per_char:.4f} bits/char, {enc.bits_per_byte:.4f} bits/byte; "
@@ -212,7 +215,7 @@ def run_decompress(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    out.write_bytes(text.encode("utf-8"))
+    write_bytes_atomic(out, text.encode("utf-8"))
     print(f"{args.file} -> {out}: {len(text):,} chars in {time.perf_counter() - start:.1f} s "
           "(checksum verified)")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, real, whole
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,11 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--model", metavar="DIR", help="a folder from `lmcore train`")
     src.add_argument("--run", metavar="RUN_ID", help="the model saved by a recorded run")
     p.add_argument("--prompt", default="", help="text to continue (default: from the start)")
-    p.add_argument("-n", "--tokens", type=int, default=200, help="tokens to sample")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--tokens", type=whole(1), default=200, help="tokens to sample")
+    p.add_argument("--temperature", type=real(least=0), default=1.0, help="0 is greedy")
+    p.add_argument("--top-k", type=whole(1), default=None)
+    p.add_argument("--top-p", type=real(above=0, most=1), default=None)
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where the model runs (cuda needs a GPU)")
     p.add_argument("--probs", action="store_true",

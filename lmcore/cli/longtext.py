@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from lmcore.cli import CLIError, read_corpus_file
+from lmcore.cli import CLIError, read_corpus_file, real, whole
 from lmcore.data.corpus import Corpus
 
 _SCORE_COLUMNS = ("strategy", "attention", "window", "stride", "windows", "tokens_scored",
@@ -24,19 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def common(q: argparse.ArgumentParser, model: bool = True) -> None:
         q.add_argument("file", metavar="FILE", help="a text file in any common encoding, or - "
                        "for standard input")
-        q.add_argument("--chars", type=int, default=None,
+        q.add_argument("--chars", type=whole(1), default=None,
                        help="use only the first N characters of the text")
         if model:
             q.add_argument("--model", metavar="DIR", help="a Transformer checkpoint folder "
                            "(saved by `lmcore train`)")
-            q.add_argument("--ngram", type=int, metavar="ORDER", default=None,
+            q.add_argument("--ngram", type=whole(1, 6), metavar="ORDER", default=None,
                            help="instead of --model: fit a Kneser-Ney n-gram of this order on "
                                 "the text's training split (char tokens)")
 
     ch = sub.add_parser("chunk", help="split into chunks; print offsets and sizes")
     common(ch, model=False)
-    ch.add_argument("--size", type=int, default=512, help="chunk size (default 512)")
-    ch.add_argument("--overlap", type=int, default=64, help="overlap (default 64)")
+    ch.add_argument("--size", type=whole(1), default=512, help="chunk size (default 512)")
+    ch.add_argument("--overlap", type=whole(0), default=64, help="overlap (default 64)")
     ch.add_argument("--unit", choices=("tokens", "chars"), default="chars",
                     help="measure sizes in characters (default) or tokens of --tokenizer")
     ch.add_argument("--tokenizer", metavar="JSON", help="an lmcore tokenizer JSON file")
@@ -47,18 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(sc)
     sc.add_argument("--strategy", default="truncation,disjoint,sliding",
                     help="comma-separated: truncation, disjoint, sliding, full")
-    sc.add_argument("--window", type=int, default=None,
+    sc.add_argument("--window", type=whole(1), default=None,
                     help="window C in tokens (default: the model's context)")
-    sc.add_argument("--stride", type=int, default=None,
+    sc.add_argument("--stride", type=whole(1), default=None,
                     help="sliding-window stride S (default C/4)")
     sc.add_argument("--attention", choices=("tiled", "sdpa", "naive"), default="tiled")
     sc.set_defaults(func=_score)
 
     sm = sub.add_parser("summarize", help="map-reduce summary tree within a character budget")
     common(sm)
-    sm.add_argument("--budget", type=int, default=400, help="summary characters (default 400)")
-    sm.add_argument("--chunk-size", type=int, default=2000, help="characters per chunk")
-    sm.add_argument("--fan-in", type=int, default=4, help="summaries joined per level")
+    sm.add_argument("--budget", type=whole(1), default=400, help="summary characters (default 400)")
+    sm.add_argument("--chunk-size", type=whole(1), default=2000, help="characters per chunk")
+    sm.add_argument("--fan-in", type=whole(2), default=4, help="summaries joined per level")
     sm.add_argument("--llm-url", default=None, help="an OpenAI-compatible server (e.g. "
                     "http://127.0.0.1:11434) instead of the offline extractive summarizer")
     sm.add_argument("--llm-model", default=None, help="chat model name for --llm-url")
@@ -69,10 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     co = sub.add_parser("continue", help="generate after the last window of the text")
     common(co)
-    co.add_argument("-n", "--tokens", type=int, default=100, help="tokens to generate")
-    co.add_argument("--window", type=int, default=None, help="window (default: the model's)")
-    co.add_argument("--temperature", type=float, default=0.8)
-    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("-n", "--tokens", type=whole(1), default=100, help="tokens to generate")
+    co.add_argument("--window", type=whole(1), default=None, help="window (default: the model's)")
+    co.add_argument("--temperature", type=real(least=0), default=0.8)
+    co.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     co.set_defaults(func=_continue)
 
 

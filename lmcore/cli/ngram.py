@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmcore.cli import CLIError, read_input
+from lmcore.cli import CLIError, output_path, read_input, real, whole
 from lmcore.models.arpa import read_arpa, write_arpa
 from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, Evaluation, NGramConfig, NGramLM
 
@@ -36,18 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Fit an n-gram model on FILE. With --tokenizer whitespace "
                                    "the result equals KenLM's `lmplz -o N` on the same file.")
     t.add_argument("file", metavar="FILE", help="training text (UTF-8)")
-    t.add_argument("--order", type=int, default=3, help=f"n, from 1 to {MAX_ORDER} (default 3)")
+    t.add_argument("--order", type=whole(1, MAX_ORDER), default=3, help=f"n, from 1 to {MAX_ORDER} (default 3)")
     t.add_argument("--smoothing", default="kn", choices=SMOOTHINGS,
                    help="kn (KenLM's interpolated modified Kneser-Ney, default), mle, addk, "
                         "stupid")
-    t.add_argument("--k", type=float, default=1.0, help="add-k pseudo-count (default 1: Laplace)")
-    t.add_argument("--alpha", type=float, default=0.4, help="stupid backoff factor (default 0.4)")
+    t.add_argument("--k", type=real(above=0), default=1.0, help="add-k pseudo-count (default 1: Laplace)")
+    t.add_argument("--alpha", type=real(above=0, most=1), default=0.4, help="stupid backoff factor (default 0.4)")
     t.add_argument("--tokenizer", default="whitespace", choices=TOKENIZERS,
                    help="whitespace: one sentence per line, tokens split on spaces (KenLM); "
                         "word/char/bpe: a lmcore tokenizer trained on FILE")
     t.add_argument("--tokenizer-file", metavar="JSON", help="use this saved lmcore tokenizer "
                    "instead of training one")
-    t.add_argument("--vocab-size", type=int, default=None, help="tokenizer vocabulary size "
+    t.add_argument("--vocab-size", type=whole(1), default=None, help="tokenizer vocabulary size "
                    "(bpe, word; default per kind)")
     t.add_argument("-o", "--output", metavar="MODEL.arpa", help="where to write the ARPA model")
     t.add_argument("--eval", metavar="TEST", help="also score this held-out file")
@@ -113,24 +113,30 @@ def format_evaluation(ev: Evaluation, name: str, sentences: bool = True) -> str:
     ])
 
 
-def _evaluate(model: NGramLM, path: str) -> Evaluation:
+def _evaluate(model: NGramLM, text: str) -> Evaluation:
+    """Score `text` (read by `_read`, newlines normalised for a tokenizer model)."""
     if model.tokenizer is None:
-        lines, final_eos = _lines(_read(path))
+        lines, final_eos = _lines(text)
         return model.score_lines(lines, final_eos=final_eos)
-    return model.score_text(_read(path, normalise_newlines=True))
+    return model.score_text(text)
 
 
 def run_train(args: argparse.Namespace) -> int:
     config = NGramConfig(order=args.order, smoothing=args.smoothing, k=args.k, alpha=args.alpha)
     whitespace = args.tokenizer == "whitespace" and not args.tokenizer_file
+    out = output_path(args.output)  # everything is checked before anything is written
+    if out is not None and not whitespace:
+        output_path(str(tokenizer_path(out)))
     text = _read(args.file, normalise_newlines=not whitespace)
+    given_tok = _load_tokenizer(args.tokenizer_file) if args.tokenizer_file else None
+    eval_text = _read(args.eval, normalise_newlines=not whitespace) if args.eval else None
     start = time.perf_counter()
     if whitespace:
         lines, final_eos = _lines(text)
         model = NGramLM.from_sentences(lines, config, final_eos=final_eos)
     else:
-        if args.tokenizer_file:
-            tok = _load_tokenizer(args.tokenizer_file)
+        if given_tok is not None:
+            tok = given_tok
         else:
             from lmcore.data.tokenizers import train_tokenizer
 
@@ -142,15 +148,16 @@ def run_train(args: argparse.Namespace) -> int:
     for n, d in model.discounts.items():
         note = " (fallback: counts-of-counts too sparse)" if n in model.fallback_orders else ""
         print(f"discounts {n}-grams: D1={d[0]:.6f} D2={d[1]:.6f} D3+={d[2]:.6f}{note}")
-    if args.output:
-        write_arpa(model, args.output)
-        print(f"wrote {args.output}")
+    evaluation = _evaluate(model, eval_text) if eval_text is not None else None
+    if out is not None:
         if model.tokenizer is not None:
-            model.tokenizer.save(tokenizer_path(args.output))
-            print(f"wrote {tokenizer_path(args.output)}")
-    if args.eval:
-        print(format_evaluation(_evaluate(model, args.eval), args.eval,
-                                sentences=model.tokenizer is None))
+            model.tokenizer.save(tokenizer_path(out))
+        write_arpa(model, out)
+        print(f"wrote {out}")
+        if model.tokenizer is not None:
+            print(f"wrote {tokenizer_path(out)}")
+    if evaluation is not None:
+        print(format_evaluation(evaluation, args.eval, sentences=model.tokenizer is None))
     return 0
 
 
@@ -160,7 +167,8 @@ def run_eval(args: argparse.Namespace) -> int:
     tok_file = args.tokenizer_file or (str(tokenizer_path(args.model))
                                        if tokenizer_path(args.model).is_file() else None)
     tok = _load_tokenizer(tok_file) if tok_file else None
+    text = _read(args.file, normalise_newlines=tok is not None)
     model = read_arpa(args.model, tokenizer=tok)
-    print(format_evaluation(_evaluate(model, args.file), args.file,
+    print(format_evaluation(_evaluate(model, text), args.file,
                             sentences=tok is None))
     return 0

@@ -21,8 +21,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, output_path, real, whole
 from lmcore.cli.train import TOKENIZERS, read_corpus
+from lmcore.data.atomic import write_text_atomic
 from lmcore.data.tokenizers import train_tokenizer
 
 NAMES = ("causal", "prefix", "masked")
@@ -35,24 +36,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", default="builtin", metavar="FILE|builtin",
                    help="a text file, 'builtin' (Python's reference docs) or 'markov'")
     p.add_argument("--tokenizer", choices=TOKENIZERS, default="char")
-    p.add_argument("--vocab-size", type=int, default=None, help="for bpe (default 1000)")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=2)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--context", type=int, default=64)
+    p.add_argument("--vocab-size", type=whole(1), default=None, help="for bpe (default 1000)")
+    p.add_argument("--layers", type=whole(1), default=2)
+    p.add_argument("--heads", type=whole(1), default=2)
+    p.add_argument("--width", type=whole(1), default=64)
+    p.add_argument("--context", type=whole(1), default=64)
     p.add_argument("--attention", choices=("sdpa", "naive", "tiled"), default="sdpa")
-    p.add_argument("--steps", type=int, default=150, help="the same for all three")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--steps", type=whole(1), default=150, help="the same for all three")
+    p.add_argument("--batch-size", type=whole(1), default=16)
+    p.add_argument("--lr", type=real(above=0), default=3e-3)
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0,
                    help="initial weights, batches, prefix lengths and masking draws")
-    p.add_argument("--rate", type=float, default=0.15, help="masking rate of the masked LM")
+    p.add_argument("--rate", type=real(above=0, below=1), default=0.15, help="masking rate of the masked LM")
     p.add_argument("--nsp", action="store_true",
                    help="give the masked model BERT's next-sentence prediction head")
     p.add_argument("--encdec", action="store_true",
                    help="also train an encoder-decoder (BART/T5-style denoising; half the "
                         "layers encode, half decode) on the same budget")
-    p.add_argument("--eval-tokens", type=int, default=1024,
+    p.add_argument("--eval-tokens", type=whole(1), default=1024,
                    help="held-out tokens scored per model (default 1024)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
@@ -79,21 +80,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _check_output(path: str | None) -> None:
-    """Refuse an output path that cannot be written before any training starts."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise CLIError(f"{path} is a folder; give a file name")
-    if not p.parent.is_dir():
-        raise CLIError(f"{path}: the folder {p.parent} does not exist")
-
-
-def _write(path: str, text: str) -> None:
-    p = Path(path)
+def _write(path: str | Path, text: str) -> None:
+    """`text` to `path` atomically (checked beforehand with `output_path`)."""
     try:
-        p.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text, fsync=False)
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -112,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
     from lmcore.train.trainer import Step, TrainConfig
 
     MaskedLM(rate=args.rate)  # a bad rate is refused before anything runs
-    _check_output(args.csv)
-    _check_output(args.json)
+    csv_out = output_path(args.csv, "--csv")
+    json_out = output_path(args.json, "--json")
     if args.eval_tokens < 1:
         raise CLIError(f"--eval-tokens must be at least 1, got {args.eval_tokens}")
     if args.nsp and args.context < 5:
@@ -185,20 +175,20 @@ def run(args: argparse.Namespace) -> int:
           f"seed {args.seed}\n")
     print(markdown(rows))
     print(f"\n[pseudo]: {PLL_NOTE}")
-    if args.csv:
+    if csv_out is not None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        _write(args.csv, buf.getvalue())
-    if args.json:
+        _write(csv_out, buf.getvalue())
+    if json_out is not None:
         doc = {"corpus": corpus.name, "tokenizer": f"{tok.kind} ({tok.vocab_size})",
                "model": {k: v for k, v in mcfg.to_dict().items() if k != "mask"},
                "train": dataclasses.asdict(tcfg), "rate": args.rate,
                "nsp": args.nsp, "encdec": args.encdec,
                "metrics": [_json_row(r) for r in rows],
                "pseudo_note": PLL_NOTE}
-        _write(args.json, json.dumps(doc, indent=1, allow_nan=False))
+        _write(json_out, json.dumps(doc, indent=1, allow_nan=False))
     return 0
 
 

@@ -6,9 +6,9 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, output_path, whole
+from lmcore.data.atomic import write_text_atomic
 from lmcore.runs.store import RunStore, managed_model_dir
 
 _LIST_COLUMNS = ("id", "name", "status", "created", "corpus", "tokenizer", "steps",
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "stored in $LMCORE_HOME/runs.sqlite.")
     sub = p.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="one line per run, newest first")
-    ls.add_argument("-n", "--limit", type=int, default=None, help="show at most N runs")
+    ls.add_argument("-n", "--limit", type=whole(1), default=None, help="show at most N runs")
     ls.set_defaults(func=_list)
     show = sub.add_parser("show", help="a run's config, final numbers and last metrics")
     show.add_argument("run_id", help="run id (a unique prefix is enough)")
@@ -116,6 +116,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    out = output_path(args.output)
     store = RunStore()
     if args.all:
         text = store.export_runs_json() if args.format == "json" else store.export_runs_csv()
@@ -125,7 +126,7 @@ def _export(args: argparse.Namespace) -> int:
         run = _get(store, args.run_id)
         text = store.export_json(run.id) if args.format == "json" else store.export_csv(run.id)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_text_atomic(out, text, fsync=False)
         print(f"wrote {args.output}")
     else:
         print(text, end="" if text.endswith("\n") else "\n")

@@ -126,12 +126,13 @@ class _Progress:
 
 
 def _run(args: argparse.Namespace, make) -> int:
-    from lmcore.cli.objectives import _check_output, _write
+    from lmcore.cli import output_path
+    from lmcore.cli.objectives import _write
     from lmcore.cli.train import read_corpus
     from lmcore.scaling.laws import POINT_COLUMNS, fit_rows, laws, optima_rows
     from lmcore.scaling.tables import csv_text, markdown
 
-    _check_output(args.csv)
+    output_path(args.csv, "--csv")
     cfg = _config(args)
     corpus = read_corpus(args.corpus)
     progress = _Progress(args.quiet)

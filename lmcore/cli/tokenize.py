@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from lmcore.cli import CLIError, read_corpus_file
+from lmcore.cli import CLIError, output_path, read_corpus_file, whole
 from lmcore.data.tokenizers import KINDS, TokenizerStats, tokenizer_stats, train_tokenizer
 
 _COLUMNS = ("kind", "vocab", "tokens", "chars/token", "bytes/token", "unk share", "train s")
@@ -21,9 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", default="bpe", help=f"one of {', '.join(KINDS)} (default bpe)")
     p.add_argument("--compare", metavar="KINDS", help="comma-separated kinds to train and "
                    "compare, one stats row each (e.g. char,byte,bpe,wordpiece,unigram)")
-    p.add_argument("--vocab-size", type=int, default=None,
+    p.add_argument("--vocab-size", type=whole(1), default=None,
                    help="vocabulary size for bpe, wordpiece, unigram, word (default per kind)")
-    p.add_argument("--min-frequency", type=int, default=None,
+    p.add_argument("--min-frequency", type=whole(1), default=None,
                    help="drop units seen fewer times than this (default per kind)")
     p.add_argument("--whole", action="store_true",
                    help="train and measure on the whole text instead of train/test splits")
@@ -60,6 +59,11 @@ def format_table(stats: list[TokenizerStats]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     kinds = _kinds(args)
+    out = output_path(args.output, folder=len(kinds) > 1, parents=True)  # before any work
+    targets = [out / f"{kind}.json" for kind in kinds] if out is not None and len(kinds) > 1 \
+        else [out] * (out is not None)
+    for t in targets:
+        output_path(str(t), parents=True)
     corpus = read_corpus_file(args.file)
     split = corpus.split()
     if args.whole or not split.test:
@@ -68,17 +72,16 @@ def run(args: argparse.Namespace) -> int:
         train, test = split.train, split.test
         where = (f"trained on the first {len(train):,} characters, measured on the last "
                  f"{len(test):,}")
-    out = Path(args.output) if args.output else None
-    if out is not None:
-        (out if len(kinds) > 1 else out.parent).mkdir(parents=True, exist_ok=True)
-    stats = []
-    for kind in kinds:
+    stats, toks = [], []
+    for kind in kinds:  # all trained before any is saved: a refused kind leaves no files
         learned = kind in ("bpe", "wordpiece", "unigram", "word")
         vocab = args.vocab_size if learned or len(kinds) == 1 else None
         tok = train_tokenizer(kind, train, vocab_size=vocab, min_frequency=args.min_frequency)
         stats.append(tokenizer_stats(tok, test))
-        if out is not None:
-            path = out / f"{kind}.json" if len(kinds) > 1 else out
+        toks.append(tok)
+    if out is not None:
+        targets[0].parent.mkdir(parents=True, exist_ok=True)
+        for tok, path in zip(toks, targets, strict=True):
             tok.save(path)
     print(f"{corpus.name}: {corpus.chars:,} characters, {corpus.encoding}; {where}")
     print(format_table(stats))

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from lmcore.cli import CLIError, read_corpus_file
+from lmcore.cli import CLIError, output_path, read_corpus_file, real, whole
 from lmcore.data.builtin import builtin_corpora, pydoc_corpus
 from lmcore.data.corpus import Corpus
 from lmcore.data.tokenizers import train_tokenizer
@@ -39,26 +39,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a text file, 'builtin' (Python's reference docs) or 'markov' "
                         "(a synthetic source with known entropy)")
     p.add_argument("--tokenizer", choices=TOKENIZERS, default="char")
-    p.add_argument("--vocab-size", type=int, default=None, help="for bpe (default 1000)")
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--context", type=int, default=128)
+    p.add_argument("--vocab-size", type=whole(1), default=None, help="for bpe (default 1000)")
+    p.add_argument("--layers", type=whole(1), default=4)
+    p.add_argument("--heads", type=whole(1), default=4)
+    p.add_argument("--width", type=whole(1), default=128)
+    p.add_argument("--context", type=whole(1), default=128)
     p.add_argument("--activation", default="gelu",
                    help="relu, gelu, swiglu, tanh or sigmoid (default gelu)")
     p.add_argument("--attention", choices=("sdpa", "naive", "tiled"), default="sdpa")
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--dropout", type=real(least=0, below=1), default=0.0)
+    p.add_argument("--steps", type=whole(1), default=200)
+    p.add_argument("--batch-size", type=whole(1), default=16)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--warmup", type=int, default=10, help="warmup steps (then cosine decay)")
-    p.add_argument("--grad-clip", type=float, default=1.0, help="0 disables clipping")
-    p.add_argument("--eval-every", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=real(above=0), default=3e-3)
+    p.add_argument("--warmup", type=whole(0), default=10, help="warmup steps (then cosine decay)")
+    p.add_argument("--grad-clip", type=real(least=0), default=1.0, help="0 disables clipping")
+    p.add_argument("--eval-every", type=whole(0), default=50)
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="where to save the model (default $LMCORE_HOME/models/RUN_ID)")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+    p.add_argument("--checkpoint-every", type=whole(0), default=0, metavar="N",
                    help="save the training state every N steps (default 0: only at the end)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the last training state: the one in --out, or without "
@@ -209,8 +209,8 @@ def run(args: argparse.Namespace) -> int:
     from lmcore.train.record import Recorder, train_recorded
     from lmcore.train.trainer import Error, saved_step, seeded
 
-    if args.checkpoint_every < 0:
-        raise CLIError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    # Everything is checked before anything is written or recorded: a refused command
+    # leaves no run, no model folder and no log file behind.
     world = distributed.world_from_env()  # set by torchrun; None for a plain process
     ddp = world is not None and world.size > 1
     if ddp and args.batch_size % world.size:
@@ -221,6 +221,16 @@ def run(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise CLIError("--device cuda: this machine has no usable GPU (torch sees none)")
+    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer,
+                       lr=args.lr, warmup_steps=args.warmup, grad_clip=args.grad_clip or None,
+                       eval_every=args.eval_every, seed=args.seed,
+                       checkpoint_every=args.checkpoint_every,
+                       device=distributed.device_for(world, args.device) if ddp
+                       else args.device)
+    settings = get_settings()
+    settings.check("max_steps", tcfg.steps)
+    output_path(args.out, "--out", folder=True)
+    output_path(args.log_json, "--log-json")
     corpus = read_corpus(args.corpus)
     split = corpus.split()
     vocab = args.vocab_size or (1000 if args.tokenizer == "bpe" else None)
@@ -230,14 +240,8 @@ def run(args: argparse.Namespace) -> int:
                              n_layer=args.layers, n_head=args.heads, n_embd=args.width,
                              activation=args.activation, attention=args.attention,
                              dropout=args.dropout)
-    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer,
-                       lr=args.lr, warmup_steps=args.warmup, grad_clip=args.grad_clip or None,
-                       eval_every=args.eval_every, seed=args.seed,
-                       checkpoint_every=args.checkpoint_every,
-                       device=distributed.device_for(world, args.device) if ddp
-                       else args.device)
-    settings = get_settings()
     settings.check("max_params", count_parameters(mcfg))  # before allocating the model
+    data.check(args.context + 1)  # causal windows: context inputs and one more target
     model = seeded(lambda: Transformer(mcfg), args.seed)
 
     resume, start = None, 0

@@ -36,9 +36,12 @@ from pathlib import Path
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
+from lmcore.data.atomic import write_text_atomic
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]", "[MASK]", "[CLS]", "[SEP]")
 KINDS = ("char", "byte", "word", "bpe", "wordpiece", "unigram")
 DEFAULT_VOCAB = {"bpe": 1000, "wordpiece": 1000, "unigram": 1000, "word": 5000}
+MAX_VOCAB = 1_000_000  # far above any text here; 10**9 made the Rust trainer abort (exit 134)
 DEFAULT_MIN_FREQUENCY = {"char": 1, "byte": 1, "word": 1, "bpe": 2, "wordpiece": 2,
                          "unigram": 1}
 WORD_PATTERN = r"\w+|[^\w\s]|\n+|[^\S\n]+"
@@ -166,10 +169,7 @@ class Tokenizer:
 
     def save(self, path: str | Path) -> None:
         """Write the Hugging Face JSON to `path` (atomically: temp file, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, self.to_json(), fsync=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
@@ -309,6 +309,9 @@ def train_tokenizer(kind: str, text: str, vocab_size: int | None = None,
         raise ValueError(f"a byte tokenizer has exactly {N_SPECIAL + 256} tokens "
                          f"({N_SPECIAL} special + 256 bytes), not vocab_size={vocab_size}")
     least, why = MIN_VOCAB[kind]
+    if vocab_size is not None and vocab_size > MAX_VOCAB:  # tokenizers would abort the process
+        raise ValueError(f"vocab_size={vocab_size:,} is too large: at most {MAX_VOCAB:,} (the "
+                         "Rust trainer reserves memory for the whole vocabulary up front)")
     if vocab_size is not None and vocab_size < least:
         raise ValueError(f"vocab_size={vocab_size} is too small for a {kind} tokenizer: "
                          f"it needs at least {least} ({why})")

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from lmcore.data.atomic import write_atomic
 from lmcore.models.ngram import LN10, NGramConfig, NGramLM
 from lmcore.models.ngram_vocab import (
     BOS,
@@ -99,9 +100,13 @@ def listed_unigrams(model: NGramLM) -> np.ndarray:
 
 def write_arpa(model: NGramLM, dest: str | Path | TextIO, digits: int = 8) -> None:
     """Write `model` as an ARPA file (log10 values with `digits` significant digits)."""
-    if isinstance(dest, str | Path):
-        with open(dest, "w", encoding="utf-8", newline="\n") as f:
-            write_arpa(model, f, digits)
+    if isinstance(dest, str | Path):  # atomically: a failed or killed write leaves no half file
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                write_arpa(model, f, digits)
+
+        write_atomic(dest, write)
         return
     f = dest
     words = np.array(model.vocab.words, dtype=object)
@@ -138,10 +143,27 @@ def arpa_string(model: NGramLM, digits: int = 8) -> str:
     return buf.getvalue()
 
 
-def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
-    """Declared counts and, per order, the split lines of its section."""
+class _Lines:
+    """Where one section's rows lie in the file: its header line and the blank lines inside,
+    so row i's line number is found on an error without storing one number per row."""
+
+    def __init__(self, header: int):
+        self.header = header
+        self.blanks: list[int] = []
+
+    def of(self, row: int) -> int:
+        line = self.header + 1 + row
+        for b in self.blanks:  # in file order
+            if b <= line:
+                line += 1
+        return line
+
+
+def _parse(lines) -> tuple[list[int], list[list[list[str]]], list[_Lines]]:
+    """Declared counts, per order the split lines of its section, and where they lie."""
     declared: list[int] = []
     sections: list[list[list[str]]] = []
+    where: list[_Lines] = []
     state = "start"
     current: list[list[str]] = []
     for lineno, raw in enumerate(lines, start=1):
@@ -150,6 +172,8 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
             continue
         line = raw.strip()
         if not line:
+            if state == "grams":
+                where[-1].blanks.append(lineno)
             continue
         if state == "start":
             if line == "\\data\\":
@@ -165,6 +189,7 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
                 raise ValueError(f"ARPA line {lineno}: section \\{n}-grams: is out of order")
             current = []
             sections.append(current)
+            where.append(_Lines(lineno))
             state = "grams"
             continue
         if state == "data":
@@ -178,7 +203,7 @@ def _parse(lines) -> tuple[list[int], list[list[list[str]]]]:
         raise ValueError("not an ARPA file: no \\data\\ header")
     if state != "end":
         raise ValueError("truncated ARPA file: no \\end\\ marker")
-    return declared, sections
+    return declared, sections, where
 
 
 def read_arpa(src: str | Path | TextIO, tokenizer: Tokenizer | None = None) -> NGramLM:
@@ -187,7 +212,7 @@ def read_arpa(src: str | Path | TextIO, tokenizer: Tokenizer | None = None) -> N
         # newline="\n": only LF ends a line (a CR is a field separator, as in KenLM)
         with open(src, encoding="utf-8", newline="\n") as f:
             return read_arpa(f, tokenizer)
-    declared, sections = _parse(src)
+    declared, sections, where = _parse(src)
     N = len(sections)
     if N == 0 or N > 6:
         raise ValueError(f"an ARPA model needs 1 to 6 orders, this file has {N}")
@@ -208,8 +233,8 @@ def read_arpa(src: str | Path | TextIO, tokenizer: Tokenizer | None = None) -> N
         vocab = tokenizer_vocab(tokenizer)
     index = vocab.index
     V = vocab.size
-    parsed = [_section(n, rows, index, tokenizer is not None)
-              for n, rows in enumerate(sections, start=1)]
+    parsed = [_section(n, rows, index, tokenizer is not None, at)
+              for n, (rows, at) in enumerate(zip(sections, where, strict=True), start=1)]
     listed = np.zeros(V, dtype=bool)
     listed[parsed[0][0][:, 0]] = True
     # an id the file does not list: <unk>'s probability (a tokenizer's unused specials: 0)
@@ -268,25 +293,54 @@ def _build(parsed: list[tuple[np.ndarray, np.ndarray, np.ndarray]], V: int, bos_
     return keys, lps, bos
 
 
-def _section(n: int, rows: list[list[str]], index: dict[str, int],
-             with_tokenizer: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(K, n) word ids, natural-log probabilities and backoffs of one order's lines."""
+def _section(n: int, rows: list[list[str]], index: dict[str, int], with_tokenizer: bool,
+             at: _Lines) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, n) word ids, natural-log probabilities and backoffs of one order's lines.
+
+    A log10 probability must be a number <= 0 (-inf, or -99 and below, is probability 0), a
+    backoff weight a number below +inf: a positive log10 probability once gave a perplexity
+    of 0.53 and -0.92 bits per character, and NaN or +inf slipped through too. Each refusal
+    names the line.
+    """
     if any(len(r) not in (n + 1, n + 2) for r in rows):
-        bad = next(r for r in rows if len(r) not in (n + 1, n + 2))
-        raise ValueError(f"bad {n}-gram line in ARPA file: {' '.join(bad)!r}")
+        i = next(i for i, r in enumerate(rows) if len(r) not in (n + 1, n + 2))
+        raise ValueError(f"ARPA line {at.of(i)}: a {n}-gram line needs a log10 probability, "
+                         f"{n} word{'s' if n > 1 else ''} and an optional backoff, got "
+                         f"{' '.join(rows[i])!r}")
+    try:
+        lp10 = np.array([float(r[0]) for r in rows], dtype=np.float64)
+        bo10 = np.array([float(r[n + 1]) if len(r) == n + 2 else 0.0 for r in rows])
+    except ValueError:
+        i = next(i for i, r in enumerate(rows) if not _is_number(r[0])
+                 or (len(r) == n + 2 and not _is_number(r[n + 1])))
+        raise ValueError(f"ARPA line {at.of(i)}: bad number in {' '.join(rows[i])!r}") from None
+    bad = ~(lp10 <= 0) | ~(bo10 < np.inf)  # NaN fails both comparisons
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = ("log10 probability" if not lp10[i] <= 0 else "backoff weight")
+        value = lp10[i] if not lp10[i] <= 0 else bo10[i]
+        why = "must be a number <= 0 (a probability of at most 1)" if what[0] == "l" \
+            else "must be a finite number"
+        raise ValueError(f"ARPA line {at.of(i)}: {what} {value} {why}, in "
+                         f"{' '.join(rows[i])!r}")
     try:
         W = np.fromiter((index[w] for r in rows for w in r[1:n + 1]), dtype=np.int64,
                         count=len(rows) * n).reshape(len(rows), n)
-        lp10 = np.array([float(r[0]) for r in rows], dtype=np.float64)
-        bo10 = np.array([float(r[n + 1]) if len(r) == n + 2 else 0.0 for r in rows])
     except KeyError as exc:
-        raise ValueError(f"ARPA word {exc.args[0]!r} is not in the vocabulary"
+        i = next(i for i, r in enumerate(rows) if any(w not in index for w in r[1:n + 1]))
+        raise ValueError(f"ARPA line {at.of(i)}: word {exc.args[0]!r} is not in the vocabulary"
                          + (" of the tokenizer" if with_tokenizer else "")) from None
-    except ValueError as exc:
-        raise ValueError(f"bad number in the ARPA {n}-grams: {exc}") from None
     lp = np.where(lp10 <= ZERO_LOG10, -np.inf, lp10 * LN10)
     bo = np.where(bo10 <= ZERO_LOG10, -np.inf, bo10 * LN10)
     return W, lp, bo
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _add_missing_prefixes(parsed: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:

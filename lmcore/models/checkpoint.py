@@ -12,9 +12,6 @@ so a kill mid-save never leaves a half-written file. Loading never uses pickle/t
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 
+from lmcore.data.atomic import remove_stale_temps, write_atomic, write_text_atomic
 from lmcore.models.lm import TextTokenizer
 from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
 
@@ -48,25 +46,8 @@ class Loaded(NamedTuple):
         return TransformerLM(self.model, self.tokenizer, **kwargs)
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Run `write(tmp)` on a temp file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_text(path: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    _atomic(path, write)
+    write_text_atomic(path, text)
 
 
 def save_model(path: str | Path, model: Transformer | TransformerLM,
@@ -81,7 +62,9 @@ def save_model(path: str | Path, model: Transformer | TransformerLM,
     path.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict()}
     extra_text = json.dumps(extra, indent=1, ensure_ascii=False) if extra is not None else None
-    _atomic(path / WEIGHTS, lambda tmp: st_save_model(model, tmp, metadata={"format": FORMAT}))
+    remove_stale_temps(path)  # what a save killed half-way left behind
+    write_atomic(path / WEIGHTS, lambda tmp: st_save_model(model, tmp,
+                                                           metadata={"format": FORMAT}))
     if tokenizer is not None:
         _write_text(path / TOKENIZER, tokenizer.to_json())
     if extra_text is not None:

@@ -68,6 +68,10 @@ CREATE INDEX IF NOT EXISTS runs_session ON runs(session, created);
 """
 
 
+class RunStoreError(ValueError):
+    """The run store cannot be opened where it is asked for; the message says what to change."""
+
+
 @dataclass
 class Run:
     """One recorded run (what `RunStore.get` and `RunStore.list` return)."""
@@ -133,7 +137,16 @@ class RunStore:
         if path is None:
             path = Path(get_settings().home).expanduser() / "runs.sqlite"
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+            raise RunStoreError(
+                f"cannot keep the run store in {self.path.parent}: "
+                f"{'permission denied' if isinstance(exc, PermissionError) else 'a file is in the way'}"
+                " (set LMCORE_HOME to a folder you can write)") from None
+        if self.path.is_dir():
+            raise RunStoreError(f"{self.path} is a folder, not a run database (set LMCORE_HOME "
+                                "to another folder)")
         self.stale_s = stale_s
         self._create_schema()
 

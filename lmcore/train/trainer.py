@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from lmcore.data.atomic import remove_stale_temps, write_atomic, write_text_atomic
 from lmcore.models.eval_mode import eval_mode
 from lmcore.settings import get_settings
 from lmcore.train import distributed
@@ -89,6 +89,23 @@ class TrainConfig:
             raise ValueError(f"learning rate must be a positive number, got {self.lr}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        for name in ("eval_every", "checkpoint_every", "memory_every"):  # 0: off
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns it off), got "
+                                 f"{getattr(self, name)}")
+        if self.eval_tokens < 1 or (self.context is not None and self.context < 1):
+            raise ValueError(f"eval_tokens and context must be at least 1, got "
+                             f"{self.eval_tokens} and {self.context}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip)
+                                               and self.grad_clip >= 0):
+            raise ValueError(f"grad_clip must be a number >= 0 (0 or None: no clipping), got "
+                             f"{self.grad_clip}")
+        for name in ("weight_decay", "eps", "momentum", "beta1", "beta2"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.min_lr is not None and not (math.isfinite(self.min_lr) and self.min_lr >= 0):
+            raise ValueError(f"min_lr must be a finite number >= 0, got {self.min_lr}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of 1-based `step`: linear warmup, then cosine down to `min_lr`."""
@@ -288,20 +305,28 @@ def save_state(path: str | Path, step: int, model: torch.nn.Module,
     tensors["rng.torch"] = torch.get_rng_state().clone()
     meta = {"step": step, "config": asdict(config), "param_groups": sd["param_groups"],
             "opt_scalars": scalars, "optimizer": config.optimizer}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"lmcore": json.dumps(meta)})
-        os.replace(tmp, path / STATE_FILE)  # atomic: a kill never leaves half a checkpoint
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    remove_stale_temps(path)  # what a save killed half-way left behind
+    # atomic: a kill never leaves half a checkpoint
+    write_atomic(path / STATE_FILE,
+                 lambda tmp: save_file(tensors, tmp, metadata={"lmcore": json.dumps(meta)}))
     readable = {k: meta[k] for k in ("step", "optimizer", "config")}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path)
-    with os.fdopen(fd, "w") as f:
-        json.dump(readable, f, indent=1)
-    os.replace(tmp, path / "train_state.json")
+    write_text_atomic(path / "train_state.json", json.dumps(readable, indent=1), fsync=False)
     return path / STATE_FILE
+
+
+@contextmanager
+def _reading_state(file: Path) -> Iterator[Any]:
+    """`safe_open(file)`, with a damaged or foreign file turned into a ValueError that says so
+    (safetensors raises its own error type, json and the metadata lookups theirs)."""
+    if not file.exists():
+        raise FileNotFoundError(f"no training checkpoint at {file}")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            yield f
+    except (SafetensorError, json.JSONDecodeError, KeyError, TypeError, OSError) as exc:
+        raise ValueError(f"the training state {file} is damaged or not lmcore's "
+                         f"({type(exc).__name__}: {exc}); train afresh without --resume, or "
+                         "resume from an intact copy") from None
 
 
 def load_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -310,9 +335,8 @@ def load_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.
     file = Path(path)
     if file.is_dir():
         file = file / STATE_FILE
-    if not file.exists():
-        raise FileNotFoundError(f"no training checkpoint at {file}")
-    with safe_open(str(file), framework="pt") as f:
+    remove_stale_temps(file.parent)  # what a save killed half-way left behind
+    with _reading_state(file) as f:
         meta = json.loads(f.metadata()["lmcore"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if meta["optimizer"] != _optimizer_name(optimizer, meta["optimizer"]):
@@ -349,12 +373,13 @@ def saved_step(path: str | Path, model: torch.nn.Module, config: TrainConfig) ->
     file = Path(path)
     if file.is_dir() or not file.suffix:
         file = file / STATE_FILE
-    if not file.exists():
-        raise FileNotFoundError(f"no training checkpoint at {file}")
-    with safe_open(str(file), framework="pt") as f:
+    remove_stale_temps(file.parent)  # what a save killed half-way left behind
+    with _reading_state(file) as f:
         meta = json.loads(f.metadata()["lmcore"])
         shapes = {k[6:]: tuple(f.get_slice(k).get_shape()) for k in f.keys()
                   if k.startswith("model.")}
+        for key in ("step", "optimizer", "param_groups", "opt_scalars"):
+            meta[key]  # noqa: B018 (a KeyError here means a damaged state)
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if shapes != want:
         differ = sorted(k for k in set(shapes) | set(want) if shapes.get(k) != want.get(k))

@@ -62,9 +62,9 @@ def test_mle_reports_inf_with_zero_probability_count(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--order", "0"], "order must be from 1 to 6"),
-    (["--order", "7"], "order must be from 1 to 6"),
-    (["--smoothing", "addk", "--k", "0"], "k > 0"),
+    (["--order", "0"], "--order: must be at least 1, got 0"),
+    (["--order", "7"], "--order: must be at most 6, got 7"),
+    (["--smoothing", "addk", "--k", "0"], "--k: must be above 0, got 0"),
     (["--order", "6"], "too small for order 6"),
 ])
 def test_bad_settings_exit_2_with_a_message(tmp_path, capsys, args, message):

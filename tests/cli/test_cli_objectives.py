@@ -79,8 +79,8 @@ def test_same_seed_same_table(capsys, text_file):
 @pytest.mark.parametrize("args,needle", [
     (["--corpus", "/nonexistent.txt"], "no such file"),
     (["--heads", "3"], "multiple of n_head"),
-    (["--rate", "0"], "masking rate"),
-    (["--steps", "0"], "steps must be at least 1"),
+    (["--rate", "0"], "--rate: must be above 0, got 0"),
+    (["--steps", "0"], "--steps: must be at least 1, got 0"),
     (["--context", "900"], "smaller context"),
     (["--csv", "/"], "is a folder"),
     (["--json", "/no/such/folder/x.json"], "does not exist"),

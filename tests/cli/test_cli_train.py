@@ -97,7 +97,7 @@ def test_resume_continues_from_saved_state(capsys, text_file, tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["--corpus", "/nonexistent.txt"], "no such file"),
     (["--corpus", "builtin", "--heads", "3"], "multiple of n_head"),
-    (["--corpus", "builtin", "--steps", "0"], "steps must be at least 1"),
+    (["--corpus", "builtin", "--steps", "0"], "--steps: must be at least 1, got 0"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, args, needle):
     code = main(["train", *args, "--quiet"])
@@ -110,13 +110,12 @@ def test_generate_without_model_folder_is_a_clear_error(capsys, tmp_path):
     assert "no checkpoint folder" in capsys.readouterr().err
 
 
-def test_limit_stops_before_training_and_the_run_is_not_left_running(capsys, text_file,
-                                                                      monkeypatch):
+def test_limit_stops_before_training_and_records_nothing(capsys, text_file, monkeypatch):
+    """A refused command writes nothing: no 'failed' run in the store (issue 13)."""
     monkeypatch.setenv("LMCORE_MAX_STEPS", "3")
     code, _, err = _train(capsys, "--corpus", str(text_file), "--steps", "5")
     assert code == 2 and "max_steps" in err and "LMCORE_MAX_STEPS" in err
-    runs = RunStore().list()
-    assert [r.status for r in runs] == ["failed"] and "max_steps" in runs[0].error
+    assert RunStore().list() == []
 
 
 # --- kill and resume, Ctrl-C ------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -241,3 +242,32 @@ def test_whitespace_model_over_a_larger_vocab_writes_only_seen_words():
     b = back.score_lines(lines)
     assert (a.oov, b.oov) == (2, 2)
     np.testing.assert_allclose(b.sentence_log10, a.sentence_log10, rtol=0, atol=1e-12)
+
+
+_GOOD = ("\\data\\\nngram 1=3\nngram 2=2\n\n\\1-grams:\n-99\t<s>\t-0.3\n-0.5\t</s>\n"
+         "-0.4\ta\t-0.2\n\n\\2-grams:\n-0.1\t<s> a\n\n-0.2\ta </s>\n\\end\\\n")
+
+
+@pytest.mark.parametrize("old, new, line, match", [
+    ("-0.5\t</s>", "0.5\t</s>", 7, "log10 probability 0.5 must be a number <= 0"),
+    ("-0.5\t</s>", "nan\t</s>", 7, "log10 probability nan"),
+    ("-0.5\t</s>", "inf\t</s>", 7, "log10 probability inf"),
+    ("-0.4\ta\t-0.2", "-0.4\ta\tnan", 8, "backoff weight nan must be a finite number"),
+    ("-0.4\ta\t-0.2", "-0.4\ta\tinf", 8, "backoff weight inf"),
+    ("-0.2\ta </s>", "0.01\ta </s>", 13, "log10 probability 0.01"),  # after a blank line
+    ("-0.2\ta </s>", "-0.2\ta", 13, "needs a log10 probability, 2 words"),
+    ("-0.1\t<s> a", "-0.1\t<s> b", 11, "'b' is not in the vocabulary"),
+])
+def test_malformed_numbers_are_refused_with_the_line(old, new, line, match):
+    """Positive log10 probabilities gave perplexity 0.53 and -0.92 bits/char; NaN and inf
+    were accepted too (issue 13)."""
+    assert read_arpa(io.StringIO(_GOOD)).order == 2  # the file is good before the change
+    bad = _GOOD.replace(old, new)
+    with pytest.raises(ValueError, match=f"^ARPA line {line}: .*{re.escape(match)}"):
+        read_arpa(io.StringIO(bad))
+
+
+def test_zero_probabilities_stay_allowed():
+    """-inf and -99 (KenLM's <s>) are probability 0, and 0 is probability 1: not refused."""
+    text = _GOOD.replace("-0.5\t</s>", "-inf\t</s>").replace("-0.1\t<s> a", "0\t<s> a")
+    assert read_arpa(io.StringIO(text)).order == 2
