@@ -19,13 +19,32 @@ from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from lmcore.data.corpus import Corpus
+    from lmcore.data.tokenizers import Tokenizer
 
 
 class CLIError(Exception):
     """A problem the user can fix; printed as one line, exit code 2, no traceback."""
 
 
-def read_input(spec: str, what: str = "FILE") -> tuple[bytes, str]:
+TOKENIZER_BYTES = 256 << 20  # a tokenizer JSON of a 1,000,000-token vocabulary is ~60 MB
+
+
+def read_tokenizer(spec: str) -> Tokenizer:
+    """The lmcore tokenizer saved as JSON at `spec`, read with a bound like every input."""
+    from lmcore.data.tokenizers import Tokenizer
+
+    data, _ = read_input(spec, "tokenizer", limit=TOKENIZER_BYTES)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CLIError(f"{spec} is not a tokenizer JSON file (not UTF-8 text)") from None
+    try:
+        return Tokenizer.from_json(text)
+    except ValueError as exc:
+        raise CLIError(f"{spec}: {exc}") from None
+
+
+def read_input(spec: str, what: str = "FILE", limit: int | None = None) -> tuple[bytes, str]:
     """The bytes of file `spec` ('-' is standard input) and the name to show for it.
 
     Every command reads its input files through here: the read stops just past the input
@@ -36,16 +55,16 @@ def read_input(spec: str, what: str = "FILE") -> tuple[bytes, str]:
     from lmcore.data.corpus import check_upload_size, read_limited
 
     if spec == "-":
-        return read_limited(sys.stdin.buffer, "standard input"), "standard input"
+        return read_limited(sys.stdin.buffer, "standard input", limit=limit), "standard input"
     if not spec:
         raise CLIError(f"{what}: give a file name (an empty one was given)")
     name = os.path.basename(spec.rstrip("/")) or spec
     try:
         with open(spec, "rb") as f:
             st = os.fstat(f.fileno())
-            if stat.S_ISREG(st.st_mode):  # a plain file's size is known: refuse it unread
+            if stat.S_ISREG(st.st_mode) and limit is None:  # a plain file's size is known
                 check_upload_size(st.st_size, spec)
-            return read_limited(f, spec), name
+            return read_limited(f, spec, limit=limit), name
     except FileNotFoundError:
         raise CLIError(f"{spec}: no such file") from None
     except IsADirectoryError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, real, whole
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,29 +23,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--channel", choices=("bsc", "bec"), default="bsc")
     c.add_argument("--p", default="0.01,0.05,0.11,0.2,0.3,0.5",
                    help="comma-separated error rates in [0, 0.5]")
-    c.add_argument("--bits", type=int, default=100_000, help="bits sent per error rate")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--bits", type=whole(1), default=100_000, help="bits sent per error rate")
+    c.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     c.set_defaults(func=run_capacity)
 
     k = sub.add_parser("codes", help="residual BER of codes on a text's bits, against rate")
     k.add_argument("--corpus", default="builtin", metavar="FILE|builtin")
     k.add_argument("--channel", choices=("bsc", "bec"), default="bsc")
-    k.add_argument("--p", type=float, default=0.05, help="error rate (default 0.05)")
-    k.add_argument("--chars", type=int, default=2000, help="characters of the text to send")
+    k.add_argument("--p", type=real(least=0, most=1), default=0.05, help="error rate (default 0.05)")
+    k.add_argument("--chars", type=whole(1), default=2000, help="characters of the text to send")
     k.add_argument("--codes", default=None,
                    help="comma-separated: uncoded, repN, hamming74, randNxK (default: the "
                         "sweep of repetition, Hamming and random linear codes at n=8,16,24)")
-    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     k.set_defaults(func=run_codes)
 
     d = sub.add_parser("decode", help="CER before/after noisy-channel decoding, n = 1..5")
     d.add_argument("--corpus", default="builtin", metavar="FILE|builtin")
-    d.add_argument("--error-rate", type=float, default=0.05,
+    d.add_argument("--error-rate", type=real(above=0, below=1), default=0.05,
                    help="probability that a character is substituted (default 0.05)")
     d.add_argument("--orders", default="1,2,3,4,5", help="n-gram orders of the prior")
-    d.add_argument("--chars", type=int, default=1000, help="held-out characters to corrupt")
-    d.add_argument("--beam", type=int, default=8, help="Viterbi states kept per position")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--chars", type=whole(1), default=1000, help="held-out characters to corrupt")
+    d.add_argument("--beam", type=whole(1), default=8, help="Viterbi states kept per position")
+    d.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     d.set_defaults(func=run_decode)
 
 

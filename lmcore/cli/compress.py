@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmcore.cli import CLIError, output_path, read_input
+from lmcore.cli import CLIError, output_path, read_input, read_tokenizer
 from lmcore.data.atomic import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _ngram(arpa: Path, folder: Path | None) -> LanguageModel:
     from lmcore.cli.ngram import tokenizer_path
-    from lmcore.data.tokenizers import Tokenizer
     from lmcore.models.arpa import read_arpa
 
     candidates = [tokenizer_path(arpa)] + ([folder / "tokenizer.json"] if folder else [])
@@ -61,7 +60,7 @@ def _ngram(arpa: Path, folder: Path | None) -> LanguageModel:
         raise CLIError(f"{arpa} has no tokenizer beside it ({candidates[0].name}); compression "
                        "needs a model trained with `lmcore ngram train --tokenizer char` (or "
                        "`--tokenizer bpe`), which saves its tokenizer beside the model")
-    return read_arpa(arpa, tokenizer=Tokenizer.load(tok_file))
+    return read_arpa(arpa, tokenizer=read_tokenizer(str(tok_file)))
 
 
 def load_language_model(path: str) -> LanguageModel:

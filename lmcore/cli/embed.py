@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, whole
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,13 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="word units, or characters (auto: characters for Chinese)")
     p.add_argument("--words", default=None, help="comma-separated query words "
                    "(default: a few frequent ones)")
-    p.add_argument("--k", type=int, default=8, help="neighbours per word")
+    p.add_argument("--k", type=whole(1), default=8, help="neighbours per word")
     p.add_argument("--analogy", metavar="A,B,C", help="also solve A - B + C")
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--window", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--chars", type=int, default=200_000, help="training characters")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dim", type=whole(1), default=64)
+    p.add_argument("--window", type=whole(1), default=4)
+    p.add_argument("--epochs", type=whole(1), default=3)
+    p.add_argument("--chars", type=whole(1), default=200_000, help="training characters")
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--model", metavar="DIR", help="a lmcore Transformer checkpoint folder")
     p.add_argument("--contextual", metavar="WORD",
                    help="with --model: cosines of WORD's hidden vectors across the text")

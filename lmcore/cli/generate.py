@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise CLIError(f"--top-p must lie in (0, 1], got {args.top_p}")
     folder = args.model
-    if args.run:
+    if args.run is not None:
         from lmcore.runs.store import RunStore
 
         try:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from lmcore.cli import CLIError, read_corpus_file, real, whole
+from lmcore.cli import CLIError, read_corpus_file, read_tokenizer, real, whole
 from lmcore.data.corpus import Corpus
 
 _SCORE_COLUMNS = ("strategy", "attention", "window", "stride", "windows", "tokens_scored",
@@ -111,9 +111,7 @@ def _chunk(args: argparse.Namespace) -> int:
     _, text = _text(args)
     tok = None
     if args.tokenizer:
-        from lmcore.data.tokenizers import Tokenizer
-
-        tok = Tokenizer.load(args.tokenizer)
+        tok = read_tokenizer(args.tokenizer)
     elif args.unit == "tokens":
         raise CLIError("--unit tokens needs --tokenizer JSON (or use --unit chars)")
     chunks = split_text(text, args.size, args.overlap, tokenizer=tok, unit=args.unit)
@@ -164,6 +162,7 @@ def _summarize(args: argparse.Namespace) -> int:
     from lmcore.longtext.summarize import ChatSummarizer, ExtractiveSummarizer, summarize_tree
 
     corpus, text = _text(args)
+    ref = read_corpus_file(args.reference).text if args.reference is not None else None
     if args.llm_url:
         if not args.llm_model:
             raise CLIError("--llm-url needs --llm-model (the chat model's name)")
@@ -179,10 +178,9 @@ def _summarize(args: argparse.Namespace) -> int:
         print(root.text)
     print(f"\n({len(root.text)} characters; tree depth {root.level}; {summarizer.method})",
           file=sys.stderr)
-    if args.reference:
+    if ref is not None:
         from lmcore.longtext.rouge import rouge
 
-        ref = read_corpus_file(args.reference).text
         print("\n| metric | precision | recall | f1 |\n|---|---:|---:|---:|")
         for name, s in rouge(ref, root.text).items():
             print(f"| {name} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} |")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmcore.cli import CLIError, output_path, read_input, real, whole
+from lmcore.cli import CLIError, output_path, read_input, read_tokenizer, real, whole
 from lmcore.models.arpa import read_arpa, write_arpa
 from lmcore.models.ngram import MAX_ORDER, SMOOTHINGS, Evaluation, NGramConfig, NGramLM
 
@@ -72,6 +72,8 @@ def _read(path: str, normalise_newlines: bool = False) -> str:
     except UnicodeDecodeError as exc:
         raise CLIError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                        "convert it first, e.g. with `lmcore corpus`") from None
+    if not text:
+        raise CLIError(f"{path} is empty: give a file with some text in it")
     if normalise_newlines:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
@@ -92,11 +94,7 @@ def tokenizer_path(model_path: str | Path) -> Path:
 
 
 def _load_tokenizer(path: str) -> Tokenizer:
-    from lmcore.data.tokenizers import Tokenizer
-
-    if not Path(path).is_file():
-        raise CLIError(f"{path}: no such tokenizer file")
-    return Tokenizer.load(path)
+    return read_tokenizer(path)
 
 
 def format_evaluation(ev: Evaluation, name: str, sentences: bool = True) -> str:

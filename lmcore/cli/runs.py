@@ -120,7 +120,7 @@ def _export(args: argparse.Namespace) -> int:
     store = RunStore()
     if args.all:
         text = store.export_runs_json() if args.format == "json" else store.export_runs_csv()
-    elif not args.run_id:
+    elif args.run_id is None:
         raise CLIError("give a run id, or --all for the run list")
     else:
         run = _get(store, args.run_id)

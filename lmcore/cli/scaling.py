@@ -12,7 +12,7 @@ import argparse
 import threading
 import time
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, real, whole
 
 EPILOG = "Tables are Markdown on stdout; --csv FILE also writes the points as CSV."
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "shapes from 1x16 to 3x64, 45x in non-embedding parameters)")
     sizes.add_argument("--larger", action="store_true",
                        help="add 4x96 and 6x128 to the default ladder (slower)")
-    sizes.add_argument("--steps", type=int, default=300, help="steps per model (default 300)")
+    sizes.add_argument("--steps", type=whole(1), default=300, help="steps per model (default 300)")
     sizes.set_defaults(func=run_sizes)
     budgets = sub.add_parser("budgets", help="one model size at several token budgets",
                              epilog=EPILOG)
@@ -52,13 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", default="builtin", metavar="FILE|builtin",
                    help="a text file, 'builtin' (Python's reference docs) or 'markov'")
-    p.add_argument("--context", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-tokens", type=int, default=8192,
+    p.add_argument("--context", type=whole(1), default=64)
+    p.add_argument("--batch-size", type=whole(1), default=32)
+    p.add_argument("--lr", type=real(above=0), default=5e-3)
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
+    p.add_argument("--eval-tokens", type=whole(1), default=8192,
                    help="held-out tokens scored per model")
-    p.add_argument("--bootstrap", type=int, default=200, help="resamples for the intervals")
+    p.add_argument("--bootstrap", type=whole(1), default=200, help="resamples for the intervals")
     p.add_argument("--csv", metavar="FILE", help="also write the points as CSV")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 

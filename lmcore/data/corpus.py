@@ -210,13 +210,14 @@ def input_byte_limit() -> tuple[int, str]:
     return s.upload_bytes, "upload_mb"
 
 
-def read_limited(stream: BinaryIO, name: str, chunk: int = 1 << 20) -> bytes:
-    """The bytes of `stream`, reading at most one byte past the input limit.
+def read_limited(stream: BinaryIO, name: str, chunk: int = 1 << 20,
+                 limit: int | None = None) -> bytes:
+    """The bytes of `stream`, reading at most one byte past the input limit (or `limit`).
 
     An endless or huge source (/dev/zero, a pipe, a 10 GB file) is refused with a
     CorpusLimitError after reading just past the limit, never read whole.
     """
-    limit, which = input_byte_limit()
+    limit, which = input_byte_limit() if limit is None else (limit, "given")
     parts, n = [], 0
     while n <= limit:
         part = stream.read(min(chunk, limit + 1 - n))
@@ -225,6 +226,9 @@ def read_limited(stream: BinaryIO, name: str, chunk: int = 1 << 20) -> bytes:
         parts.append(part)
         n += len(part)
     s = get_settings()
+    if which == "given":
+        raise CorpusLimitError(f"{name} is over {limit / 2**20:,.0f} MB, more than such a file "
+                               "can hold; is it the right file?")
     if which == "max_chars":
         raise CorpusLimitError(
             f"{name} holds more than {limit:,} bytes, so more than {s.max_chars:,} characters, "

@@ -276,3 +276,10 @@ def test_bad_json_and_bad_ids_are_value_errors(toks):
     spec["model"]["vocab"] = {k: v + 1 for k, v in spec["model"]["vocab"].items()}
     with pytest.raises(ValueError, match="not an lmcore tokenizer"):
         Tokenizer.from_json(json.dumps(spec))
+
+
+@pytest.mark.parametrize("kind", ["bpe", "wordpiece", "unigram", "word", "char"])
+def test_a_huge_vocabulary_is_refused_not_a_rust_abort(kind):
+    """--vocab-size 1000000000 made the Rust trainer reserve 70 GB and abort (exit 134)."""
+    with pytest.raises(ValueError, match="too large: at most 1,000,000"):
+        train_tokenizer(kind, "some text to learn from\n" * 10, vocab_size=10**9)

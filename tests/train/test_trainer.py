@@ -283,3 +283,61 @@ def test_saved_step_checks_without_loading(tok, data, tmp_path):
         saved_step(tmp_path, _model(tok), _cfg(steps=2))
     with pytest.raises(FileNotFoundError, match="no training checkpoint"):
         saved_step(tmp_path / "nope", _model(tok), _cfg(steps=4))
+
+
+def _stale_temps(folder):
+    """What a kill during a checkpoint left: an empty temp file, of an older lmcore (no pid in
+    the name, an hour old) and of a dead process."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    legacy = folder / ".tmp-k1ll3d.safetensors"
+    dead = folder / f".train_state.safetensors.{proc.pid}.x9y8z7.tmp"
+    for f in (legacy, dead):
+        f.write_bytes(b"")
+    os.utime(legacy, (time.time() - 3600, time.time() - 3600))
+    return [legacy, dead]
+
+
+def test_stale_checkpoint_temps_are_removed_on_the_next_save_and_on_resume(tok, data,
+                                                                           tmp_path):
+    from lmcore.models.checkpoint import save_model
+    from lmcore.train.trainer import saved_step
+
+    temps = _stale_temps(tmp_path)
+    train(_model(tok), CausalLM(), data, _cfg(steps=2, checkpoint_dir=str(tmp_path)))
+    assert not any(f.exists() for f in temps)  # the next save cleaned them
+    temps = _stale_temps(tmp_path)
+    assert saved_step(tmp_path, _model(tok), _cfg(steps=4)) == 2
+    assert not any(f.exists() for f in temps)  # and so does a resume
+    temps = _stale_temps(tmp_path / "model")
+    save_model(tmp_path / "model", _model(tok), tok)
+    assert not any(f.exists() for f in temps)
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_damaged_training_state_is_a_value_error(tok, data, tmp_path):
+    from lmcore.train.trainer import STATE_FILE, saved_step
+
+    train(_model(tok), CausalLM(), data, _cfg(steps=2, checkpoint_dir=str(tmp_path)))
+    state = tmp_path / STATE_FILE
+    state.write_bytes(state.read_bytes()[:200])  # cut off, as by a full disk
+    with pytest.raises(ValueError, match="damaged or not lmcore's"):
+        saved_step(tmp_path, _model(tok), _cfg(steps=4))
+    state.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="damaged or not lmcore's"):
+        saved_step(tmp_path, _model(tok), _cfg(steps=4))
+
+
+@pytest.mark.parametrize("field, value", [("eval_every", -1), ("grad_clip", -1.0),
+                                          ("grad_clip", float("nan")), ("checkpoint_every", -1),
+                                          ("eval_tokens", 0), ("weight_decay", float("inf")),
+                                          ("min_lr", -1.0), ("context", 0)])
+def test_nonsense_config_values_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
