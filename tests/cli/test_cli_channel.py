@@ -51,9 +51,9 @@ def test_decode_table(capsys, text_file):
     (["channel", "capacity", "--p", "0.7"], "error rate must lie in [0, 0.5]"),
     (["channel", "capacity", "--p", "x"], "comma-separated numbers"),
     (["channel", "codes", "--codes", "turbo"], "unknown code 'turbo'"),
-    (["channel", "codes", "--chars", "0"], "--chars must be at least 1"),
+    (["channel", "codes", "--chars", "0"], "--chars: must be at least 1"),
     (["channel", "decode", "--orders", "9"], "orders from 1 to 6"),
-    (["channel", "decode", "--error-rate", "0"], "character error rate must lie in (0, 1)"),
+    (["channel", "decode", "--error-rate", "0"], "--error-rate: must be above 0"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, msg):
     assert main(argv) == 2

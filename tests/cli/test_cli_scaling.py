@@ -75,7 +75,7 @@ def test_isoflop_sweep_gives_each_shape_the_steps_of_its_budget(capsys, text_fil
     (["sizes", "--shapes", "1x10x3"], "not a multiple of 3 heads"),
     (["budgets", "--steps", "10,abc"], "whole numbers"),
     (["isoflop", "--budgets", "-1"], "positive"),
-    (["sizes", "--lr", "0"], "--lr must be positive"),
+    (["sizes", "--lr", "0"], "--lr: must be above 0"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, args, message):
     code = main(["scaling", *args, "--quiet"])
