@@ -8,8 +8,9 @@ already on the page. Training lengths are mostly short and the longest ones rare
 of the final answer is measured by greedy generation on held-out problems of every length,
 including ones longer than any seen in training.
 
-Equal budget means equal optimizer steps over the same problems; the scratchpad sequences are
-longer, so that variant spends more FLOPs per step (reported beside the results).
+Equal budget means equal optimizer steps over the same problems, each padded to the same
+context, so both variants spend the same training FLOPs (reported beside the results); the
+scratchpad variant simply has more of its tokens carrying a loss.
 """
 
 from __future__ import annotations
