@@ -124,12 +124,15 @@ how_computed("lmcore.app.ngram_job:run_fit", "lmcore.models.ngram:tradeoff",
 if not fit.complete:
     st.warning(f"The fit stopped early: showing the {len(models)} of {fit.planned} models "
                "finished before it stopped.")
+fell = {}  # the same orders fell back in several models: one note for all of them
 for n, fell_back in fit.fallbacks().items():
-    st.warning(f"Kneser-Ney, n = {n}: too few n-grams of order {', '.join(map(str, fell_back))} "
-               "were seen exactly 1, 2 or 3 times to estimate the discounts "
-               "$D_k = k - (k + 1)\\,Y\\,t_{k+1} / t_k$, so they fell back to lmplz's "
-               f"--discount_fallback values {', '.join(f'{d:g}' for d in FALLBACK_DISCOUNTS)}.",
-               icon="ℹ️")
+    fell.setdefault(tuple(fell_back), []).append(n)
+for fell_back, ns in fell.items():
+    st.warning(f"Kneser-Ney, n = {', '.join(map(str, ns))}: too few n-grams of order "
+               f"{', '.join(map(str, fell_back))} were seen exactly 1, 2 or 3 times to estimate "
+               "the discounts $D_k = k - (k + 1)\\,Y\\,t_{k+1} / t_k$, so they fell back to "
+               "lmplz's --discount_fallback values "
+               f"{', '.join(f'{d:g}' for d in FALLBACK_DISCOUNTS)}.", icon="ℹ️")
 st.caption(f"{tok.kind} tokens · trained on {len(split.train):,} characters, held-out "
            f"{len(held_text):,} characters. Dashed: training text, solid: held-out text.")
 left, right = st.columns(2)

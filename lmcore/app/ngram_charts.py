@@ -113,8 +113,9 @@ def turn_summary(rows: Sequence[dict]) -> str:
                              f"({prev:.4g} → {last['perplexity']:.4g}, −{gain:.0%}); fit "
                              "higher orders or less training text to see it level off.")
         elif not math.isfinite(last["perplexity"]):
+            first_inf = min(r["order"] for r in pts if not math.isfinite(r["perplexity"]))
             lines.append(f"- {name}: best at n = {best['order']} ({best['perplexity']:.4g}), "
-                         f"infinite by n = {last['order']} (unseen n-grams get p = 0).")
+                         f"infinite from n = {first_inf} on (unseen n-grams get p = 0).")
         else:
             rise = last["perplexity"] / best["perplexity"] - 1
             verb = "turns back up" if rise > 0.02 else "levels off"

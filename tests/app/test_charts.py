@@ -57,6 +57,6 @@ def test_turn_summary_reads_the_trade_off_off_the_numbers():
                         + rows("stupid", [25.0, 9.0, 5.0]))
     assert "**add-k**: best at n = 3 (8.1), then turns back up: 10.8 at n = 4 (+33.3%)" in text
     assert "**Kneser-Ney**: levels off: n = 3 → 4 gained only 2.9% (3.4 → 3.3)" in text
-    assert "**MLE**: best at n = 2 (9), infinite by n = 3" in text
+    assert "**MLE**: best at n = 2 (9), infinite from n = 3 on" in text
     assert "**stupid backoff**: still falling at n = 3 (9 → 5, −44%)" in text
     assert "infinite at every n" in turn_summary(rows("mle", [float("inf")] * 2))
