@@ -30,6 +30,10 @@ REVIEWED = {
     ("pages/10_Embeddings.py", "load_model"): "the checkpoint folder its own training job "
                                               "returned (job.result), never a widget value",
     ("lmcore/app/jobs.py", "open"): "the forkserver's pipe file descriptor",
+    ("lmcore/app/provenance.py", "Path"): "lmcore's own source files, named by module strings "
+                                          "written in the page code, never a widget value",
+    ("lmcore/app/provenance.py", "read_text"): "the same: lmcore's own source file, read to "
+                                               "find a function's line",
     ("lmcore/app/jobs.py", "loads"): "unpickles the job payload the server itself pickled "
                                      "for its own worker, over a private pipe",
     ("pages/6_Long_texts.py", "ChatSummarizer"): "the operator's LMCORE_LLM_URL; a visitor "
