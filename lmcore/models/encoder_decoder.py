@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from lmcore.models.attention import attention
 from lmcore.models.eval_mode import eval_mode
-from lmcore.models.transformer import Block, TransformerConfig, make_norm
+from lmcore.models.transformer import Block, TransformerConfig, init_weights, make_norm
 
 
 class CrossAttention(nn.Module):
@@ -85,20 +85,7 @@ class EncoderDecoder(nn.Module):
         self.ln_f = make_norm(config) if config.norm_position == "pre" else nn.Identity()
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied, as T5
-        self.apply(self._init_weights)
-        depth = self.n_enc + self.n_dec
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * depth))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_weights(self, self.n_enc + self.n_dec)
 
     @property
     def enc(self) -> list[Block]:

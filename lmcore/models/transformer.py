@@ -242,6 +242,25 @@ class Block(nn.Module):
         return x, weights[0]
 
 
+def init_module(module: nn.Module) -> None:
+    """GPT-2's initialisation of one layer: N(0, 0.02) weights and embeddings, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def init_weights(model: nn.Module, depth: int) -> None:
+    """`init_module` on every layer, then each residual projection (c_proj) at std
+    0.02 / sqrt(2 · depth), GPT-2's scaling by the number of residual blocks."""
+    model.apply(init_module)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * depth))
+
+
 class Transformer(nn.Module):
     """Token ids (B, T) to next-token logits (B, T, V); mask kind from config or per call."""
 
@@ -258,22 +277,10 @@ class Transformer(nn.Module):
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight
         self.nsp: nn.Linear | None = None
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        init_weights(self, config.n_layer)
         if config.nsp_head:  # BERT's next-sentence head, made last: other weights match a
             self.nsp = nn.Linear(config.n_embd, 2)  # model without it under the same seed
-            self._init_weights(self.nsp)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            init_module(self.nsp)
 
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Distinct parameters (a tied matrix counted once); optionally without embeddings.

@@ -38,6 +38,31 @@ def fillable_ids(tokenizer: Tokenizer, seen: torch.Tensor | None = None) -> torc
     return ok
 
 
+def _with_masks(tokenizer: Tokenizer, text: str, blank: str,
+                ids: list[int]) -> tuple[list[int], list[int]]:
+    """`ids` then the tokens of `text` with one [MASK] per `blank`; and the [MASK] positions."""
+    if blank not in text:
+        raise ValueError(f"type a sentence with at least one blank written as {blank!r}")
+    pieces, holes = text.split(blank), []
+    for i, piece in enumerate(pieces):
+        ids += tokenizer.encode(piece)
+        if i < len(pieces) - 1:
+            holes.append(len(ids))
+            ids.append(MASK_ID)
+    return ids, holes
+
+
+def _allowed_ids(model: torch.nn.Module, tokenizer: Tokenizer,
+                 allowed: torch.Tensor | None) -> torch.Tensor:
+    """Bool (V,): `allowed` (default `fillable_ids`) fitted to the model's vocabulary."""
+    V = vocab_size(model)
+    allowed = fillable_ids(tokenizer) if allowed is None else allowed.bool()
+    allowed = torch.cat([allowed, torch.zeros(max(0, V - len(allowed)), dtype=torch.bool)])[:V]
+    if not bool(allowed.any()):
+        raise ValueError("no token of this vocabulary decodes to printable text to fill with")
+    return allowed
+
+
 @torch.no_grad()
 def fill_blanks(model: torch.nn.Module, tokenizer: Tokenizer, text: str, kind: str,
                 blank: str = "_",
@@ -51,23 +76,8 @@ def fill_blanks(model: torch.nn.Module, tokenizer: Tokenizer, text: str, kind: s
     (default `fillable_ids(tokenizer)`) can fill a blank; probabilities are renormalised over
     them. Returns the filled text and (token, probability) for each blank in text order.
     """
-    if blank not in text:
-        raise ValueError(f"type a sentence with at least one blank written as {blank!r}")
-    allowed = fillable_ids(tokenizer) if allowed is None else allowed.bool()
-    V = vocab_size(model)
-    if len(allowed) < V:
-        allowed = torch.cat([allowed, torch.zeros(V - len(allowed), dtype=torch.bool)])
-    allowed = allowed[:V]
-    if not bool(allowed.any()):
-        raise ValueError("no token of this vocabulary decodes to printable text to fill with")
-    pieces = text.split(blank)
-    ids: list[int] = [BOS_ID] if kind != "masked" else []
-    holes: list[int] = []
-    for i, piece in enumerate(pieces):
-        ids += tokenizer.encode(piece)
-        if i < len(pieces) - 1:
-            holes.append(len(ids))
-            ids.append(MASK_ID)
+    ids, holes = _with_masks(tokenizer, text, blank, [BOS_ID] if kind != "masked" else [])
+    allowed = _allowed_ids(model, tokenizer, allowed)
     text_pos = list(range(1 if kind != "masked" else 0, len(ids)))  # positions of the text
     if kind == "masked" and uses_nsp(model):  # [CLS] A [SEP] B [SEP]
         la = len(ids) // 2
@@ -114,19 +124,8 @@ def fill_blanks_encdec(model: torch.nn.Module, tokenizer: Tokenizer, text: str,
     """The encoder-decoder's way: the encoder reads the sentence with a [MASK] per blank (both
     sides of every blank), the decoder rewrites it left to right, copying known tokens and
     choosing the most likely allowed token at each blank."""
-    if blank not in text:
-        raise ValueError(f"type a sentence with at least one blank written as {blank!r}")
-    V = vocab_size(model)
-    allowed = fillable_ids(tokenizer) if allowed is None else allowed.bool()
-    allowed = torch.cat([allowed, torch.zeros(max(0, V - len(allowed)), dtype=torch.bool)])[:V]
-    pieces = text.split(blank)
-    ids: list[int] = []
-    holes: list[int] = []
-    for i, piece in enumerate(pieces):
-        ids += tokenizer.encode(piece)
-        if i < len(pieces) - 1:
-            holes.append(len(ids))
-            ids.append(MASK_ID)
+    ids, holes = _with_masks(tokenizer, text, blank, [])
+    allowed = _allowed_ids(model, tokenizer, allowed)
     C = model.config.context
     if len(ids) > C:
         raise ValueError(f"the sentence is {len(ids)} tokens, longer than the model's context "
