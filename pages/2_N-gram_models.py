@@ -1,12 +1,13 @@
 """N-gram models: fit every order with each smoothing and see the n trade-off."""
 
+import functools
 import math
 
 import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.job_view import job_panel, registry
+from lmcore.app.job_view import follow, registry
 from lmcore.app.ngram_charts import (
     next_token_figure,
     smoothing_label,
@@ -14,7 +15,7 @@ from lmcore.app.ngram_charts import (
     turn_summary,
     unseen_figure,
 )
-from lmcore.app.ngram_job import FitRequest, run_fit
+from lmcore.app.ngram_job import FitRequest, fit_job
 from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
 from lmcore.models.arpa import arpa_string
@@ -79,22 +80,14 @@ if st.button("Fit all orders", type="primary", key="ngram.fit"):
             orders=(int(orders[0]), int(orders[1])), smoothings=tuple(smoothings), k=float(k),
             alpha=float(alpha), vocab_size=int(bpe_vocab) if tok_choice == "bpe" else None,
             tokenizer=_cached_tokenizer())
-        lab.results["ngram.job"] = reg.submit(
-            "n-gram fit", lambda ctx: run_fit(request, ctx.progress, ctx.stop))
+        lab.results["ngram.job"] = reg.submit("n-gram fit",
+                                              functools.partial(fit_job, request=request))
         lab.results["ngram.tokenizer_key"] = (None if tok_choice.startswith("current")
                                               else _tokenizer_key())
 
 job = lab.results.get("ngram.job")
 if job is not None:
-    was_active = job.active
-
-    @st.fragment(run_every=0.5 if was_active else None)
-    def _poll_fit() -> None:
-        job_panel(job, key="ngram.panel")
-        if was_active and job.done:
-            st.rerun()
-
-    _poll_fit()
+    follow(job, "ngram")
     done = job.result
     if job.done and done is not None and lab.results.get("ngram", {}).get("job") != job.id:
         lab.results["ngram"] = dict(job=job.id, corpus=done.request.corpus,

@@ -1,13 +1,16 @@
 """FlashAttention: memory and time against T, the online softmax step by step, saved bytes."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
 
-from lmcore.app.attention_charts import STOPPED, running_max_figure, sweep_figure, tile_figure
+from lmcore.app.attention_charts import running_max_figure, sweep_figure, tile_figure
+from lmcore.app.attention_job import STOPPED, run_sweep
 from lmcore.app.frame import errors, page
-from lmcore.app.job_view import live_chart, registry
+from lmcore.app.job_view import follow, registry
 from lmcore.app.provenance import how_computed
 from lmcore.app.shape_charts import (
     io_figure,
@@ -21,7 +24,7 @@ from lmcore.models.attention import IMPLS, attention
 from lmcore.models.attention_io import GPUS, attention_io
 from lmcore.models.attention_shapes import saturation, walk_through
 from lmcore.models.online_softmax import online_softmax_trace, overflow_demo, parse_logits
-from lmcore.train.attention_profile import make_inputs, sweep
+from lmcore.train.attention_profile import make_inputs
 from lmcore.train.memory import saved_for_backward
 
 MIB = 2**20
@@ -91,7 +94,7 @@ with tab_sweep:
     c4, c5, c6 = st.columns(3)
     fresh = c4.radio(
         "Measure in",
-        ["a fresh process per cell (exact)", "this server process (faster)"],
+        ["a fresh process per cell (exact)", "the job's own process (faster)"],
         key="fa.fresh",
     ).startswith("a fresh")
     repeats = c5.number_input("Timing repeats", 1, 20, 3, key="fa.repeats")
@@ -103,48 +106,13 @@ with tab_sweep:
             Ts = [t for t in POWERS if t_min <= t <= t_max]
             limit = int(limit_mib * MIB)
 
-            def _run(ctx):
-                def on_event(ev):
-                    if ev.kind == "cell":
-                        c = ev.cell
-                        ctx.log(
-                            ev.impl,
-                            T=ev.T,
-                            fwd_ms=c.fwd_ms,
-                            fwdbwd_ms=c.fwdbwd_ms,
-                            fwd_mib=c.fwd_peak / MIB,
-                            fwdbwd_mib=c.fwdbwd_peak / MIB,
-                        )
-                    else:
-                        ctx.log(
-                            STOPPED,
-                            impl=ev.impl,
-                            T=ev.T,
-                            message=ev.message,
-                            predicted_mib=(ev.predicted or 0) / MIB,
-                        )
-                    # cells skipped after a stop count as settled: the bar reaches 100%
-                    ctx.progress(ev.progress, f"{ev.impl} at T={ev.T}")
-
-                events = sweep(
-                    Ts,
-                    impls,
-                    limit_bytes=limit,
-                    fresh_process=fresh,
-                    repeats=int(repeats),
-                    stop=ctx.stop.is_set,
-                    on_event=on_event,
-                )
-                return [e.message for e in events if e.kind == "stopped"]
-
-            reg.submit("attention-sweep", _run)
+            reg.submit("attention-sweep", functools.partial(
+                run_sweep, Ts=Ts, impls=list(impls), limit_bytes=limit, fresh_process=fresh,
+                repeats=int(repeats)))
     job = reg.latest("attention-sweep")
     if job is not None:
-        live_chart(
-            job,
-            lambda snap: sweep_figure(snap, backward=backward, limit_mib=limit_mib),
-            key="fa.sweep_chart",
-        )
+        follow(job, "fa.sweep_chart",
+               functools.partial(sweep_figure, backward=backward, limit_mib=limit_mib))
         snap = job.snapshot()
         for msg in snap.get(STOPPED, {}).get("message", []):
             st.warning(msg + ". The page stopped it so the server stays within your limit.")

@@ -6,11 +6,11 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from lmcore.app.attention_job import STOPPED
 from lmcore.app.charts import log_axis
 from lmcore.models.online_softmax import OnlineSoftmaxTrace
 
 COLORS = {"naive": "#d62728", "sdpa": "#1f77b4", "tiled": "#2ca02c"}
-STOPPED = "_stopped"  # series name the sweep job logs stopped implementations under
 
 
 def sweep_figure(

@@ -66,13 +66,14 @@ Figure = Callable[[dict[str, dict[str, list]]], Any]
 
 
 def _figure(job: Job, build: Figure, key: str, max_points: int) -> Any:
-    """The figure for the job's series now; rebuilt only when the job reported something."""
+    """The figure for the job's series now; rebuilt only when the job reported something
+    (or the page made a new `build`: another figure setting)."""
     memo = st.session_state.get(f"{key}.memo")
     version = job.version
-    if memo is not None and memo[0] == job.id and memo[1] == version:
-        return memo[2]
+    if memo is not None and memo[0] == job.id and memo[1] == version and memo[2] is build:
+        return memo[3]
     fig = build(job.snapshot(max_points=max_points))
-    st.session_state[f"{key}.memo"] = (job.id, version, fig)
+    st.session_state[f"{key}.memo"] = (job.id, version, build, fig)
     return fig
 
 

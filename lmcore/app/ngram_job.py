@@ -1,9 +1,10 @@
 """The N-gram page's background job: train the tokenizer, tokenize, fit and score every order.
 
 The page builds a `FitRequest` in the script thread (which checks the settings, so a bad k or an
-empty choice is an error box at once) and submits `run_fit` to the session's job registry; the
-thread reports progress for the bar and its ETA and stops at the next model when the Stop button
-or the job time limit sets `stop`, keeping the models finished so far.
+empty choice is an error box at once) and submits `fit_job` (the job body: `ctx` first, the
+request as its one plain argument) to the session's job registry; the worker reports progress
+for the bar and its ETA and stops at the next model when the Stop button or the job time limit
+sets `stop`, keeping the models finished so far.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from lmcore.data.tokenizers import Tokenizer, train_tokenizer
 from lmcore.models.ngram import NGramConfig, Tradeoff, tradeoff
@@ -76,3 +78,8 @@ def run_fit(req: FitRequest, progress: Callable[[float, str], None],
     if not result.models:
         return None
     return FitResult(req, tok, result, held_ids)
+
+
+def fit_job(ctx: Any, *, request: FitRequest) -> FitResult | None:
+    """The job body: `run_fit` reporting to the job's context."""
+    return run_fit(request, ctx.progress, ctx.stop)

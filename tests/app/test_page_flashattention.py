@@ -55,7 +55,7 @@ def test_sweep_stops_naive_before_the_memory_limit():
     at = open_page(PAGE)
     at.select_slider(key="fa.trange").set_value((64, 128)).run()
     at.number_input(key="fa.limit").set_value(1.0).run()
-    at.radio(key="fa.fresh").set_value("this server process (faster)").run()
+    at.radio(key="fa.fresh").set_value("the job's own process (faster)").run()
     at.number_input(key="fa.repeats").set_value(1).run()
     at.button(key="fa.run").click().run()
     assert_no_exception(at)
