@@ -293,6 +293,10 @@ def in_fresh_process(name: str, **kwargs) -> dict:
 
 # --- the tables ------------------------------------------------------------------------------
 
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def _med(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -312,6 +316,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="lmcore-bench-"))
     home = tmp / "home"
+    say(f"starting the server (log: {tmp / 'streamlit.log'})")
     proc, base = start_server(home, tmp / "streamlit.log")
     train: dict[str, list[dict]] = {k: [] for k in ARMS}
     sweep: dict[str, list[dict]] = {k: [] for k in ARMS}
@@ -325,23 +330,28 @@ def main() -> None:
             page.goto(base)
             wait_idle(page)
             # warm-up: the first job of a server starts its forkserver; not measured
+            say("warm-up training")
             train_in_browser(page, base, home, 5, away=False, timeout=timeout)
             for r in range(rounds):
                 for arm in ("a", "b"):
+                    say(f"round {r + 1}: training {ARMS[arm]}")
                     train[arm].append(train_in_browser(page, base, home, steps,
                                                        away=arm == "b", timeout=timeout))
                 config = train["a"][-1]["run"].config
                 for arm, worker in (("c", False), ("d", True)):
+                    say(f"round {r + 1}: training {ARMS[arm]}")
                     train[arm].append(in_fresh_process(
                         "_plain_training", home=str(tmp / f"plain-{arm}-{r}"), config=config,
                         worker=worker))
                 for arm in ("a", "b"):
+                    say(f"round {r + 1}: sweep {ARMS[arm]}")
                     sweep[arm].append(sweep_in_browser(page, base, trange, repeats,
                                                        away=arm == "b", timeout=timeout))
                 for arm, worker in (("c", False), ("d", True)):
+                    say(f"round {r + 1}: sweep {ARMS[arm]}")
                     sweep[arm].append(in_fresh_process("_plain_sweep", trange=list(trange),
                                                        repeats=repeats, worker=worker))
-                print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+                say(f"round {r + 1}/{rounds} done")
             browser.close()
     finally:
         proc.terminate()
@@ -390,4 +400,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import faulthandler
+
+    faulthandler.register(__import__("signal").SIGUSR1)  # kill -USR1: where is it stuck
     main()

@@ -1,29 +1,35 @@
 """Long texts: chunking, four ways to score a text longer than the context, summary tree."""
 
+import functools
+
 import pandas as pd
 import streamlit as st
 
 from lmcore.app.charts import line_chart
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
-from lmcore.app.job_view import job_panel, registry
+from lmcore.app.job_view import follow, registry
 from lmcore.app.longtext_charts import chunks_html, memory_figure, strategy_figure, stride_figure
+from lmcore.app.longtext_job import (
+    run_continuation,
+    run_quick_training,
+    run_strategies,
+    run_stride_sweep,
+    run_summary,
+)
 from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.longtext.chunking import split_text
-from lmcore.longtext.continuation import continue_text
-from lmcore.longtext.quick_model import QuickModelConfig, train_quick_transformer
+from lmcore.longtext.quick_model import QuickModelConfig
 from lmcore.longtext.rouge import rouge
 from lmcore.longtext.strategies import (
     STRATEGIES,
     char_bounds,
-    evaluate_ids,
     max_window,
     plan_windows,
-    plan_work,
 )
-from lmcore.longtext.summarize import ChatSummarizer, ExtractiveSummarizer, summarize_tree
+from lmcore.longtext.summarize import ChatSummarizer, ExtractiveSummarizer
 from lmcore.models.ngram import NGramLM
 from lmcore.settings import get_settings
 
@@ -47,20 +53,6 @@ split = corpus.split()
 reg = registry()
 
 
-def _live_view(job, draw, key: str) -> None:
-    """Poll a running job: status panel, then `draw(snapshot)`; one rerun when it ends."""
-    was_active = job.active
-
-    @st.fragment(run_every=0.5 if was_active else None)
-    def _poll():
-        job_panel(job, key=f"{key}.panel")
-        draw(job.snapshot())
-        if was_active and job.done:
-            st.rerun()
-
-    _poll()
-
-
 def _submit(name: str, fn) -> None:
     """Start job `name` and remember which corpus and text its results belong to."""
     job = reg.submit(name, fn)
@@ -76,12 +68,12 @@ def _latest(name: str):
     return reg.get(job_id), ran_on
 
 
-def _draw_loss(snap: dict) -> None:
+def _loss_figure(snap: dict):
     loss = snap.get("loss")
     if loss and loss.get("step"):
-        st.plotly_chart(line_chart(loss["step"], {"training loss": loss["loss"]},
-                                   "Training the tiny Transformer", "step",
-                                   "loss (nats/token)"), key="lt.loss")
+        return line_chart(loss["step"], {"training loss": loss["loss"]},
+                          "Training the tiny Transformer", "step", "loss (nats/token)")
+    return None
 
 
 # --- which text and which model ------------------------------------------------------------
@@ -155,33 +147,24 @@ with errors():
                                         "slower.")
             if right.button("Train the tiny Transformer", type="primary", key="lt.train",
                             disabled=train_job is not None and train_job.active):
-                tok_for_train = tokenizer
-                qcfg = QuickModelConfig(steps=int(steps), context=int(qctx))
-
-                def _train(ctx):
-                    def cb(event):
-                        if hasattr(event, "loss") and hasattr(event, "lr"):
-                            ctx.progress(event.step / event.steps, f"step {event.step}")
-                            ctx.log("loss", step=event.step, loss=event.loss)
-                    return train_quick_transformer(split.train, split.valid, tok_for_train,
-                                                   qcfg, callback=cb,
-                                                   stop=ctx.stop)
-
-                _submit("longtext-train", _train)
+                _submit("longtext-train", functools.partial(
+                    run_quick_training, train=split.train, valid=split.valid,
+                    tokenizer=tokenizer, config=QuickModelConfig(steps=int(steps),
+                                                                 context=int(qctx))))
                 train_job, _ = _latest("longtext-train")
             if train_job is not None:
                 with right:
-                    _live_view(train_job, _draw_loss, key="lt.trainview")
+                    follow(train_job, "lt.loss", _loss_figure)
                 if train_job.status == "done" and train_job.result is not None:
-                    lm, res = train_job.result
                     if lab.results.get("longtext.quick") is not train_job:
                         lab.results["longtext.quick"] = train_job
-                        lab.models[QUICK_NAME] = lm  # the sidebar and other pages see it too
+                        # the sidebar and other pages see it too
+                        lab.models[QUICK_NAME] = train_job.result.load()
                         lab.results["longtext.select"] = QUICK_NAME
                         st.rerun()
 quick_job = lab.results.get("longtext.quick")
 if pick == QUICK_NAME and quick_job is not None:
-    res = quick_job.result[1]
+    res = quick_job.result.result
     right.success(f"Tiny Transformer trained here ({res.steps} steps): "
                   f"{res.bits_per_char:.3f} bits/char on the validation split.")
 if model is not None:
@@ -220,22 +203,20 @@ with tab_chunks:
 
 
 # --- strategies -----------------------------------------------------------------------------
-def _draw_strategies(snap: dict) -> None:
-    fig = memory_figure(snap)
-    if fig is not None:
-        st.plotly_chart(fig, key="lt.mem")
-    win = snap.get("windows")
+def _draw_windows(job) -> None:
+    win = job.snapshot().get("windows")
     if win and win.get("index"):
         table = pd.DataFrame(win)[["strategy", "index", "tokens", "chars", "bits_per_char",
                                    "seconds", "rss_mb"]]
-        st.dataframe(readable(table.iloc[::-1]), hide_index=True, height=240,
+        st.dataframe(readable(table.iloc[::-1].head(500)), hide_index=True, height=240,
                      key="lt.win.table")
 
 
-def _draw_sweep(snap: dict) -> None:
+def _sweep_figure(snap: dict):
     rows = snap.get("sweep")
     if rows and rows.get("stride"):
-        st.plotly_chart(stride_figure(pd.DataFrame(rows).to_dict("records")), key="lt.sweep")
+        return stride_figure(pd.DataFrame(rows).to_dict("records"))
+    return None
 
 
 with tab_eval:
@@ -281,52 +262,14 @@ with tab_eval:
                     "embeddings stop at the context)")
             if c2.button("Run strategies", type="primary", key="lt.run",
                          disabled=not strategies):
-                chosen, w, s_ = list(strategies), int(window), int(stride)
-                att = attention if limit_w is not None else None
-
-                def _run(ctx):
-                    import time
-
-                    rows, t_job = [], time.perf_counter()
-                    # progress in token positions read, so the ETA holds across strategies
-                    works = [plan_work(plan_windows(len(ids), name, w if name != "full"
-                                                    else max(len(ids), 1), s_))
-                             for name in chosen]
-                    total = max(1, sum(wk[-1] if wk else 0 for wk in works))
-                    before = 0
-                    for name, work in zip(chosen, works, strict=True):
-                        label = f"{name} S={s_}" if name == "sliding" else name
-                        offset = time.perf_counter() - t_job
-                        n_win = max(1, len(work))
-
-                        def on_window(ws, label=label, offset=offset, n_win=n_win, work=work,
-                                      before=before):
-                            ctx.log("windows", strategy=label, index=ws.index,
-                                    tokens=ws.tokens, chars=ws.chars,
-                                    bits_per_char=round(ws.bits_per_char, 4),
-                                    seconds=round(ws.seconds, 4), t=offset + ws.t_end,
-                                    rss_mb=ws.rss / 2**20)
-                            done = before + work[min(ws.index, len(work) - 1)]
-                            ctx.progress(done / total,
-                                         f"{label}: window {ws.index + 1}/{n_win}")
-
-                        def on_memory(t, rss, label=label, offset=offset):
-                            ctx.log("rss", strategy=label, t=offset + t, mb=rss / 2**20)
-
-                        r = evaluate_ids(model, ids, bounds, name, window=w, stride=s_,
-                                         attention=att, on_window=on_window,
-                                         on_memory=on_memory, stop=ctx.stop)
-                        rows.append(r.summary())
-                        before += work[-1] if work else 0
-                        if ctx.stop.is_set():
-                            break
-                    return rows
-
-                _submit("longtext-strategies", _run)
+                _submit("longtext-strategies", functools.partial(
+                    run_strategies, model=model, ids=ids, bounds=bounds,
+                    strategies=list(strategies), window=int(window), stride=int(stride),
+                    attention=attention if limit_w is not None else None))
         job, ran_on = _latest("longtext-strategies")
         if job is not None:
             st.caption(f"Results on {ran_on}.")
-            _live_view(job, _draw_strategies, key="lt.eval")
+            follow(job, "lt.mem", memory_figure, body=_draw_windows)
             if job.status in ("done", "stopped") and job.result:
                 rows = job.result
                 st.plotly_chart(strategy_figure(rows), key="lt.compare")
@@ -363,29 +306,13 @@ with tab_eval:
             with errors():
                 w = int(window)
                 strides = sorted({max(1, w >> k) for k in range(0, 6)}, reverse=True)
-                att = attention if limit_w is not None else None
-
-                def _sweep(ctx):
-                    out, done = [], 0
-                    works = [(plan_work(plan_windows(len(ids), "sliding", w, s_)) or [1])[-1]
-                             for s_ in strides]  # stride S reads about W/S times the text
-                    for i, s_ in enumerate(strides):
-                        if ctx.stop.is_set():
-                            break
-                        r = evaluate_ids(model, ids, bounds, "sliding", window=w, stride=s_,
-                                         attention=att, stop=ctx.stop)
-                        ctx.log("sweep", stride=s_, bits_per_char=r.bits_per_char,
-                                seconds=r.seconds)
-                        done += works[i]
-                        ctx.progress(done / sum(works), f"stride {s_}")
-                        out.append(r.summary())
-                    return out
-
-                _submit("longtext-sweep", _sweep)
+                _submit("longtext-sweep", functools.partial(
+                    run_stride_sweep, model=model, ids=ids, bounds=bounds, window=w,
+                    strides=strides, attention=attention if limit_w is not None else None))
         sweep, ran_on = _latest("longtext-sweep")
         if sweep is not None:
             st.caption(f"Sweep on {ran_on}.")
-            _live_view(sweep, _draw_sweep, key="lt.sweepview")
+            follow(sweep, "lt.sweep", _sweep_figure)
 
 # --- summary tree ----------------------------------------------------------------------------
 with tab_sum:
@@ -447,20 +374,13 @@ with tab_sum:
                                  "(LMCORE_LLM_URL is not set, LMCORE_ALLOW_LLM_URL is off)")
             else:
                 summarizer = ChatSummarizer(url, chat_model, api_key or None)
-            b, cc, f = int(budget), int(chunk_chars), int(fan_in)
-
-            def _summ(ctx):
-                def on_node(node, done, total):
-                    ctx.progress(done / total, f"summary {done}/{total} (level {node.level})")
-
-                return summarize_tree(text, summarizer, budget=b, chunk_size=cc, fan_in=f,
-                                      on_node=on_node, stop=ctx.stop), summarizer.method
-
-            _submit("longtext-summary", _summ)
+            _submit("longtext-summary", functools.partial(
+                run_summary, text=text, summarizer=summarizer, budget=int(budget),
+                chunk_size=int(chunk_chars), fan_in=int(fan_in)))
     sjob, ran_on = _latest("longtext-summary")
     if sjob is not None:
         st.caption(f"Summary of {ran_on}.")
-        _live_view(sjob, lambda snap: None, key="lt.sumview")
+        follow(sjob, "lt.sumview")
         if sjob.status == "done" and sjob.result:
             root, method = sjob.result
             st.caption(f"Method: {method}")
@@ -511,16 +431,12 @@ with tab_cont:
             "Window (tokens)", 2, 10_000, 128, key="lt.cwin")
         if st.button("Continue", key="lt.cont.run"):
             # one model call per token: seconds for a Transformer, so a job with progress
-            def _continue(ctx, lm=model, tok=tokenizer, src=text, n=int(n_new),
-                          w=int(cwin) if cwin else None, sd=int(seed), tp=float(temp)):
-                return continue_text(lm, tok, src, n, window=w, seed=sd, temperature=tp,
-                                     stop=ctx.stop, on_token=lambda done, total: ctx.progress(
-                                         done / total, f"token {done}/{total}"))
-
-            _submit("longtext-continue", _continue)
+            _submit("longtext-continue", functools.partial(
+                run_continuation, model=model, tokenizer=tokenizer, text=text, n=int(n_new),
+                window=int(cwin) if cwin else None, seed=int(seed), temperature=float(temp)))
         cjob, _ = _latest("longtext-continue")
         if cjob is not None:
-            _live_view(cjob, lambda snap: None, key="lt.contview")
+            follow(cjob, "lt.contview")
             out = cjob.result if cjob.status in ("done", "stopped") else None
             if out is not None:
                 st.caption(f"The model saw the last {out.context_tokens:,} tokens (from "

@@ -17,16 +17,16 @@ from lmcore.app.info_charts import (
     convergence_figure,
     learning_figure,
 )
-from lmcore.app.job_view import job_panel, live_chart, registry
+from lmcore.app.info_job import run_compression, run_convergence, run_learning_curve
+from lmcore.app.job_view import follow, registry
 from lmcore.app.provenance import how_computed
 from lmcore.data.builtin import builtin_corpora, markov_order
 from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.adaptive import AdaptiveLM
 from lmcore.info.channel import Channel, estimate_capacity, received_chars
 from lmcore.info.codes import default_family
-from lmcore.info.comparison import compression_table, learning_curve
 from lmcore.info.compressors import missing
-from lmcore.info.convergence import ConvergenceConfig, transformer_convergence
+from lmcore.info.convergence import ConvergenceConfig
 from lmcore.info.entropy import (
     UNITS,
     conditional_entropies,
@@ -255,9 +255,8 @@ if st.button("Compress and decompress", key="info.compress", type="primary"):
                                                   tok.encode(split.train))
         models.update({name: coder_models()[name] for name in session})
         prime = split.train if primed and split.test else None
-        lab.results["info.cjob"] = reg.submit(
-            "compression", lambda ctx: compression_table(part, models, ctx.progress, ctx.stop,
-                                                         prime=prime))
+        lab.results["info.cjob"] = reg.submit("compression", functools.partial(
+            run_compression, text=part, models=models, prime=prime))
 
 
 def _trip(r) -> str:
@@ -296,17 +295,10 @@ def _show_compression(job) -> None:
 
 cjob = lab.results.get("info.cjob")
 if cjob is not None:
-    was_active = cjob.active
+    follow(cjob, "info.c")
+    if cjob.status == "done":
+        _show_compression(cjob)
 
-    @st.fragment(run_every=0.5 if was_active else None)
-    def _poll_compression():
-        job_panel(cjob, key="info.cpanel")
-        if cjob.status == "done":
-            _show_compression(cjob)
-        if was_active and cjob.done:
-            st.rerun()
-
-    _poll_compression()
 
 # --- synthetic source ----------------------------------------------------------------------
 st.subheader("A source with a known entropy rate")
@@ -327,41 +319,32 @@ if st.button("Fit on growing text and measure", key="info.curve"):
         sizes.append(len(sp.train))
         rate = src.entropy_rate
         lab.results["info.ltext"] = sp.test[:20_000]
-        lab.results["info.ljob"] = reg.submit(
-            "entropy-rate curve",
-            lambda ctx: (learning_curve(sp.train, sp.test[:20_000], sizes, curve_orders,
-                                        entropy_rate=rate, code_chars=LEARN_CODE_CHARS,
-                                        progress=ctx.progress, stop=ctx.stop), rate))
+        lab.results["info.ljob"] = reg.submit("entropy-rate curve", functools.partial(
+            run_learning_curve, train=sp.train, test=sp.test[:20_000], sizes=sizes,
+            orders=list(curve_orders), entropy_rate=rate, code_chars=LEARN_CODE_CHARS))
 ljob = lab.results.get("info.ljob")
 if ljob is not None:
-    l_active = ljob.active
 
     ljob_text = lab.results.get("info.ltext", "")
+    follow(ljob, "info.l")
+    if ljob.status == "done":
+        points, rate = ljob.result
+        st.plotly_chart(learning_figure(points, rate), key="info.learning")
+        gap = max(abs(p.code_bits_per_char - p.code_cross_entropy) for p in points
+                  if p.code_cross_entropy is not None) if points else 0.0
+        st.caption(
+            f"Cross-entropy on {len(ljob_text):,} held-out characters (solid) and the "
+            f"real range-coded length of the first {LEARN_CODE_CHARS:,} of them (dashed) "
+            "fall toward the true entropy rate (dotted) once the order reaches the "
+            "source's and the training text is large enough; a too-small order stays "
+            "above it however much text it sees. The two lines are measured on different "
+            "amounts of text, so the dashed one can sit a little below the solid one: a "
+            "short slice can be easier than the whole held-out text (a sample, against "
+            "what is close to the expectation). On the same slice the coder is within "
+            f"{gap:.4f} bits/char of the model's cross-entropy (hover a dashed point for "
+            "it). A dip a hair below the rate is sampling noise of the finite held-out "
+            "text, not a model beating the source.")
 
-    @st.fragment(run_every=0.5 if l_active else None)
-    def _poll_curve():
-        job_panel(ljob, key="info.lpanel")
-        if ljob.status == "done":
-            points, rate = ljob.result
-            st.plotly_chart(learning_figure(points, rate), key="info.learning")
-            gap = max(abs(p.code_bits_per_char - p.code_cross_entropy) for p in points
-                      if p.code_cross_entropy is not None) if points else 0.0
-            st.caption(
-                f"Cross-entropy on {len(ljob_text):,} held-out characters (solid) and the "
-                f"real range-coded length of the first {LEARN_CODE_CHARS:,} of them (dashed) "
-                "fall toward the true entropy rate (dotted) once the order reaches the "
-                "source's and the training text is large enough; a too-small order stays "
-                "above it however much text it sees. The two lines are measured on different "
-                "amounts of text, so the dashed one can sit a little below the solid one: a "
-                "short slice can be easier than the whole held-out text (a sample, against "
-                "what is close to the expectation). On the same slice the coder is within "
-                f"{gap:.4f} bits/char of the model's cross-entropy (hover a dashed point for "
-                "it). A dip a hair below the rate is sampling noise of the finite held-out "
-                "text, not a model beating the source.")
-        if l_active and ljob.done:
-            st.rerun()
-
-    _poll_curve()
 
 # --- a Transformer on the synthetic source -------------------------------------------------
 def _order_note(k: int | None) -> str:
@@ -396,17 +379,14 @@ if st.button("Train a Transformer and measure", key="info.tcurve"):
         lab.results["info.trate"] = src.entropy_rate
         lab.results["info.tsrc"] = src.name
 
-        def _converge(ctx, sp=sp, rate=src.entropy_rate, cfg=cfg):
-            return transformer_convergence(
-                sp.train, sp.test, rate, cfg, progress=ctx.progress, stop=ctx.stop,
-                on_point=lambda p: ctx.log("curve", **p.as_dict()))
-
-        lab.results["info.tjob"] = reg.submit("Transformer entropy-rate curve", _converge)
+        lab.results["info.tjob"] = reg.submit(
+            "Transformer entropy-rate curve", functools.partial(
+                run_convergence, train=sp.train, test=sp.test, entropy_rate=src.entropy_rate,
+                config=cfg))
 tjob = lab.results.get("info.tjob")
 if tjob is not None:
     t_rate = lab.results.get("info.trate")
-    live_chart(tjob, lambda snap: convergence_figure(snap.get("curve", {}), t_rate),
-               key="info.tchart")
+    follow(tjob, "info.tchart", lambda snap: convergence_figure(snap.get("curve", {}), t_rate))
     res = tjob.result
     if res is not None and res.points:
         last = res.points[-1]
@@ -457,35 +437,28 @@ with errors():
             run_code_sweep, text=text[:ch_chars], kind=ch_kind, p=float(ch_p)))
 chjob = lab.results.get("info.chjob")
 if chjob is not None:
-    ch_active = chjob.active
+    follow(chjob, "info.ch")
+    if chjob.status == "done" and chjob.result:
+        runs = chjob.result
+        st.plotly_chart(ber_figure(runs), key="info.ber")
+        st.dataframe(pd.DataFrame([r.as_row() for r in runs]), hide_index=True)
+        below = [r for r in runs if r.code.startswith("random") and r.below_capacity]
+        best = min(below, key=lambda r: r.ber, default=None)
+        if best is not None:
+            st.caption(
+                f"Measured, not drawn: {runs[0].message_bits:,} message bits per code. "
+                f"Uncoded, {runs[0].ber:.2%} of the bits arrive wrong; the best random code "
+                f"below capacity, {best.code} at rate {best.rate:.2f}, leaves "
+                f"{best.ber:.2%}. An open marker means no error was seen; it sits at the "
+                "95% upper bound (3 / bits). Exact ML decoding limits n to 24 here, so the "
+                "approach to the capacity line is visible but partial.")
+        pick = st.selectbox("Show the received text of", [r.code for r in runs],
+                            index=min(5, len(runs) - 1), key="info.chshow")
+        run = next(r for r in runs if r.code == pick)
+        sent = text[:ch_chars]
+        st.markdown(diff_html(sent, received_chars(run.decoded, sent)),
+                    unsafe_allow_html=True)
 
-    @st.fragment(run_every=0.5 if ch_active else None)
-    def _poll_codes():
-        job_panel(chjob, key="info.chpanel")
-        if chjob.status == "done" and chjob.result:
-            runs = chjob.result
-            st.plotly_chart(ber_figure(runs), key="info.ber")
-            st.dataframe(pd.DataFrame([r.as_row() for r in runs]), hide_index=True)
-            below = [r for r in runs if r.code.startswith("random") and r.below_capacity]
-            best = min(below, key=lambda r: r.ber, default=None)
-            if best is not None:
-                st.caption(
-                    f"Measured, not drawn: {runs[0].message_bits:,} message bits per code. "
-                    f"Uncoded, {runs[0].ber:.2%} of the bits arrive wrong; the best random code "
-                    f"below capacity, {best.code} at rate {best.rate:.2f}, leaves "
-                    f"{best.ber:.2%}. An open marker means no error was seen; it sits at the "
-                    "95% upper bound (3 / bits). Exact ML decoding limits n to 24 here, so the "
-                    "approach to the capacity line is visible but partial.")
-            pick = st.selectbox("Show the received text of", [r.code for r in runs],
-                                index=min(5, len(runs) - 1), key="info.chshow")
-            run = next(r for r in runs if r.code == pick)
-            sent = text[:ch_chars]
-            st.markdown(diff_html(sent, received_chars(run.decoded, sent)),
-                        unsafe_allow_html=True)
-        if ch_active and chjob.done:
-            st.rerun()
-
-    _poll_codes()
 
 st.markdown(
     "**The noisy channel in language.** Speech recognition, OCR and spelling correction treat "
@@ -511,26 +484,19 @@ if st.button("Corrupt and decode, n = 1..5", key="info.ncrun"):
             error_rate=float(nc_rate), orders=[1, 2, 3, 4, 5], beam=int(nc_beam)))
 ncjob = lab.results.get("info.ncjob")
 if ncjob is not None:
-    nc_active = ncjob.active
+    follow(ncjob, "info.nc")
+    res = ncjob.result if ncjob.status == "done" else None
+    if res is not None and res.rows:
+        st.plotly_chart(cer_figure(res.rows), key="info.cer")
+        st.dataframe(pd.DataFrame([r.as_row() for r in res.rows]), hide_index=True)
+        best = min(res.rows, key=lambda r: r.cer_after)
+        st.caption(f"CER of the corrupted text {res.rows[0].cer_before:.2%}; the best "
+                   f"prior, n = {best.order}, brings it to {best.cer_after:.2%} "
+                   f"({best.fixed} errors fixed, {best.broken} introduced). Red marks "
+                   "characters that differ from the original; hover shows what was there.")
+        a, b = st.columns(2)
+        a.markdown("**Observed (corrupted)**")
+        a.markdown(diff_html(res.original, res.observed), unsafe_allow_html=True)
+        b.markdown(f"**Decoded with the {best.order}-gram prior**")
+        b.markdown(diff_html(res.original, best.decoded), unsafe_allow_html=True)
 
-    @st.fragment(run_every=0.5 if nc_active else None)
-    def _poll_noisy():
-        job_panel(ncjob, key="info.ncpanel")
-        res = ncjob.result if ncjob.status == "done" else None
-        if res is not None and res.rows:
-            st.plotly_chart(cer_figure(res.rows), key="info.cer")
-            st.dataframe(pd.DataFrame([r.as_row() for r in res.rows]), hide_index=True)
-            best = min(res.rows, key=lambda r: r.cer_after)
-            st.caption(f"CER of the corrupted text {res.rows[0].cer_before:.2%}; the best "
-                       f"prior, n = {best.order}, brings it to {best.cer_after:.2%} "
-                       f"({best.fixed} errors fixed, {best.broken} introduced). Red marks "
-                       "characters that differ from the original; hover shows what was there.")
-            a, b = st.columns(2)
-            a.markdown("**Observed (corrupted)**")
-            a.markdown(diff_html(res.original, res.observed), unsafe_allow_html=True)
-            b.markdown(f"**Decoded with the {best.order}-gram prior**")
-            b.markdown(diff_html(res.original, best.decoded), unsafe_allow_html=True)
-        if nc_active and ncjob.done:
-            st.rerun()
-
-    _poll_noisy()

@@ -442,10 +442,18 @@ class _WorkerProcess(_MP.Process):  # type: ignore[name-defined]
         return _Popen(process_obj)
 
 
-def warm_up() -> None:
-    """Start the forkserver now (imports torch and lmcore once, a few seconds), so that the
-    first job does not pay for it. Safe to call from any thread, any number of times."""
+def warm_up(wait: bool = False) -> None:
+    """Start the forkserver now (it imports torch and lmcore once: seconds, a minute on a
+    loaded machine), so that the first job does not pay for it. Safe from any thread, any
+    number of times; `wait=True` returns only once a job's process could start at once."""
     forkserver.ensure_running()
+    if wait:
+        job = JobRegistry(slots=Slots(1)).submit("warm-up", _noop)
+        job.wait()
+
+
+def _noop(ctx: JobContext) -> None:
+    return None
 
 
 def _worker_main(conn: Any, stop: Any, payload: bytes, env: dict[str, str],

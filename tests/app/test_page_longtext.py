@@ -314,7 +314,7 @@ def test_tiny_transformer_trains_as_a_job_and_runs_tiled():
     at.number_input(key="lt.window").set_value(64).run()
     at.number_input(key="lt.stride").set_value(32).run()
     at.button(key="lt.run").click().run()
-    at = _wait_for(at, lambda a: _frame(a, "share of text scored") is not None)
+    at = _wait_for(at, lambda a: _frame(a, "share of text scored") is not None, 90)
     rows = _frame(at, "share of text scored")
     assert list(rows["attention"]) == ["tiled", "tiled"]
     assert rows.loc[1, "share of text scored"] == 1.0
