@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lmcore.app.frame import errors, page
-from lmcore.app.job_view import job_panel, live_chart, registry
+from lmcore.app.job_view import follow, follow_all, registry
 from lmcore.app.objective_charts import (
     effective_rank_chart,
     fair_table,
@@ -132,20 +132,8 @@ jobs = {n: reg.get(j) for n, j in res.get("jobs", {}).items()}
 jobs = {n: j for n, j in jobs.items() if j is not None}
 
 
-@st.fragment(run_every=0.7 if any(j.active for j in jobs.values()) else None)
-def _live() -> None:
-    cols = st.columns(len(jobs))
-    for col, (name, job) in zip(cols, jobs.items(), strict=True):
-        with col:
-            job_panel(job, key=K + "panel." + name)
-    st.plotly_chart(loss_curves({n: j.snapshot() for n, j in jobs.items()}), key=K + "loss")
-    if jobs and all(j.done for j in jobs.values()) and res.get("drawn") != res["jobs"]:
-        res["drawn"] = res["jobs"]
-        st.rerun()
-
-
 if jobs:
-    _live()
+    follow_all(jobs, K + "loss", loss_curves)
 done = {n: j.result for n, j in jobs.items() if j.status == "done" and j.result}
 
 # --- fair metrics ---------------------------------------------------------------------------
@@ -279,7 +267,7 @@ if done:
                             seed=int(seed))).id
         gen_job = reg.get(res["gen_job"]) if "gen_job" in res else None
         if gen_job is not None:
-            live_chart(gen_job, lambda snapshot: None, key=K + "gen")
+            follow(gen_job, K + "gen")
         if gen_job is not None and gen_job.status == "done" and gen_job.result is not None:
             demo = gen_job.result
             timing = demo.timing
@@ -307,7 +295,7 @@ if done:
 
         ed_job = reg.get(res["encdec_gen_job"]) if "encdec_gen_job" in res else None
         if ed_job is not None:
-            live_chart(ed_job, lambda snapshot: None, key=K + "edgen")
+            follow(ed_job, K + "edgen")
         if (ENCDEC in done and ed_job is not None and ed_job.status == "done"
                 and gen_job is not None and gen_job.status == "done"):
             ed, demo = ed_job.result, gen_job.result

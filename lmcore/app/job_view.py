@@ -106,6 +106,28 @@ def follow(job: Job, key: str, figure: Figure | None = None, *,
     _draw()
 
 
+def follow_all(jobs: dict[str, Job], key: str,
+               figure: Callable[[dict[str, dict[str, dict[str, list]]]], Any] | None = None,
+               *, run_every: float = REDRAW_S, max_points: int = MAX_POINTS) -> None:
+    """`follow` for jobs shown together: their panels side by side, one figure built from
+    {name: snapshot}; the page reruns once when the last of them ends."""
+    was_active = any(j.active for j in jobs.values())
+
+    @st.fragment(run_every=run_every if was_active else None)
+    def _draw() -> None:
+        for col, (name, job) in zip(st.columns(len(jobs)), jobs.items(), strict=True):
+            with col:
+                job_panel(job, key=f"{key}.panel.{name}")
+        if figure is not None:
+            fig = figure({n: j.snapshot(max_points=max_points) for n, j in jobs.items()})
+            if fig is not None:
+                st.plotly_chart(fig, key=key)
+        if was_active and all(j.done for j in jobs.values()):
+            st.rerun()
+
+    _draw()
+
+
 def live_chart(job: Job, build_figure: Figure, key: str, run_every: float = REDRAW_S,
                panel: bool = True) -> None:
     """`follow` with a figure (the name pages used before `follow` existed)."""

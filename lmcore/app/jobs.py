@@ -19,7 +19,7 @@ limits:
 
 Why processes: a training thread in the server process shared the GIL with every rerun of the
 page watching it and ran several times slower (issue 12). Workers never import streamlit: only
-`lmcore/app/job_view.py` does: pages take `registry`, `job_panel`, `live_chart` and `follow`
+`lmcore/app/job_view.py` does: pages take `registry`, `job_panel`, `live_chart`, `follow` and `follow_all`
 from there (this module never imports it: no import circle).
 """
 
@@ -393,8 +393,9 @@ class WorkerContext(JobContext):
         if last is not None:
             batch.append(last)
         self._events, self._progress = [], None
-        if batch:
-            self._conn.send(batch)
+        if batch:  # plain pickle: tensors by value (the ForkingPickler that Connection.send
+            # uses would pass torch tensors as shared-memory handles, dead once we exit)
+            self._conn.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
         self._sent = time.monotonic()
 
     def flush(self, last: tuple | None = None) -> None:
@@ -472,7 +473,7 @@ def _worker_main(conn: Any, stop: Any, payload: bytes, env: dict[str, str],
 
         torch.set_num_threads(threads)
     ctx = WorkerContext(conn, stop, workdir, job_id)
-    conn.send([("started",)])  # the server times the start-up to here
+    conn.send_bytes(pickle.dumps([("started",)]))  # the server times the start-up to here
     try:
         fn = pickle.loads(payload)  # written by the server that started us, never user data
         last: tuple = ("result", fn(ctx))
@@ -483,7 +484,8 @@ def _worker_main(conn: Any, stop: Any, payload: bytes, env: dict[str, str],
     try:
         ctx.flush(last)
     except Exception as exc:  # e.g. a result that cannot be pickled
-        conn.send([("error", f"the job's result could not be sent back: {exc}")])
+        conn.send_bytes(pickle.dumps([("error", f"the job's result could not be sent back: "
+                                                f"{type(exc).__name__}: {exc}")]))
     conn.close()
 
 
@@ -682,12 +684,16 @@ class JobRegistry:
         outcome = None
         while to_eof or recv.poll():
             try:
-                batch = recv.recv()
+                data = recv.recv_bytes()
             except (EOFError, OSError):
                 break
-            except Exception as exc:  # a batch cut short by a kill
-                log.warning("job %s: unreadable event batch (%s)", job.name, exc)
-                break
+            try:
+                batch = pickle.loads(data)  # from the worker this server started
+            except Exception as exc:
+                log.error("job %s: unreadable event batch (%s: %s)", job.name,
+                          type(exc).__name__, exc)
+                batch = [("error", f"the job's report could not be read: "
+                                   f"{type(exc).__name__}: {exc}")]
             outcome = job._apply(batch) or outcome
         return outcome
 

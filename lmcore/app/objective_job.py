@@ -1,14 +1,19 @@
 """The Objectives page's background jobs: train-and-score one objective, the generation demo.
 
-Each function builds the `fn(ctx)` a page submits to the session's job registry. They run in
-the job's thread and never call streamlit: progress (training steps, then held-out scoring)
-goes to `ctx.progress` as one fraction of the whole work, so the panel's ETA covers both.
+`run_objective`, `run_generation` and `run_encdec_generation` are job bodies (module-level,
+`ctx` first) that run in a job's worker process and never call streamlit; `objective_job` and
+`generation_job` bind their arguments (`functools.partial`). Progress (training steps, then
+held-out scoring) goes to `ctx.progress` as one fraction of the whole work, so the panel's ETA
+covers both. These jobs take and hand back the model itself (the objectives include an
+encoder-decoder, which has no safetensors checkpoint format here): lmcore's own torch modules,
+pickled by the server and its workers, never by a visitor.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,38 +67,44 @@ class ObjectiveFeed:
                          f"({e.done / max(e.total, 1):.0%})")
 
 
+def run_objective(ctx: JobContext, *, name: str, model: Transformer, data: TokenData,
+                  train_config: TrainConfig, tokenizer: Tokenizer, corpus: Corpus,
+                  rate: float = 0.15, nsp: bool = False,
+                  session: str | None = None) -> ObjectiveOutcome:
+    """Train and score objective `name`, recorded as a run in the store."""
+    cfg = model.config
+    store = RunStore()
+    run_id = store.create(
+        f"objective {name} {cfg.n_layer}x{cfg.n_embd} ({tokenizer.kind})",
+        {"model": cfg.to_dict(), "objective": name, "rate": rate, "nsp": nsp,
+         "train": dataclasses.asdict(train_config)},
+        corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
+        tokenizer=f"{tokenizer.kind} ({tokenizer.vocab_size})", session=session)
+    ctx.set("run_id", run_id)
+    context = train_config.context or cfg.context
+    feed = ObjectiveFeed(ctx, name, *work_plan(name, data, train_config, context, nsp))
+    try:
+        run = train_and_score(name, model, data, train_config, tokenizer=tokenizer,
+                              rate=rate, nsp=nsp, callback=Recorder(store, run_id, then=feed),
+                              stop=ctx.stop)
+    except Exception as exc:  # refused before the first step: the run did not happen
+        if store.get(run_id).status == "running":
+            store.finish(run_id, "failed", {}, error=str(exc))
+        raise
+    if run.metrics:
+        final = dict(store.get(run_id).final or {})
+        final["fair_metrics"] = [m.as_row() for m in run.metrics]
+        store.update(run_id, final=final)
+    return ObjectiveOutcome(run, tokenizer, fillable_ids(tokenizer, data.train), run_id)
+
+
 def objective_job(name: str, model: Transformer, data: TokenData, train_config: TrainConfig,
                   tokenizer: Tokenizer, corpus: Corpus, *, rate: float = 0.15,
-                  nsp: bool = False, session: str | None = None):
-    """A job function: train and score objective `name`, recorded as a run in the store."""
-
-    def fn(ctx: JobContext) -> ObjectiveOutcome:
-        cfg = model.config
-        store = RunStore()
-        run_id = store.create(
-            f"objective {name} {cfg.n_layer}x{cfg.n_embd} ({tokenizer.kind})",
-            {"model": cfg.to_dict(), "objective": name, "rate": rate, "nsp": nsp,
-             "train": dataclasses.asdict(train_config)},
-            corpus_name=corpus.name, corpus_fingerprint=corpus.fingerprint,
-            tokenizer=f"{tokenizer.kind} ({tokenizer.vocab_size})", session=session)
-        ctx.set("run_id", run_id)
-        context = train_config.context or cfg.context
-        feed = ObjectiveFeed(ctx, name, *work_plan(name, data, train_config, context, nsp))
-        try:
-            run = train_and_score(name, model, data, train_config, tokenizer=tokenizer,
-                                  rate=rate, nsp=nsp, callback=Recorder(store, run_id, then=feed),
-                                  stop=ctx.stop)
-        except Exception as exc:  # refused before the first step: the run did not happen
-            if store.get(run_id).status == "running":
-                store.finish(run_id, "failed", {}, error=str(exc))
-            raise
-        if run.metrics:
-            final = dict(store.get(run_id).final or {})
-            final["fair_metrics"] = [m.as_row() for m in run.metrics]
-            store.update(run_id, final=final)
-        return ObjectiveOutcome(run, tokenizer, fillable_ids(tokenizer, data.train), run_id)
-
-    return fn
+                  nsp: bool = False, session: str | None = None) -> functools.partial:
+    """`run_objective` with its arguments bound: what the page submits."""
+    return functools.partial(run_objective, name=name, model=model, data=data,
+                             train_config=train_config, tokenizer=tokenizer, corpus=corpus,
+                             rate=rate, nsp=nsp, session=session)
 
 
 @dataclass
@@ -121,49 +132,54 @@ class GenerationStopped(Exception):
     """Raised from a forward hook when the job is asked to stop mid-generation."""
 
 
-def generation_job(model: Transformer, tokenizer: Tokenizer, prompt: str, n: int, *,
-                   temperature: float = 0.8, seed: int = 0, repeats: int = 3):
-    """A job function: generate `n` tokens with the KV cache and without (`repeats` times
-    each, per-step medians: `time_kv_cache`).
+def run_generation(ctx: JobContext, *, model: Transformer, tokenizer: Tokenizer, prompt: str,
+                   n: int, temperature: float = 0.8, seed: int = 0,
+                   repeats: int = 3) -> GenerationDemo:
+    """Generate `n` tokens with the KV cache and without (`repeats` times each, per-step
+    medians: `time_kv_cache`).
 
     Generation runs on a private copy of the model, whose forward hook counts steps for the
     progress bar and stops the loop (by raising) once the job's stop event is set.
     """
     ids = torch.tensor([[tokenizer.bos_id] + tokenizer.encode(prompt)])
+    m = copy.deepcopy(model)
+    calls = {"done": 0, "phase": "with the KV cache"}
+    total = 2 * max(1, repeats) * n
+
+    def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+        if ctx.stop.is_set():
+            raise GenerationStopped("generation stopped")
+        calls["done"] += 1
+        ctx.progress(calls["done"] / total,
+                     f"generating {calls['phase']}: {calls['done'] % n or n}/{n} tokens")
+
+    def on_run(label: str, r: int) -> None:
+        calls["phase"] = (f"{'with the KV cache' if label == 'cache' else 'without a cache'}"
+                          f" (run {r + 1} of {max(1, repeats)})")
+
+    handle = m.register_forward_hook(hook)
+    try:
+        timing = time_kv_cache(m, ids, n, temperature=temperature, seed=seed,
+                               repeats=repeats, on_run=on_run)
+    finally:
+        handle.remove()
+    out = timing.generation
+    new = out.new[0].tolist()
+    return GenerationDemo(prompt=prompt, n=n, temperature=temperature,
+                          text=tokenizer.decode(new), tokens=tokenizer.token_strings(new),
+                          probs=out.probs[0].tolist(), timing=timing,
+                          cached_steps=out.cached_steps, identical=timing.identical,
+                          context=m.config.context)
+
+
+def generation_job(model: Transformer, tokenizer: Tokenizer, prompt: str, n: int, *,
+                   temperature: float = 0.8, seed: int = 0,
+                   repeats: int = 3) -> functools.partial:
+    """`run_generation` with its arguments bound (a bad `n` is refused here, at once)."""
     if n < 1:
         raise ValueError(f"ask for at least one token, got {n}")
-
-    def fn(ctx: JobContext) -> GenerationDemo:
-        m = copy.deepcopy(model)
-        calls = {"done": 0, "phase": "with the KV cache"}
-        total = 2 * max(1, repeats) * n
-
-        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-            if ctx.stop.is_set():
-                raise GenerationStopped("generation stopped")
-            calls["done"] += 1
-            ctx.progress(calls["done"] / total,
-                         f"generating {calls['phase']}: {calls['done'] % n or n}/{n} tokens")
-
-        def on_run(label: str, r: int) -> None:
-            calls["phase"] = (f"{'with the KV cache' if label == 'cache' else 'without a cache'}"
-                              f" (run {r + 1} of {max(1, repeats)})")
-
-        handle = m.register_forward_hook(hook)
-        try:
-            timing = time_kv_cache(m, ids, n, temperature=temperature, seed=seed,
-                                   repeats=repeats, on_run=on_run)
-        finally:
-            handle.remove()
-        out = timing.generation
-        new = out.new[0].tolist()
-        return GenerationDemo(prompt=prompt, n=n, temperature=temperature,
-                              text=tokenizer.decode(new), tokens=tokenizer.token_strings(new),
-                              probs=out.probs[0].tolist(), timing=timing,
-                              cached_steps=out.cached_steps, identical=timing.identical,
-                              context=m.config.context)
-
-    return fn
+    return functools.partial(run_generation, model=model, tokenizer=tokenizer, prompt=prompt,
+                             n=n, temperature=temperature, seed=seed, repeats=repeats)
 
 
 def run_encdec_generation(ctx: JobContext, *, model: torch.nn.Module, tokenizer: Tokenizer,

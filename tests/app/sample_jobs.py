@@ -130,3 +130,12 @@ def torch_threads(ctx):
     import torch
 
     return torch.get_num_threads()
+
+
+def returns_torch(ctx):
+    """A tensor and a module come back by value (not as shared-memory handles of a process
+    that has exited)."""
+    import torch
+
+    torch.manual_seed(0)
+    return torch.arange(6.0).reshape(2, 3), torch.nn.Linear(3, 2)

@@ -325,3 +325,14 @@ def test_a_function_from_a_script_is_refused_at_submit():
     body.__qualname__ = "body"
     with pytest.raises(TypeError, match="defined in a script"):
         JobRegistry(slots=Slots(1)).submit("page", functools.partial(body))
+
+
+def test_torch_results_come_back_by_value_after_the_worker_exited():
+    import torch
+
+    job = JobRegistry(slots=Slots(1)).submit("t", sj.returns_torch)
+    assert job.wait(WAIT) and job.status == "done", job.error
+    t, lin = job.result
+    assert torch.equal(t, torch.arange(6.0).reshape(2, 3))
+    torch.manual_seed(0)
+    assert torch.equal(lin.weight, torch.nn.Linear(3, 2).weight)
