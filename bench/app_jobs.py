@@ -206,7 +206,9 @@ def sweep_in_browser(page, base: str, trange: tuple[int, int], repeats: int, awa
                      timeout: float) -> dict:
     page.goto(f"{base}/FlashAttention")
     wait_idle(page)
-    page.get_by_text("the job's own process (faster)").click()
+    _sweep_tab(page)
+    page.locator('[data-testid="stRadio"] label').filter(
+        has_text="the job's own process").first.click()
     wait_idle(page)
     set_number(page, "Timing repeats", repeats)
     _set_range(page, trange)
@@ -225,6 +227,7 @@ def sweep_in_browser(page, base: str, trange: tuple[int, int], repeats: int, awa
         page.locator('[data-testid="stSidebar"] a').filter(has_text="FlashAttention") \
             .first.click()
         wait_idle(page)
+        _sweep_tab(page)
     else:
         wait_text(page, SWEEP_DONE, timeout)
         wall = time.perf_counter() - t0
@@ -233,6 +236,13 @@ def sweep_in_browser(page, base: str, trange: tuple[int, int], repeats: int, awa
         page.get_by_role("button", name="Download results (CSV)").click()
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     return dict(sweep_s=_sweep_seconds(rows), wall_s=wall, cells=len(rows))
+
+
+def _sweep_tab(page) -> None:
+    tab = page.get_by_role("tab", name="Memory and time vs T")
+    if tab.count():
+        tab.first.click()
+        page.wait_for_timeout(300)
 
 
 def _set_range(page, trange: tuple[int, int]) -> None:
