@@ -1,5 +1,7 @@
 """Corpus & tokenizers: what text the lab uses, how it was decoded, how it splits into tokens."""
 
+import functools
+
 import pandas as pd
 import streamlit as st
 
@@ -7,7 +9,9 @@ from lmcore.app.charts import frequency_bar, grouped_bars
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
 from lmcore.app.highlight import repairs_html, token_boundaries_html, token_groups
+from lmcore.app.jobs import follow, registry
 from lmcore.app.provenance import how_computed
+from lmcore.app.tokenizer_job import run_tokenizers
 from lmcore.data.corpus import load_text
 from lmcore.data.frequency import char_frequency, token_frequency
 from lmcore.data.repairs import repair_marks
@@ -81,21 +85,37 @@ vocab = int(right.number_input(
     key="corpus.vocab", help=f"Byte-level BPE needs at least {MIN_VOCAB['bpe'][0]} "
                              f"({MIN_VOCAB['bpe'][1]}); a smaller size is raised to that."))
 cache = lab.results.setdefault("tokenizers", {})
+reg = registry()
 if st.button("Train tokenizers", type="primary", key="corpus.train"):
-    bar = st.progress(0.0, "training…")
-    for i, kind in enumerate(kinds):
-        bar.progress(i / max(len(kinds), 1), f"training {kind}…")
+    sizes, notes = {}, []
+    for kind in kinds:
         size = None
         if kind in SIZED:
             least, why = MIN_VOCAB[kind]
             size = max(vocab, least) if kind == "bpe" else vocab
             if size != vocab:
-                st.warning(f"{kind}: vocabulary size raised from {vocab:,} to {size:,}, the "
-                           f"least a byte-level BPE can have ({why}).")
-        with errors():  # one kind refused (e.g. vocab too small for its alphabet): go on
-            cache[(c.fingerprint, kind)] = train_tokenizer(kind, split.train, vocab_size=size)
-    bar.progress(1.0, "done")
-how_computed(train_tokenizer, tokenizer_stats, Tokenizer.encode_offsets, token_groups,
+                notes.append(f"{kind}: vocabulary size raised from {vocab:,} to {size:,}, the "
+                             f"least a byte-level BPE can have ({why}).")
+        sizes[kind] = size
+    job = reg.submit("tokenizers", functools.partial(run_tokenizers, text=split.train,
+                                                     sizes=sizes))
+    lab.results["corpus.tokjob"] = (job.id, c.fingerprint, notes)
+job_id, job_corpus, notes = lab.results.get("corpus.tokjob", (None, None, []))
+tok_job = reg.get(job_id) if job_id is not None and job_corpus == c.fingerprint else None
+if tok_job is not None:
+    for note in notes:
+        st.warning(note)
+    follow(tok_job, "corpus.tok")
+    done = tok_job.result
+    if done is not None:
+        if lab.results.get("corpus.tokdone") != tok_job.id:  # once: into this session's cache
+            for kind, tok in done.tokenizers.items():
+                cache[(job_corpus, kind)] = tok
+            lab.results["corpus.tokdone"] = tok_job.id
+        for why in done.errors.values():  # one kind refused: the others trained
+            st.error(why, icon="⚠️")
+how_computed(run_tokenizers, train_tokenizer, tokenizer_stats, Tokenizer.encode_offsets,
+             token_groups,
              cli="lmcore tokenize FILE --compare char,byte,bpe,unigram")
 trained = {k: t for (fp, k), t in cache.items() if fp == c.fingerprint}
 if trained:

@@ -29,7 +29,7 @@ def _release(reg: JobRegistry) -> None:
 def registry() -> JobRegistry:
     """This session's registry; closing the tab (or its expiry) releases it: jobs killed."""
     threading.Thread(target=warm_up, name="lmcore-forkserver-warm-up", daemon=True).start()
-    return JobRegistry(threads_for_closures=True)  # until every page's jobs pickle
+    return JobRegistry()
 
 
 def _fmt_seconds(s: float) -> str:

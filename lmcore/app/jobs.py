@@ -527,12 +527,8 @@ class JobRegistry:
     """The jobs of one session: starts worker processes and enforces every limit."""
 
     def __init__(self, slots: Slots | None = None, max_seconds: float | None = None,
-                 max_mb: float | None = None, grace_s: float = STOP_GRACE_S,
-                 threads_for_closures: bool = False):
+                 max_mb: float | None = None, grace_s: float = STOP_GRACE_S):
         self._slots = slots or _process_slots
-        # TRANSITIONAL (while pages move their job bodies to lmcore/app/*_job.py): a function
-        # that does not pickle runs in a thread of this process, asked to stop, never killed.
-        self._threads_for_closures = threads_for_closures
         self._max_seconds = max_seconds
         self._max_mb = max_mb
         self.grace_s = grace_s
@@ -549,9 +545,6 @@ class JobRegistry:
             _check_importable(fn)
             payload = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            if self._threads_for_closures:
-                log.warning("job %s does not pickle (%s): running it in a thread", name, exc)
-                return self._start(Job(name), self._run_thread, fn)
             raise TypeError(f"job {name!r}: its function must be picklable (a module-level "
                             f"function or functools.partial of one with plain arguments): "
                             f"{exc}") from exc
@@ -569,34 +562,6 @@ class JobRegistry:
         job.thread = t
         t.start()
         return job
-
-    def _run_thread(self, job: Job, fn: Callable[[JobContext], Any]) -> None:
-        """TRANSITIONAL: the old in-process thread for a job function that does not pickle."""
-        if not self._slots.acquire(job._stop):
-            job._set(status="stopped", message="stopped before it started",
-                     ended=time.monotonic())
-            job._finished.set()
-            return
-        limit = self._limit_seconds()
-        timer = threading.Timer(limit, job.stop, args=(
-            f"stopped: reached the time limit max_job_seconds={limit:g} "
-            "(set LMCORE_MAX_JOB_SECONDS to raise it)",))
-        timer.daemon = True
-        try:
-            job._set(status="running", started=time.monotonic(), message="")
-            timer.start()
-            try:
-                outcome: tuple = ("result", fn(JobContext(job)))
-            except Exception as exc:
-                if not job._stop.is_set():
-                    log.error("job %s failed:\n%s", job.name,
-                              "".join(traceback.format_exception(exc)))
-                outcome = _error_event(exc)
-            job._settle(outcome)
-        finally:
-            timer.cancel()
-            self._slots.release()
-            job._finished.set()
 
     def _limit_seconds(self) -> float:
         return float(self._max_seconds or get_settings().max_job_seconds)

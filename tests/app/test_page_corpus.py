@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 
 import pytest
 from apptest import (
@@ -11,11 +12,13 @@ from apptest import (
     current_corpus,
     error_texts,
     goto,
+    join_jobs,
     open_app,
     open_page,
     sidebar_text,
 )
 
+from lmcore.app import jobs
 from lmcore.data.builtin import PYDOC_NAME, builtin_corpora
 
 HOME = "streamlit_app.py"
@@ -85,6 +88,35 @@ def test_corpus_page_empty_paste_is_refused():
     assert error_texts(at), "an empty paste must be refused with a message"
 
 
+def _train_tokenizers(at):
+    """Press Train tokenizers: a background job; AppTest cannot run the polling timer, so
+    wait for the job, then rerun the page as its end would."""
+    at.button(key="corpus.train").click().run()
+    assert_no_exception(at)
+    join_jobs()
+    at.run()
+    return at
+
+
+def test_tokenizer_training_is_a_job_under_the_cap(monkeypatch):
+    """A CPU-heavy action: it waits for a job slot like every job, and runs in a worker."""
+    monkeypatch.setenv("LMCORE_MAX_JOBS", "1")
+    at = open_page("pages/1_Corpus_and_tokenizers.py")
+    at.multiselect(key="corpus.kinds").set_value(["char"]).run()
+    assert jobs._process_slots.acquire(threading.Event())  # another visitor holds the slot
+    try:
+        at.button(key="corpus.train").click().run()
+        assert_no_exception(at)
+        assert any("Waiting for a free job slot" in i.value for i in at.info)
+        assert at.button(key="corpus.tok.panel.cancel")
+    finally:
+        jobs._process_slots.release()
+    join_jobs()
+    at.run()
+    assert at.session_state["lmcore.lab"].tokenizer.kind == "char"
+    assert not [i for i in at.info if "Waiting for a free job slot" in i.value]
+
+
 def test_corpus_page_trains_and_compares_tokenizers():
     at = open_page("pages/1_Corpus_and_tokenizers.py")
     at.radio(key="corpus.source").set_value("Paste text").run()
@@ -92,7 +124,7 @@ def test_corpus_page_trains_and_compares_tokenizers():
     at.text_area(key="corpus.paste").set_value(text).run()
     at.button(key="corpus.use").click().run()
     at.multiselect(key="corpus.kinds").set_value(["char", "byte", "bpe"]).run()
-    at.button(key="corpus.train").click().run()
+    _train_tokenizers(at)
     assert_no_exception(at)
     assert not error_texts(at)
     table = at.dataframe[0].value
@@ -148,7 +180,7 @@ def test_corpus_page_upload_survives_ngram_and_long_texts_and_back():
     at = goto(open_app(), CORPUS)
     _upload(at, "corpus")
     at.multiselect(key="corpus.kinds").set_value(["char"]).run()
-    at.button(key="corpus.train").click().run()
+    _train_tokenizers(at)
     assert_no_exception(at)
     tok = at.session_state["lmcore.lab"].tokenizer
     assert tok is not None and tok.kind == "char"
@@ -216,7 +248,7 @@ def test_small_bpe_vocabulary_is_raised_to_the_byte_alphabet_with_a_message():
     at.button(key="corpus.use").click().run()
     at.multiselect(key="corpus.kinds").set_value(["bpe", "wordpiece", "char"]).run()
     at.number_input(key="corpus.vocab").set_value(100).run()
-    at.button(key="corpus.train").click().run()
+    _train_tokenizers(at)
     assert_no_exception(at)
     warns = [w.value for w in at.warning]
     assert any("bpe" in w and "from 100 to 263" in w for w in warns), warns
@@ -237,7 +269,7 @@ def test_a_kind_refused_for_its_vocabulary_shows_why_and_the_others_train():
     at.button(key="corpus.use").click().run()
     at.multiselect(key="corpus.kinds").set_value(["wordpiece", "char"]).run()
     at.number_input(key="corpus.vocab").set_value(100).run()
-    at.button(key="corpus.train").click().run()
+    _train_tokenizers(at)
     assert_no_exception(at)
     errs = error_texts(at)
     assert errs and "wordpiece" in errs[0] and "use vocab_size >=" in errs[0], errs

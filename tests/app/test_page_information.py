@@ -95,7 +95,7 @@ def test_compression_job_verifies_round_trip():
     at.multiselect(key="info.corders").set_value([1, 3]).run()
     at.button(key="info.compress").click().run()
     assert_no_exception(at)
-    at = _wait_for(at, lambda a: _frame(a, "round trip") is not None)
+    at = _wait_for(at, lambda a: _frame(a, "round trip") is not None, 300)
     table = _frame(at, "round trip")
     assert list(table["coder"])[-4:] == ["KN char 1-gram", "KN char 3-gram",
                                          "adaptive over KN 3-gram", "mixing coder"]
