@@ -9,7 +9,7 @@ from lmcore.app.charts import frequency_bar, grouped_bars
 from lmcore.app.corpus_picker import corpus_picker
 from lmcore.app.frame import errors, page
 from lmcore.app.highlight import repairs_html, token_boundaries_html, token_groups
-from lmcore.app.jobs import follow, registry
+from lmcore.app.job_view import follow, registry
 from lmcore.app.provenance import how_computed
 from lmcore.app.tokenizer_job import run_tokenizers
 from lmcore.data.corpus import load_text

@@ -19,8 +19,8 @@ limits:
 
 Why processes: a training thread in the server process shared the GIL with every rerun of the
 page watching it and ran several times slower (issue 12). Workers never import streamlit: only
-`lmcore/app/job_view.py` does: pages take `registry`, `job_panel`, `live_chart`, `follow` and `follow_all`
-from there (this module never imports it: no import circle).
+`lmcore/app/job_view.py` does: pages take `registry`, `job_panel`, `live_chart`, `follow` and
+`follow_all` from there (this module never imports it: no import circle).
 """
 
 from __future__ import annotations
