@@ -397,7 +397,10 @@ if tjob is not None:
             f"{last.code_bits_per_char:.3f} bits/char on {res.chars_coded:,} held-out "
             f"characters (the model's own cross-entropy there: "
             f"{last.code_cross_entropy:.3f}), round trip "
-            f"{'verified' if res.round_trip else 'FAILED'}. The gap to the dotted line is "
+            f"{'verified' if res.round_trip else 'FAILED'}. The coded slice is a sample of "
+            "the held-out text, so the dashed line may sit a little below the solid one; on "
+            "the slice itself the payload is at or just above the model's cross-entropy. "
+            "The gap to the dotted line is "
             "the KL divergence per character between source and model: what it has not "
             "learned yet. " + _order_note(markov_order(lab.results.get("info.tsrc", ""))))
 

@@ -84,8 +84,11 @@ def convergence_figure(series: Mapping[str, Sequence], rate: float | None) -> go
                    name="held-out cross-entropy",
                    hovertemplate="step %{x}: %{y:.4f} bits/char<extra>cross-entropy</extra>"),
         go.Scatter(x=steps, y=list(series.get("code_bits_per_char", [])),
-                   mode="lines+markers", line_dash="dash", name="range-coded length",
-                   hovertemplate="step %{x}: %{y:.4f} bits/char<extra>coded</extra>"),
+                   mode="lines+markers", line_dash="dash",
+                   name="range-coded length (of a held-out slice)",
+                   customdata=list(series.get("code_cross_entropy", [])) or None,
+                   hovertemplate="step %{x}: %{y:.4f} bits/char; the model's cross-entropy "
+                                 "on the same slice %{customdata:.4f}<extra>coded</extra>"),
     ])
     _rate_line(fig, rate)
     fig.update_layout(title="A Transformer approaching the entropy rate as it trains",
