@@ -106,6 +106,15 @@ def go_elsewhere(page) -> None:
     wait_idle(page)
 
 
+def wait_started(page, done_text: str, timeout: float = 300_000) -> None:
+    """The click's rerun has submitted the job: the sidebar lists it as running (or it is
+    already done). Leaving before that would abort the rerun, and no job would start."""
+    page.wait_for_function(
+        "() => { const s = document.querySelector('[data-testid=\"stSidebar\"]');"
+        " return (s && s.innerText.includes('Running jobs'))"
+        f" || document.body.innerText.includes({json.dumps(done_text)}); }}", timeout=timeout)
+
+
 def wait_text(page, text: str, timeout: float) -> None:
     page.wait_for_function(f"() => document.body.innerText.includes({json.dumps(text)})",
                            timeout=timeout)
@@ -148,7 +157,7 @@ def train_in_browser(page, base: str, home: Path, steps: int, away: bool,
     page.get_by_role("button", name="Train").click()
     deadline = time.monotonic() + timeout / 1000
     if away:
-        page.wait_for_timeout(1500)  # the job has started (its panel is up)
+        wait_started(page, "The model is now")
         go_elsewhere(page)
     else:
         wait_text(page, "The model is now", timeout)
@@ -215,14 +224,15 @@ def sweep_in_browser(page, base: str, trange: tuple[int, int], repeats: int, awa
     t0 = time.perf_counter()
     page.get_by_role("button", name="Run the sweep").click()
     if away:
-        page.wait_for_timeout(1500)
+        wait_started(page, SWEEP_DONE)
         go_elsewhere(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
         deadline = time.monotonic() + timeout / 1000
         while "attention-sweep" in sidebar.inner_text():  # listed while it runs
             if time.monotonic() > deadline:
                 raise RuntimeError("the sweep did not finish in time")
-            page.wait_for_timeout(200)
+            page.wait_for_timeout(3000)  # the sidebar is redrawn only when the page reruns:
+            go_elsewhere(page)  # the same link again (same session), every 3 s
         wall = time.perf_counter() - t0
         page.locator('[data-testid="stSidebar"] a').filter(has_text="FlashAttention") \
             .first.click()
