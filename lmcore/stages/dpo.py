@@ -20,7 +20,6 @@ chosen responses' mean per-token negative log-likelihood to the loss, as RPO (Pa
 from __future__ import annotations
 
 import copy
-import math
 import random
 import threading
 import time
@@ -34,7 +33,7 @@ from lmcore.models.eval_mode import eval_mode
 from lmcore.models.transformer import Transformer
 from lmcore.stages.chat import Example, encode_example, pad_batch
 from lmcore.stages.preferences import Pair
-from lmcore.stages.sft import StageConfig, check_fits
+from lmcore.stages.sft import StageConfig, check_fits, update
 from lmcore.train.trainer import make_optimizer
 
 
@@ -134,20 +133,12 @@ def train_dpo(model: Transformer, tok: Tokenizer, pairs: list[Pair], config: Sta
         if config.nll_weight:
             nll = -(pol_w / response_lengths(tok, batch).to(pol_w.device)).mean()
             loss = loss + config.nll_weight * nll
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        loss_v = float(loss.detach())
-        if not math.isfinite(loss_v):
-            raise FloatingPointError(f"the DPO loss became {loss_v} at step {step}: lower the "
-                                     "learning rate")
+        loss_v = update(model, opt, loss, step, "DPO")
         point = {"step": step, "steps": config.steps, "loss": loss_v,
                  "batch_margin": float(margin.mean()),
                  "batch_reward_acc": float((margin > 0).double().mean()),
                  "elapsed_s": time.perf_counter() - t0}
-        if evaluate is not None and (step == config.steps
-                                     or (config.eval_every and step % config.eval_every == 0)):
+        if evaluate is not None and config.due(step):
             point.update(evaluate(step, reference))
         emit(point)
     status = "done" if step >= config.steps else "stopped"

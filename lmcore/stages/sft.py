@@ -49,6 +49,10 @@ class StageConfig:
         if not (math.isfinite(self.nll_weight) and self.nll_weight >= 0):
             raise ValueError(f"nll_weight must be a number >= 0, got {self.nll_weight}")
 
+    def due(self, step: int) -> bool:
+        """Whether held-out numbers are measured after `step` (every eval_every, and last)."""
+        return step == self.steps or bool(self.eval_every and step % self.eval_every == 0)
+
     def schedule(self) -> TrainConfig:
         """The trainer's optimizer and learning-rate schedule with these values."""
         return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
@@ -71,6 +75,20 @@ def masked_nll(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> t
     if int(n) == 0:
         raise ValueError("no response tokens in this batch: nothing to learn from")
     return (nll * keep).sum() / n
+
+
+def update(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int,
+           stage: str) -> float:
+    """One optimizer step on `loss` (gradients clipped to norm 1); the loss as a float."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"the {stage} loss became {value} at step {step}: lower the "
+                                 "learning rate")
+    return value
 
 
 def check_fits(model: Transformer, rows: list[tuple[list[int], list[int]]]) -> None:
@@ -108,18 +126,10 @@ def train_sft(model: Transformer, tok: Tokenizer, examples: list[Example], confi
         ids, mask = pad_batch([rows[rng.randrange(len(rows))]
                                for _ in range(config.batch_size)], tok.pad_id)
         loss = sft_loss(model, ids.to(_device(model)), mask.to(_device(model)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        loss_v = float(loss.detach())
-        if not math.isfinite(loss_v):
-            raise FloatingPointError(f"the SFT loss became {loss_v} at step {step}: lower the "
-                                     "learning rate")
+        loss_v = update(model, opt, loss, step, "SFT")
         point = {"step": step, "steps": config.steps, "loss": loss_v,
                  "elapsed_s": time.perf_counter() - t0}
-        if evaluate is not None and (step == config.steps
-                                     or (config.eval_every and step % config.eval_every == 0)):
+        if evaluate is not None and config.due(step):
             point.update(evaluate(step))
         emit(point)
     status = "done" if step >= config.steps else "stopped"
