@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, whole
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_shapes)
     i = sub.add_parser("io", help="HBM bytes of naive vs tiled attention")
     i.add_argument("--T", default="1024,4096,16384", help="comma-separated lengths")
-    i.add_argument("--d", type=int, default=64, help="head width")
+    i.add_argument("--d", type=whole(1), default=64, help="head width")
     i.add_argument("--block", default="128x128", help="tile rows x columns (default 128x128)")
     i.add_argument("--bytes", type=int, default=2, choices=(2, 4), help="per element")
     i.add_argument("--full", action="store_true", help="no causal mask (all tiles visible)")

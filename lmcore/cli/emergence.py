@@ -97,9 +97,9 @@ def _progress(args: argparse.Namespace):
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from lmcore.cli.objectives import _check_output
+    from lmcore.cli import output_path
 
-    _check_output(args.csv)
+    output_path(args.csv, "--csv")
 
 
 def run_addition(args: argparse.Namespace) -> int:
