@@ -204,6 +204,10 @@ async def _check(page, v: Visitor, where: str, markers: list[str]) -> None:
             v.cross_talk.append(f"{where}: sidebar corpus is not {v.file}")
 
 
+def _say(msg: str) -> None:
+    print(f"{time.strftime('%X')} {msg}", file=sys.stderr, flush=True)
+
+
 async def _job(page, v: Visitor, button: str, done: str, where: str, markers: list[str],
                timeout_s: float) -> None:
     """Press `button`, time the wait for a job slot, wait until `done` text shows."""
@@ -222,18 +226,24 @@ async def _job(page, v: Visitor, button: str, done: str, where: str, markers: li
             break
         await page.wait_for_timeout(250)
     else:
-        v.errors.append(f"{where}: '{button}' not done in {timeout_s:.0f} s")
+        shot = ROOT / "artifacts" / "visitors" / f"timeout-v{v.i}-{where.replace(' ', '_')}.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(shot), full_page=True)
+        v.errors.append(f"{where}: '{button}' not done in {timeout_s:.0f} s (see {shot})")
         return
+    _say(f"visitor {v.i}: {where} done after {time.perf_counter() - t0:.0f} s")
     v.job_waits.append((waited_to - waited_from + 0.25) if waited_from else 0.0)
     v.jobs_done += 1
     await page.wait_for_function(RUNNING_JS, timeout=180_000)
     await _check(page, v, where, markers)
 
 
-async def _flow(ctx, v: Visitor, markers: list[str], url: str, until: float, steps: int | None,
-                text: tuple[str, bytes]) -> None:
+async def _flow(ctx, v: Visitor, markers: list[str], url: str, end: float, steps: int | None,
+                text: tuple[str, bytes], whole_first_pass: bool = False) -> None:
     """The first pass does everything once (upload, four jobs); then the visitor keeps
-    opening pages until the time is up (while other visitors' jobs run)."""
+    opening pages until the time is up (while other visitors' jobs run). The time can end the
+    first pass too, unless `whole_first_pass` (quick mode)."""
+    until = float("inf") if whole_first_pass else end
     page = await ctx.new_page()
     page.set_default_timeout(180_000)
     await _open(page, v, "Home", markers, url)
@@ -246,6 +256,7 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, until: float, ste
                                  timeout=180_000)
     await page.wait_for_function(RUNNING_JS, timeout=180_000)
     v.file = name
+    _say(f"visitor {v.i}: uploaded {name}")
     await _check(page, v, "Corpus (uploaded)", markers)
     if time.time() >= until:
         return
@@ -274,13 +285,13 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, until: float, ste
     v.flows += 1
     names = list(PAGES)
     k = v.i
-    while time.time() < until:
+    while time.time() < end:
         await _open(page, v, names[k % len(names)], markers, url)
         k += 1
 
 
 async def _run_visitors(url: str, n: int, seconds: float, steps: int | None, chars: int,
-                        server: Server) -> tuple[list[Visitor], float]:
+                        server: Server, whole: bool) -> tuple[list[Visitor], float]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -318,10 +329,12 @@ async def _run_visitors(url: str, n: int, seconds: float, steps: int | None, cha
                     for _ in visitors]
         until = time.time() + seconds
         server.peak = server.rss()
+        _say(f"N={n}: baseline {server.baseline / MB:.0f} MB, idle session {idle_mb:.1f} MB; "
+             f"{seconds:g} s of load")
 
         async def guarded(c, v, t):
             try:
-                await _flow(c, v, markers, url, until, steps, t)
+                await _flow(c, v, markers, url, until, steps, t, whole)
             except Exception as exc:  # a timeout or a broken page counts as an error
                 v.errors.append(f"flow: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
 
@@ -345,12 +358,13 @@ def math_ceil(x: float) -> int:
     return int(-(-x // 1))
 
 
-def run_n(n: int, seconds: float, steps: int | None, chars: int) -> dict:
+def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = False) -> dict:
+    _say(f"N={n}: starting a hosted server")
     with tempfile.TemporaryDirectory(prefix="lmcore-visitors-") as tmp:
         server = Server(Path(tmp), {})
         try:
             visitors, idle_mb = asyncio.run(_run_visitors(server.url, n, seconds, steps, chars,
-                                                          server))
+                                                          server, whole))
             peak = server.peak
             closed = time.time()
             alive_at_5s = None
@@ -447,14 +461,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="Transformer steps (default: the page's own default)")
     ap.add_argument("--chars", type=int, default=20_000, help="characters per visitor's file")
     ap.add_argument("--quick", action="store_true",
-                    help="CI: N = 1, one flow with 20 training steps and a 6,000-char file")
+                    help="CI: N = 1, one whole flow with 20 training steps, a 6,000-char file")
     a = ap.parse_args(argv)
     if not os.path.exists(CHROMIUM):
         print(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", file=sys.stderr)
         return 2
     if a.quick:
         a.n, a.seconds, a.steps, a.chars = [1], 1.0, 20, 6_000
-    results = [run_n(n, a.seconds, a.steps, a.chars) for n in a.n]
+    results = [run_n(n, a.seconds, a.steps, a.chars, whole=a.quick) for n in a.n]
     print_tables(results, a.seconds, a.quick)
     return 0
 
