@@ -171,6 +171,7 @@ class Visitor:
     errors: list[str] = field(default_factory=list)
     cross_talk: list[str] = field(default_factory=list)
     flows: int = 0
+    cut: int = 0  # jobs still running when the load time ended (their tab then closed)
 
 
 RUNNING_JS = """() => { const s = document.querySelector('[data-testid="stStatusWidget"]');
@@ -209,14 +210,20 @@ def _say(msg: str) -> None:
 
 
 async def _job(page, v: Visitor, button: str, done: str, where: str, markers: list[str],
-               timeout_s: float) -> None:
-    """Press `button`, time the wait for a job slot, wait until `done` text shows."""
+               timeout_s: float, until: float = float("inf")) -> None:
+    """Press `button`, time the wait for a job slot, wait until `done` text shows (or the
+    load time ends: the tab then closes with the job running, which counts as cut, not as an
+    error)."""
     t0 = time.perf_counter()
     await page.get_by_role("button", name=button, exact=True).first.click()
     waited_from = waited_to = None
     deadline = t0 + timeout_s
     pattern = re.compile(done)
     while time.perf_counter() < deadline:
+        if time.time() >= until:
+            v.cut += 1
+            _say(f"visitor {v.i}: {where} still running when the time ended")
+            return
         body = await page.inner_text("body")
         now = time.perf_counter()
         if "Waiting for a free job slot" in body:
@@ -261,7 +268,7 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, end: float, steps
     if time.time() >= until:
         return
     await _open(page, v, "N-gram", markers, url)
-    await _job(page, v, "Fit all orders", r"n-gram fit: done in", "N-gram fit", markers, 900)
+    await _job(page, v, "Fit all orders", r"n-gram fit: done in", "N-gram fit", markers, 900, until)
     if time.time() >= until:
         return
     await _open(page, v, "Transformer", markers, url)
@@ -271,17 +278,17 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, end: float, steps
         await box.press("Enter")
         await page.wait_for_function(RUNNING_JS, timeout=180_000)
     await _job(page, v, "Train", r"The model is now `transformer`", "Transformer train",
-               markers, 900)
+               markers, 900, until)
     if time.time() >= until:
         return
     await _open(page, v, "Long texts", markers, url)
     await _job(page, v, "Run strategies", r"longtext-strategies: done in", "Long texts score",
-               markers, 900)
+               markers, 900, until)
     if time.time() >= until:
         return
     await _open(page, v, "Information", markers, url)
     await _job(page, v, "Compress and decompress", r"compression: done in",
-               "Information compress", markers, 900)
+               "Information compress", markers, 900, until)
     v.flows += 1
     names = list(PAGES)
     k = v.i
@@ -392,6 +399,7 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
         "renders": renders, "p50": _pct(all_r, 0.5), "p95": _pct(all_r, 0.95),
         "waits": waits, "jobs": sum(v.jobs_done for v in visitors),
         "flows": sum(v.flows for v in visitors), "opens": len(all_r),
+        "cut": sum(v.cut for v in visitors),
         "baseline_mb": server.baseline / MB, "peak_mb": peak / MB, "idle_mb": idle_mb,
         "after_mb": after / MB, "leak_mb": (after - server.baseline) / MB,
         "alive_5s": alive_at_5s, "alive_end": alive_end,
@@ -412,7 +420,7 @@ def print_tables(results: list[dict], seconds: float, quick: bool) -> None:
           f"real Chromium contexts (Playwright), server and browser on the same "
           f"{os.cpu_count()} CPUs (load average now {load[0]:.1f}, {load[1]:.1f}, "
           f"{load[2]:.1f}; the machine is shared)\n")
-    print("| N | flows done | jobs done | page opens | errors (tracebacks) | cross-talk | "
+    print("| N | flows done | jobs done (cut by the time) | page opens | errors (tracebacks) | cross-talk | "
           "first render p50 / p95 (s) | job slot wait p50 / max (s) | server RSS baseline → "
           "peak (MB) | idle session (MB) | RSS after close − baseline (MB) | "
           "jobs alive 5 s after close |")
@@ -420,7 +428,8 @@ def print_tables(results: list[dict], seconds: float, quick: bool) -> None:
     for r in results:
         waits = r["waits"]
         wait = (f"{statistics.median(waits):.1f} / {max(waits):.1f}" if waits else "–")
-        print(f"| {r['n']} | {r['flows']} | {r['jobs']} | {r['opens']} | {r['errors']} "
+        print(f"| {r['n']} | {r['flows']} | {r['jobs']} ({r['cut']}) | {r['opens']} | "
+              f"{r['errors']} "
               f"({r['tracebacks']}) | {r['cross_talk']} | {r['p50']:.2f} / {r['p95']:.2f} | "
               f"{wait} | {r['baseline_mb']:.0f} → {r['peak_mb']:.0f} | {r['idle_mb']:.1f} | "
               f"{r['leak_mb']:+.0f} | {r['alive_5s']} |")

@@ -26,7 +26,7 @@ def test_bench_visitors_quick():
     assert len(rows) == 3, out.stdout  # summary, per-page renders, targets
     cells = [c.strip() for c in rows[0].split("|")[1:-1]]
     flows, jobs, errors, cross, alive = cells[1], cells[2], cells[4], cells[5], cells[-1]
-    assert (flows, jobs) == ("1", "4"), out.stdout  # upload, fit, train, score, compress
+    assert (flows, jobs) == ("1", "4 (0)"), out.stdout  # fit, train, score, compress: all done
     assert errors == "0 (0)" and cross == "0", out.stdout
     assert alive == "0", out.stdout
     per_page = [c.strip() for c in rows[1].split("|")[2:-1]]
