@@ -178,12 +178,24 @@ RUNNING_JS = """() => { const s = document.querySelector('[data-testid="stStatus
                         return !s || !s.innerText.includes('Running'); }"""
 
 
+LABELS = {"Home": "Home", "Corpus": "Corpus & tokenizers", "N-gram": "N-gram models",
+          "Transformer": "Transformer", "Long texts": "Long texts", "Information": "Information"}
+TITLE_JS = """([path, word]) => location.pathname.endsWith(path) && [...document.querySelectorAll(
+    'h1')].some(h => h.innerText.includes(word))"""
+
+
 async def _open(page, v: Visitor, name: str, markers: list[str], url: str) -> None:
-    """Open page `name`; time its first render (title drawn); check it for errors and for
-    any other visitor's marker."""
+    """Open page `name` as a visitor does: the first by URL, the rest by the sidebar's links
+    (a full page load would start a new Streamlit session, without the visitor's text). Time
+    its first render (its title drawn); check it for errors and other visitors' markers."""
     t0 = time.perf_counter()
-    await page.goto(f"{url}/{PAGES[name]}")
-    await page.wait_for_selector("h1", timeout=120_000)
+    if page.url.startswith(url):
+        await page.locator('[data-testid="stSidebar"]').get_by_role(
+            "link", name=LABELS[name]).first.click()
+    else:
+        await page.goto(f"{url}/{PAGES[name]}")
+    word = "lmcore" if name == "Home" else LABELS[name].split()[0]
+    await page.wait_for_function(TITLE_JS, arg=["/" + PAGES[name], word], timeout=180_000)
     v.renders.setdefault(name, []).append(time.perf_counter() - t0)
     await page.wait_for_function(RUNNING_JS, timeout=180_000)
     await _check(page, v, name, markers)
