@@ -289,8 +289,8 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, end: float, steps
         await box.fill(str(steps))
         await box.press("Enter")
         await page.wait_for_function(RUNNING_JS, timeout=180_000)
-    await _job(page, v, "Train", r"The model is now `transformer`", "Transformer train",
-               markers, 900, until)
+    await _job(page, v, "Train", r"The model is now `?transformer`? in this session",
+               "Transformer train", markers, 900, until)
     if time.time() >= until:
         return
     await _open(page, v, "Long texts", markers, url)
