@@ -227,7 +227,11 @@ async def _job(page, v: Visitor, button: str, done: str, where: str, markers: li
     load time ends: the tab then closes with the job running, which counts as cut, not as an
     error)."""
     t0 = time.perf_counter()
-    await page.get_by_role("button", name=button, exact=True).first.click()
+    btn = page.get_by_role("button", name=button, exact=True).first
+    if not await btn.is_enabled():  # the page refuses this job for this session's model
+        v.errors.append(f"{where}: the '{button}' button is disabled on this page")
+        return
+    await btn.click()
     waited_from = waited_to = None
     deadline = t0 + timeout_s
     pattern = re.compile(done)

@@ -201,15 +201,15 @@ def test_idle_expiry_may_be_off_but_not_negative(clean_env):
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_shows_the_hosted_limits_banner(clean_env, path):
     clean_env.setenv("LMCORE_PROFILE", "hosted")
-    clean_env.setenv("LMCORE_MAX_STEPS", "500")
+    clean_env.setenv("LMCORE_MAX_JOB_SECONDS", "120")
     at = open_page(path)
     assert_no_exception(at)
     banners = [i.value for i in at.info if "Hosted demo limits" in i.value]
     assert len(banners) == 1, [i.value for i in at.info]
     text = banners[0]
     for part in ("uploads up to 2 MB", "1,000,000 characters", "2,000,000 parameters",
-                 "500 training steps", "180 s per job", "2 job(s) at once",
-                 "deleted after 15 idle minutes", "`LMCORE_MAX_STEPS`"):
+                 "2,000 training steps", "120 s per job", "2 job(s) at once",
+                 "deleted after 15 idle minutes", "`LMCORE_MAX_JOB_SECONDS`"):
         assert part in text, (part, text)
 
 

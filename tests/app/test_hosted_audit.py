@@ -29,6 +29,9 @@ REVIEWED = {
                                                 "wrote into LMCORE_HOME/models/<run id>",
     ("pages/10_Embeddings.py", "load_model"): "the checkpoint folder its own training job "
                                               "returned (job.result), never a widget value",
+    ("lmcore/app/longtext_job.py", "Path"): "the job's own private workdir (ctx.workdir)",
+    ("lmcore/app/longtext_job.py", "load_model"): "the checkpoint its job saved in its workdir",
+    ("pages/6_Long_texts.py", "load"): "the training job's result (its own checkpoint)",
     ("lmcore/app/jobs.py", "open"): "the forkserver's pipe file descriptor",
     ("lmcore/app/provenance.py", "Path"): "lmcore's own source files, named by module strings "
                                           "written in the page code, never a widget value",
