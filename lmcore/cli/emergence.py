@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, whole
 
 EPILOG = "Tables are Markdown on stdout; --csv FILE also writes every evaluation as CSV."
 
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--csv", metavar="FILE", help="also write every evaluation as CSV")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from lmcore.cli import CLIError
+from lmcore.cli import CLIError, whole
 from lmcore.stages.pipeline import DPO_DEFAULTS, SFT_DEFAULTS
 
 
@@ -23,7 +23,7 @@ def _common(p: argparse.ArgumentParser, steps: int, lr: float) -> None:
     p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--eval-every", type=int, default=0,
                    help="held-out evaluation every N steps (default 0: at the end only)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
