@@ -139,3 +139,9 @@ def returns_torch(ctx):
 
     torch.manual_seed(0)
     return torch.arange(6.0).reshape(2, 3), torch.nn.Linear(3, 2)
+
+
+def stopped_first(fn, ctx):
+    """`fn(ctx)` as if Stop was pressed before its first step."""
+    ctx.stop.set()
+    return fn(ctx)

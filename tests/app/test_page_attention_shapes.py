@@ -79,7 +79,7 @@ def test_byte_count_beside_the_cpu_sweep():
 
     at = _page()
     at.select_slider(key="fa.trange").set_value((64, 128)).run()
-    at.radio(key="fa.fresh").set_value("this server process (faster)").run()
+    at.radio(key="fa.fresh").set_value("the job's own process (faster)").run()
     at.number_input(key="fa.repeats").set_value(1).run()
     at.button(key="fa.run").click().run()
     deadline = time.monotonic() + 120

@@ -3,8 +3,10 @@ completion, use them."""
 
 from __future__ import annotations
 
+import functools
 import json
 
+import sample_jobs
 from apptest import assert_no_exception, error_texts, join_jobs, open_page
 
 from lmcore.app.jobs import JobRegistry
@@ -155,12 +157,9 @@ def test_stop_before_the_first_step_skips_scoring(monkeypatch):
     real_submit = JobRegistry.submit
 
     def submit_stopped(self, name, fn):
-        def first_stop(ctx):
-            ctx.stop.set()  # as if Stop was pressed before step 1
-            stopped.append(name)
-            return fn(ctx)
-
-        return real_submit(self, name, first_stop)
+        # module-level (a worker process must unpickle it): Stop pressed before step 1
+        stopped.append(name)
+        return real_submit(self, name, functools.partial(sample_jobs.stopped_first, fn))
 
     with monkeypatch.context() as patch:  # only the submit; LMCORE_HOME stays private
         patch.setattr(JobRegistry, "submit", submit_stopped)
