@@ -12,7 +12,7 @@ from lmcore.app.stages_charts import answer_html, dpo_figure, loss_figure, mask_
 from lmcore.app.stages_job import run_dpo_stage, run_pretrain_stage, run_sft_stage
 from lmcore.runs.store import RunStore
 from lmcore.settings import get_settings
-from lmcore.stages.chat import Example, chat_tokenizer, encode_example
+from lmcore.stages.chat import mask_demo
 from lmcore.stages.pipeline import DPO_DEFAULTS, NEXT_FROM, SFT_DEFAULTS, PretrainConfig
 from lmcore.stages.preferences import RULES
 from lmcore.stages.sft import StageConfig
@@ -136,13 +136,9 @@ st.markdown(
     "`<|assistant|>`, `<|end|>`; the model's embedding table grows by three rows). The loss "
     "counts **only the response** (green below): the prompt is context, not a target.")
 with errors():
-    from lmcore.data.tokenizers import train_tokenizer
-
-    demo_tok = chat_tokenizer(train_tokenizer("char", "reverse: word drow <>|"))
-    ex = Example("reverse", "reverse: word", "drow")
-    ids, mask = encode_example(demo_tok, ex)
-    st.markdown(mask_html(demo_tok.token_strings(ids), mask), unsafe_allow_html=True)
-    st.caption(f"Loss mask of one example: {sum(mask)} of {len(ids)} tokens are targets "
+    tokens, mask = mask_demo()
+    st.markdown(mask_html(tokens, mask), unsafe_allow_html=True)
+    st.caption(f"Loss mask of one example: {sum(mask)} of {len(tokens)} tokens are targets "
                "(the response and <|end|>); [BOS], <|user|>, the prompt and <|assistant|> "
                "never contribute.")
 sft_cfg = _stage_config("sft", SFT_DEFAULTS)

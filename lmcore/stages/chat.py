@@ -94,3 +94,14 @@ def pad_batch(rows: list[tuple[list[int], list[int]]], pad_id: int
         ids[i, :len(r)] = torch.tensor(r)
         mask[i, :len(m)] = torch.tensor(m, dtype=torch.bool)
     return ids, mask
+
+
+def mask_demo(ex: Example = Example("reverse", "reverse: word", "drow")
+              ) -> tuple[list[str], list[int]]:
+    """One example's tokens as shown and its loss mask, with a char tokenizer of its own
+    characters plus the chat tokens (what the page draws to show the mask)."""
+    from lmcore.data.tokenizers import train_tokenizer
+
+    tok = chat_tokenizer(train_tokenizer("char", ex.prompt + ex.response))
+    ids, mask = encode_example(tok, ex)
+    return tok.token_strings(ids), mask
