@@ -286,7 +286,7 @@ how_computed("lmcore.app.train_job:run_dynamics", "lmcore.train.dynamics:run_com
 d = st.columns([2, 1, 1, 1])
 kind = d[0].selectbox("Compare", list(COMPARISONS), key=K + "dyn_kind")
 dyn_steps = d[1].number_input("Steps per variant", 5, 2000, 60, key=K + "dyn_steps")
-dyn_layers = d[2].number_input("Layers", 1, 12, 4, key=K + "dyn_layers",
+dyn_layers = d[2].number_input("Comparison layers", 1, 12, 4, key=K + "dyn_layers",
                                help="the comparison's own model; deeper than the tiny preset "
                                     "so that gradients have layers to vanish or explode across")
 d[3].write("")
