@@ -246,34 +246,46 @@ if done:
             "token. A bidirectional model would have to re-encode everything (earlier tokens "
             "attend to the new one), and a masked LM has no left-to-right distribution at all.")
         trained_ctx = res.get("context", int(context))
-        g = st.columns(3)
+        g = st.columns(4)
         n_new = g[0].number_input(
             "Tokens", 1, 2000, tokens_within_context(trained_ctx, 1), key=K + "n",
             help=f"The default fills the model's context of {trained_ctx} tokens; past it the "
                  "cache is no longer valid (learned positions stop there) and each step "
                  "re-encodes the last window, as without a cache.")
-        temp = g[1].number_input("Temperature", 0.0, 3.0, 0.8, key=K + "temp")
-        prompt = g[2].text_input("Prompt", "", key=K + "prompt")
+        samples = g[1].number_input(
+            "Samples at once", 1, 64, 8, key=K + "samples",
+            help="Continuations sampled side by side in one batch, as a server does. A tiny "
+                 "model's step is mostly fixed per-call cost, which hides the work the cache "
+                 "saves; a batch multiplies the work, not that cost. Try 1 to see it vanish.")
+        temp = g[2].number_input("Temperature", 0.0, 3.0, 0.8, key=K + "temp")
+        prompt = g[3].text_input("Prompt", "", key=K + "prompt")
         if st.button("Generate with and without the KV cache", key=K + "generate"):
             with errors():
                 res["gen_job"] = reg.submit("objectives: generation", generation_job(
                     done["causal"].run.model, tok, prompt, int(n_new), temperature=float(temp),
-                    seed=int(seed))).id
-                if ENCDEC in done:
-                    res["encdec_gen_job"] = reg.submit(
-                        "objectives: encoder-decoder generation", functools.partial(
-                            run_encdec_generation, model=done[ENCDEC].run.model, tokenizer=tok,
-                            prompt=prompt, n=int(n_new), temperature=float(temp),
-                            seed=int(seed))).id
+                    seed=int(seed), samples=int(samples))).id
+                res.pop("encdec_gen_job", None)
+                # the encoder-decoder runs after the timing, not beside it on the same cores
+                res["encdec_args"] = dict(prompt=prompt, n=int(n_new), temperature=float(temp),
+                                          seed=int(seed))
         gen_job = reg.get(res["gen_job"]) if "gen_job" in res else None
         if gen_job is not None:
             follow(gen_job, K + "gen")
+        if (ENCDEC in done and gen_job is not None and gen_job.status == "done"
+                and "encdec_args" in res and "encdec_gen_job" not in res):
+            with errors():
+                res["encdec_gen_job"] = reg.submit(
+                    "objectives: encoder-decoder generation", functools.partial(
+                        run_encdec_generation, model=done[ENCDEC].run.model, tokenizer=tok,
+                        **res["encdec_args"])).id
         if gen_job is not None and gen_job.status == "done" and gen_job.result is not None:
             demo = gen_job.result
             timing = demo.timing
+            b = max(1, len(demo.texts))
             st.caption(f"Prompt {demo.prompt!r} · {demo.n} tokens at temperature "
-                       f"{demo.temperature:g}")
-            st.code(demo.prompt + demo.text, language=None)
+                       f"{demo.temperature:g} · {b} sample{'s' if b > 1 else ''} at once")
+            st.code("\n".join(f"{i + 1}. {demo.prompt + t}" for i, t in
+                              enumerate(demo.texts or [demo.text])), language=None)
             t_c, t_n = demo.seconds["cache"], demo.seconds["no cache"]
             inside = timing.within_context()
             past = (f"; the last {demo.n - inside} ran past the context of {demo.context} "
@@ -281,15 +293,18 @@ if done:
                     "cache" if inside < demo.n else "")
             st.markdown(
                 f"**KV cache: {t_n / max(t_c, 1e-9):.1f}× faster** for these {demo.n} tokens "
-                f"(with cache {t_c:.3f} s, without {t_n:.3f} s; medians of 3 runs each, step "
-                f"by step){past}. Identical tokens: {'yes' if demo.identical else 'NO'}.")
+                f"× {b} samples (with cache {t_c:.3f} s, without {t_n:.3f} s; medians of 3 "
+                f"runs each, step by step){past}. Identical tokens: "
+                f"{'yes' if demo.identical else 'NO'}.")
             st.plotly_chart(kv_cache_figure(timing), key=K + "kvfig")
             st.caption(f"Left: without a cache step i re-encodes every token so far, so its "
-                       f"time grows with the text; with the cache it runs one query row "
-                       f"({demo.cached_steps} cached steps), nearly flat. Right: so the "
+                       f"time grows with the text; with the cache it runs one query row per "
+                       f"sample ({demo.cached_steps} cached steps), nearly flat. Right: so the "
                        "speed-up grows with the number of tokens generated. At this tiny size "
                        "a model call's fixed cost (Python, small matrix products) is most of a "
-                       "step, which keeps the ratio modest; it grows with context and width.")
+                       "step, which keeps the ratio modest (with 1 sample at once it nearly "
+                       "vanishes); it grows with batch, context and width. The table shows "
+                       "the first sample's tokens.")
             probs = pd.DataFrame({"token": demo.tokens, "probability": demo.probs})
             st.dataframe(probs.head(100), hide_index=True, height=220)
 
@@ -308,6 +323,7 @@ if done:
                       for n in ("causal", "prefix", ENCDEC) if n in rows}
             params = {n: done[n].run.model.num_parameters() for n in done}
             ms_cache = 1000 * demo.seconds["cache"] / max(demo.n, 1)
+            b = max(1, len(demo.texts))
             ms_ed = 1000 * ed["seconds"] / max(ed["n"], 1)
             rank = {n: float(done[n].run.ranks.mean()) for n in done
                     if done[n].run.ranks is not None}
@@ -323,8 +339,8 @@ if done:
                 f"{params['causal']:,} (cross-attention adds weights; each stack has half "
                 "the depth), and only its decoder turns them into next-token predictions.\n"
                 f"- **Generation.** The decoder-only model with its KV cache: {ms_cache:.2f} ms "
-                f"per token; the encoder-decoder without a cache: {ms_ed:.2f} ms per token "
-                f"({ed['n']} tokens"
+                f"per step ({b} sample{'s' if b > 1 else ''} at once); the encoder-decoder "
+                f"without a cache: {ms_ed:.2f} ms per token (one sample, {ed['n']} tokens"
                 + (f", stopped at its decoder's {done[ENCDEC].run.model.config.context + 1} "
                    "positions" if cut else "")
                 + "). An encoder-decoder can cache its decoder too, but a prompt that grows "

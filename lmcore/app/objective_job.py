@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -114,13 +114,14 @@ class GenerationDemo:
     prompt: str
     n: int
     temperature: float
-    text: str  # the new text only
-    tokens: list[str]
+    text: str  # the new text only (first sample)
+    tokens: list[str]  # first sample's tokens and probabilities
     probs: list[float]
     timing: CacheTiming  # per-step medians of both paths; speed-up for every length
     cached_steps: int
     identical: bool
     context: int
+    texts: list[str] = field(default_factory=list)  # every sample's new text
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -133,15 +134,18 @@ class GenerationStopped(Exception):
 
 
 def run_generation(ctx: JobContext, *, model: Transformer, tokenizer: Tokenizer, prompt: str,
-                   n: int, temperature: float = 0.8, seed: int = 0,
-                   repeats: int = 3) -> GenerationDemo:
-    """Generate `n` tokens with the KV cache and without (`repeats` times each, per-step
-    medians: `time_kv_cache`).
+                   n: int, temperature: float = 0.8, seed: int = 0, repeats: int = 3,
+                   samples: int = 8) -> GenerationDemo:
+    """Generate `samples` continuations of `n` tokens at once (one batch, as a server does),
+    with the KV cache and without (`repeats` times each, per-step medians: `time_kv_cache`).
+
+    Why a batch: a tiny model's step is mostly fixed per-call cost (Python, small matrix
+    products), which hides the work the cache saves; a batch multiplies the work, not the cost.
 
     Generation runs on a private copy of the model, whose forward hook counts steps for the
     progress bar and stops the loop (by raising) once the job's stop event is set.
     """
-    ids = torch.tensor([[tokenizer.bos_id] + tokenizer.encode(prompt)])
+    ids = torch.tensor([[tokenizer.bos_id] + tokenizer.encode(prompt)] * max(1, samples))
     m = copy.deepcopy(model)
     calls = {"done": 0, "phase": "with the KV cache"}
     total = 2 * max(1, repeats) * n
@@ -169,17 +173,21 @@ def run_generation(ctx: JobContext, *, model: Transformer, tokenizer: Tokenizer,
                           text=tokenizer.decode(new), tokens=tokenizer.token_strings(new),
                           probs=out.probs[0].tolist(), timing=timing,
                           cached_steps=out.cached_steps, identical=timing.identical,
-                          context=m.config.context)
+                          context=m.config.context,
+                          texts=[tokenizer.decode(row.tolist()) for row in out.new])
 
 
 def generation_job(model: Transformer, tokenizer: Tokenizer, prompt: str, n: int, *,
-                   temperature: float = 0.8, seed: int = 0,
-                   repeats: int = 3) -> functools.partial:
-    """`run_generation` with its arguments bound (a bad `n` is refused here, at once)."""
+                   temperature: float = 0.8, seed: int = 0, repeats: int = 3,
+                   samples: int = 8) -> functools.partial:
+    """`run_generation` with its arguments bound (a bad `n` or `samples` is refused here)."""
     if n < 1:
         raise ValueError(f"ask for at least one token, got {n}")
+    if not 1 <= samples <= 64:
+        raise ValueError(f"samples at once must lie between 1 and 64, got {samples}")
     return functools.partial(run_generation, model=model, tokenizer=tokenizer, prompt=prompt,
-                             n=n, temperature=temperature, seed=seed, repeats=repeats)
+                             n=n, temperature=temperature, seed=seed, repeats=repeats,
+                             samples=samples)
 
 
 def run_encdec_generation(ctx: JobContext, *, model: torch.nn.Module, tokenizer: Tokenizer,

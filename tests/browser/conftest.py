@@ -20,9 +20,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from browserkit import ROOT  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def _free_port() -> int:
@@ -68,13 +65,9 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def browser(server, chromium):
+    """The session's one Chromium (tests/conftest.py: `chromium`), once the app serves."""
+    return chromium
 
 
 @pytest.fixture

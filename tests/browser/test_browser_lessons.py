@@ -167,6 +167,15 @@ def test_log_axes_label_real_values(page, server):
         screenshot(page, "ngram_fit_not_finished")
         raise
     wait_idle(page)
+    # Plotly draws after the script run ends (and later still on a busy machine): wait for
+    # the chart itself, scrolled into view, before reading its axes
+    try:
+        for chart in page.locator('[data-testid="stPlotlyChart"]').all():
+            chart.scroll_into_view_if_needed()
+        page.wait_for_function(f"() => ({_TICKS})().some(a => a.labels.length > 0)",
+                               timeout=60_000)
+    except Exception:
+        screenshot(page, "ngram_log_axis_missing")
     axes = page.evaluate(_TICKS)
     assert axes, "the perplexity chart has a log axis"
     screenshot(page, "ngram_log_axis")

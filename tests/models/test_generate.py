@@ -90,3 +90,20 @@ def test_kv_cache_timing_counts_every_step_and_the_context():
     assert t.generation.cached_steps == 9  # step 0 is the prefill
     assert t.speedup(5) == pytest.approx(sum(t.seconds["no cache"][:5])
                                          / sum(t.seconds["cache"][:5]))
+
+
+def test_generation_demo_samples_a_batch_and_both_paths_agree():
+    from lmcore.app.jobs import JobContext
+    from lmcore.app.objective_job import generation_job
+    from lmcore.data.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("char", "abcde fghij")
+    m = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=12, n_layer=1,
+                                      n_head=1, n_embd=8)).eval()
+    demo = generation_job(m, tok, "ab", 6, temperature=1.0, seed=1, repeats=1, samples=5)(
+        JobContext())
+    assert len(demo.texts) == 5 and demo.text == demo.texts[0] and demo.identical
+    assert len(set(demo.texts)) > 1  # five different samples, not one repeated
+    assert {k: len(v) for k, v in demo.timing.seconds.items()} == {"cache": 6, "no cache": 6}
+    with pytest.raises(ValueError, match="between 1 and 64"):
+        generation_job(m, tok, "ab", 6, samples=0)
