@@ -72,19 +72,31 @@ def run_pretrain_stage(ctx: JobContext, *, corpus: Corpus, config: PretrainConfi
             "corpus_fingerprint": corpus.fingerprint}
 
 
+def _tune(ctx: JobContext, run: Any, *, stage: str, label: str, message: str, corpus: Corpus,
+          start: str, config: StageConfig, session: str | None) -> tuple[Any, ...]:
+    """Load the model saved at `start` and tune it with `run` (`run_sft`, `run_dpo`) on the
+    corpus's instructions: the tuned model, `run`'s measurements, the model it started from,
+    the data, and the result fields both stages share."""
+    ctx.progress(0.0, message)
+    base = load_stage(start, session=session)
+    data = instructions_for(corpus, seed=config.seed)
+    sm, out = run(base, data, config, corpus=corpus, session=session,
+                  callback=_feed(ctx, stage, label), stop=ctx.stop)
+    common = {"stage": stage, "checkpoint": sm.checkpoint, "run_id": sm.run_id,
+              "before": out["before"], "after": out["after"],
+              **_answers(sm, corpus, config.seed), "corpus_fingerprint": corpus.fingerprint}
+    return sm, out, base, data, common
+
+
 def run_sft_stage(ctx: JobContext, *, corpus: Corpus, start: str, config: StageConfig,
                   session: str | None = None) -> dict[str, Any]:
     """Stage 2 as a job: instruction-tune the model saved at `start` (folder or run id)."""
-    ctx.progress(0.0, "SFT: generating instructions and measuring the model before…")
-    base = load_stage(start, session=session)
-    data = instructions_for(corpus, seed=config.seed)
-    sm, acc = run_sft(base, data, config, corpus=corpus, session=session,
-                      callback=_feed(ctx, "sft", "SFT"), stop=ctx.stop)
-    return {"stage": "sft", "checkpoint": sm.checkpoint, "run_id": sm.run_id,
-            "before": acc["before"], "after": acc["after"], "start_stage": base.stage,
-            **_answers(sm, corpus, config.seed),
-            "source": data.source, "n_train": len(data.train), "n_test": len(data.test),
-            "corpus_fingerprint": corpus.fingerprint}
+    _, _, base, data, common = _tune(
+        ctx, run_sft, stage="sft", label="SFT", corpus=corpus, start=start, config=config,
+        session=session,
+        message="SFT: generating instructions and measuring the model before…")
+    return {**common, "start_stage": base.stage, "source": data.source,
+            "n_train": len(data.train), "n_test": len(data.test)}
 
 
 def run_dpo_stage(ctx: JobContext, *, corpus: Corpus, start: str, config: StageConfig,
@@ -92,15 +104,9 @@ def run_dpo_stage(ctx: JobContext, *, corpus: Corpus, start: str, config: StageC
     """Stage 3 as a job: DPO on the SFT model saved at `start` (folder or run id)."""
     from lmcore.stages.respond import exact_match
 
-    ctx.progress(0.0, "DPO: sampling the SFT model's answers and ranking them…")
-    base = load_stage(start, session=session)
-    data = instructions_for(corpus, seed=config.seed)
-    sm, m = run_dpo(base, data, config, corpus=corpus, session=session,
-                    callback=_feed(ctx, "dpo", "DPO"), stop=ctx.stop)
-    return {"stage": "dpo", "checkpoint": sm.checkpoint, "run_id": sm.run_id,
-            "before": m["before"], "after": m["after"],
-            "accuracy": exact_match(sm.model, sm.tokenizer, data.test),
+    sm, m, _, data, common = _tune(
+        ctx, run_dpo, stage="dpo", label="DPO", corpus=corpus, start=start, config=config,
+        session=session, message="DPO: sampling the SFT model's answers and ranking them…")
+    return {**common, "accuracy": exact_match(sm.model, sm.tokenizer, data.test),
             "train_pairs": [dataclasses.asdict(p) for p in m["train_pairs"]],
-            "test_pairs": [dataclasses.asdict(p) for p in m["test_pairs"]],
-            **_answers(sm, corpus, config.seed),
-            "corpus_fingerprint": corpus.fingerprint}
+            "test_pairs": [dataclasses.asdict(p) for p in m["test_pairs"]]}

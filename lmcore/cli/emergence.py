@@ -12,6 +12,7 @@ import argparse
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lmcore.cli import CLIError, whole
@@ -102,6 +103,16 @@ def _prepare(args: argparse.Namespace) -> None:
     output_path(args.csv, "--csv")
 
 
+def _run(args: argparse.Namespace, experiment: Callable[..., Any], cfg: Any) -> tuple[Any, float]:
+    """Run `experiment(cfg)` with the progress line; its result and its start time."""
+    prog = _progress(args)
+    t0 = time.perf_counter()
+    try:
+        return experiment(cfg, on_progress=prog, stop=threading.Event()), t0
+    finally:
+        prog.close()
+
+
 def run_addition(args: argparse.Namespace) -> int:
     from lmcore.scaling.emergence import EmergenceConfig, emergence
     from lmcore.scaling.sweep import Shape
@@ -114,12 +125,7 @@ def run_addition(args: argparse.Namespace) -> int:
         raise CLIError("--shapes must name at least one model, e.g. 1x16")
     cfg = EmergenceConfig(digits=args.digits, shapes=shapes, steps=args.steps,
                           eval_every=args.eval_every, lr=args.lr, seed=args.seed)
-    prog = _progress(args)
-    t0 = time.perf_counter()
-    try:
-        res = emergence(cfg, on_progress=prog, stop=threading.Event())
-    finally:
-        prog.close()
+    res, t0 = _run(args, emergence, cfg)
     k = args.digits
     print(f"{k}-digit addition · held-out problems · lr {args.lr:g}×16/width · seed "
           f"{args.seed}\n\nAcross sizes, end of training:\n")
@@ -152,12 +158,7 @@ def run_induction(args: argparse.Namespace) -> int:
     _width(args, args.heads)
     cfg = InductionConfig(steps=args.steps, n_layer=args.layers, n_embd=args.width,
                           n_head=args.heads, lr=args.lr, seed=args.seed)
-    prog = _progress(args)
-    t0 = time.perf_counter()
-    try:
-        res = induction(cfg, on_progress=prog, stop=threading.Event())
-    finally:
-        prog.close()
+    res, t0 = _run(args, induction, cfg)
     print(f"repeated segments of {cfg.min_len}..{cfg.max_len} distinct tokens (vocabulary "
           f"{cfg.vocab}, chance loss ln {cfg.vocab} = {math.log(cfg.vocab):.3f}) · "
           f"{args.layers}x{args.width}, {args.heads} heads · lr {args.lr:g} · seed "
@@ -184,12 +185,7 @@ def run_fewshot(args: argparse.Namespace) -> int:
     _width(args, 4)
     cfg = FewShotConfig(steps=args.steps, n_layer=args.layers, n_embd=args.width, lr=args.lr,
                         seed=args.seed)
-    prog = _progress(args)
-    t0 = time.perf_counter()
-    try:
-        res = fewshot(cfg, on_progress=prog, stop=threading.Event())
-    finally:
-        prog.close()
+    res, t0 = _run(args, fewshot, cfg)
     before = {r["shots"]: r["accuracy"] for r in res.curve(0)}
     rows = [{"shots": r["shots"], "before training": before.get(r["shots"]),
              f"after {r['step']} steps": r["accuracy"],
@@ -210,12 +206,7 @@ def run_cot(args: argparse.Namespace) -> int:
     _width(args, 4)
     cfg = CoTConfig(steps=args.steps, n_layer=args.layers, n_embd=args.width, lr=args.lr,
                     seed=args.seed)
-    prog = _progress(args)
-    t0 = time.perf_counter()
-    try:
-        res = cot(cfg, on_progress=prog, stop=threading.Event())
-    finally:
-        prog.close()
+    res, t0 = _run(args, cot, cfg)
     by_len: dict[int, dict[str, Any]] = {}
     for r in res.rows:
         d = by_len.setdefault(r["digits"], {"digits": r["digits"],

@@ -20,7 +20,6 @@ chosen responses' mean per-token negative log-likelihood to the loss, as RPO (Pa
 from __future__ import annotations
 
 import copy
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +32,7 @@ from lmcore.models.eval_mode import eval_mode
 from lmcore.models.transformer import Transformer
 from lmcore.stages.chat import Example, encode_example, pad_batch
 from lmcore.stages.preferences import Pair
-from lmcore.stages.sft import StageConfig, check_fits, update
-from lmcore.train.trainer import make_optimizer
+from lmcore.stages.sft import StageConfig, begin, check_fits, update
 
 
 def dpo_loss(pol_chosen: torch.Tensor, pol_rejected: torch.Tensor, ref_chosen: torch.Tensor,
@@ -114,11 +112,7 @@ def train_dpo(model: Transformer, tok: Tokenizer, pairs: list[Pair], config: Sta
     for p in reference.parameters():
         p.requires_grad_(False)
     emit = callback or (lambda d: None)
-    sched = config.schedule()
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
-    opt = make_optimizer(model, sched)
-    model.train()
+    sched, rng, opt = begin(model, config)
     t0 = time.perf_counter()
     step, loss_v = 0, float("nan")
     while step < config.steps and not (stop is not None and stop.is_set()):

@@ -91,6 +91,18 @@ def update(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tenso
     return value
 
 
+def begin(model: Transformer, config: StageConfig
+          ) -> tuple[TrainConfig, random.Random, torch.optim.Optimizer]:
+    """What SFT and DPO start from: the schedule, seeded torch and batch sampler, the
+    optimizer, and the model in training mode."""
+    sched = config.schedule()
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    opt = make_optimizer(model, sched)
+    model.train()
+    return sched, rng, opt
+
+
 def check_fits(model: Transformer, rows: list[tuple[list[int], list[int]]]) -> None:
     longest = max(len(r) for r, _ in rows)
     if longest > model.config.context:
@@ -112,11 +124,7 @@ def train_sft(model: Transformer, tok: Tokenizer, examples: list[Example], confi
         raise ValueError("no instruction examples to tune on")
     check_fits(model, rows)
     emit = callback or (lambda d: None)
-    sched = config.schedule()
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
-    opt = make_optimizer(model, sched)
-    model.train()
+    sched, rng, opt = begin(model, config)
     t0 = time.perf_counter()
     loss_v, step = float("nan"), 0
     while step < config.steps and not (stop is not None and stop.is_set()):
