@@ -284,8 +284,11 @@ if done:
             b = max(1, len(demo.texts))
             st.caption(f"Prompt {demo.prompt!r} · {demo.n} tokens at temperature "
                        f"{demo.temperature:g} · {b} sample{'s' if b > 1 else ''} at once")
-            st.code("\n".join(f"{i + 1}. {demo.prompt + t}" for i, t in
-                              enumerate(demo.texts or [demo.text])), language=None)
+            st.code(demo.prompt + demo.text, language=None)
+            if b > 1:
+                with st.expander(f"The other {b - 1} samples of the batch"):
+                    st.code("\n".join(f"── sample {i + 2} ──\n{demo.prompt + t}"
+                                      for i, t in enumerate(demo.texts[1:])), language=None)
             t_c, t_n = demo.seconds["cache"], demo.seconds["no cache"]
             inside = timing.within_context()
             past = (f"; the last {demo.n - inside} ran past the context of {demo.context} "

@@ -142,29 +142,34 @@ def run_generation(ctx: JobContext, *, model: Transformer, tokenizer: Tokenizer,
     Why a batch: a tiny model's step is mostly fixed per-call cost (Python, small matrix
     products), which hides the work the cache saves; a batch multiplies the work, not the cost.
 
-    Generation runs on a private copy of the model, whose forward hook counts steps for the
-    progress bar and stops the loop (by raising) once the job's stop event is set.
+    Generation runs on a private copy of the model, whose forward hook stops the loop (by
+    raising) once the job's stop event is set; progress is reported between runs, never
+    inside a timed step. Both paths are timed on one torch thread: a tiny model's small
+    products gain nothing from a second thread, and on a busy machine (a browser and a server
+    beside the job) a second thread waits out whole time slices at every operation.
     """
+    from lmcore.info.threads import one_torch_thread
+
     ids = torch.tensor([[tokenizer.bos_id] + tokenizer.encode(prompt)] * max(1, samples))
     m = copy.deepcopy(model)
-    calls = {"done": 0, "phase": "with the KV cache"}
-    total = 2 * max(1, repeats) * n
+    runs = {"done": 0}
+    total = 2 * max(1, repeats)
 
     def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
         if ctx.stop.is_set():
             raise GenerationStopped("generation stopped")
-        calls["done"] += 1
-        ctx.progress(calls["done"] / total,
-                     f"generating {calls['phase']}: {calls['done'] % n or n}/{n} tokens")
 
     def on_run(label: str, r: int) -> None:
-        calls["phase"] = (f"{'with the KV cache' if label == 'cache' else 'without a cache'}"
-                          f" (run {r + 1} of {max(1, repeats)})")
+        ctx.progress(runs["done"] / total,
+                     f"generating {n} tokens {'with the KV cache' if label == 'cache' else 'without a cache'}"
+                     f" (run {r + 1} of {max(1, repeats)})")
+        runs["done"] += 1
 
     handle = m.register_forward_hook(hook)
     try:
-        timing = time_kv_cache(m, ids, n, temperature=temperature, seed=seed,
-                               repeats=repeats, on_run=on_run)
+        with one_torch_thread():
+            timing = time_kv_cache(m, ids, n, temperature=temperature, seed=seed,
+                                   repeats=repeats, on_run=on_run)
     finally:
         handle.remove()
     out = timing.generation

@@ -132,6 +132,9 @@ def test_tiny_budget_runs_to_completion_with_fair_table_and_demos():
     assert len(per_token) == 2 and all(len(t["y"]) == 20 for t in per_token)
     assert per_token[0]["x"][0] == 5  # the first step reads BOS + the prompt
     assert any(c.value.startswith("the ") for c in at.code)
+    # the encoder-decoder generates after the timing (not beside it on the same cores)
+    _wait_for_jobs()
+    at.run()
     # the prompt shown is the one stored with the result, not the widget's new value
     at.text_input(key="obj.prompt").set_value("zzz").run()
     assert any("Prompt 'the '" in c.value for c in at.caption)

@@ -99,6 +99,7 @@ def test_kv_cache_is_faster_at_the_default_length(page, server):
     m = re.search(r"KV cache: ([0-9.]+)× faster for these (\d+) tokens", said)
     assert m, said[-2000:]
     screenshot(page, "objectives_kv_cache")
+    print(m.group(0))
     assert int(m.group(2)) == 64 and "ran past the context" not in said
     assert float(m.group(1)) > 1.0, m.group(0)
     assert "Identical tokens: yes" in said
