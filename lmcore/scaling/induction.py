@@ -1,12 +1,15 @@
 """Induction heads (Olsson et al. 2022): the phase change, the head, and its score.
 
 A small Transformer learns plain next-token prediction on random token sequences in which a
-random-length segment is repeated once. Tokens of the first copy are unpredictable (loss stays
-near ln V); tokens of the repeat are predictable only by finding the previous occurrence of the
-current token and copying the token after it, which is what an induction head does. The loss
-on the repeat falls sharply at one point in training (the phase change) while the loss on the
-first copy does not move. Because the segment length varies, a head that attends a fixed
-distance back cannot solve it.
+random-length segment is repeated until the sequence ends. Tokens of the first copy are
+unpredictable (loss stays near ln V); tokens of the repeats are predictable by finding the
+previous occurrence of the current token and copying the token after it, which is what an
+induction head does. In Olsson et al.'s models the loss on repeated text falls sharply at one
+point in training (the phase change); `phase_change` locates the fall in the evaluations so a
+run shows whether it is sudden. Because the segment length varies, no single fixed distance
+back solves it, but the repeats are periodic, so heads that look a few fixed distances back
+(multiples of many lengths) predict much of it: at the default size the loss on the repeats
+falls gradually and the best-scoring head is in layer 0, not an induction head.
 
 Induction score of a head: its attention mass, averaged over the repeats' positions t of
 held-out sequences, on the keys t + 1 - jL (the tokens that followed earlier occurrences of
@@ -67,6 +70,63 @@ class InductionResult:
 
     def final_scores(self) -> dict[str, float]:
         return dict(self.rows[-1]["scores"]) if self.rows else {}
+
+    def phase_change(self) -> PhaseChange | None:
+        """Where the loss on the repeats fell (`phase_change` of the rows)."""
+        return phase_change(self.rows)
+
+
+@dataclass
+class PhaseChange:
+    """The steps over which a loss fell from 90% to 10% of its whole drop.
+
+    `start`: first evaluation at or below start_loss = low + 0.9 (high - low); `end`: first at
+    or below low + 0.1 (high - low); high is the first evaluation's loss, low the lowest.
+    `fraction`: (end - start) / the last step: small for a sudden drop, near 1 for a gradual
+    one. `steepest`: the pair of consecutive evaluations with the largest fall per step.
+    """
+
+    start: int
+    end: int
+    start_loss: float
+    end_loss: float
+    fraction: float
+    steepest: tuple[int, int]
+
+    def describe(self) -> str:
+        a, b = self.steepest
+        return (f"90% -> 10% of the drop between steps {self.start} and {self.end} "
+                f"({self.fraction:.0%} of training; loss {self.start_loss:.3f} -> "
+                f"{self.end_loss:.3f}); fastest fall between steps {a} and {b}")
+
+
+def phase_change(rows: list[dict[str, Any]], key: str = "repeat_loss",
+                 min_drop: float = 0.05) -> PhaseChange | None:
+    """Locate the fall of `key` in evaluation rows (each with 'step'), or None when it fell by
+    less than `min_drop` (nats) or there are fewer than two rows.
+
+    A phase change shows as a small `fraction` after a plateau (a late `start`); a gradual
+    descent spreads the 90% -> 10% range over most of training.
+    """
+    if len(rows) < 2:
+        return None
+    steps = [int(r["step"]) for r in rows]
+    loss = [float(r[key]) for r in rows]
+    high, low = loss[0], min(loss)
+    if high - low < min_drop:
+        return None
+
+    def first_at_or_below(level: float) -> int:
+        return next(i for i, v in enumerate(loss) if v <= level)
+
+    i = first_at_or_below(low + 0.9 * (high - low))
+    j = first_at_or_below(low + 0.1 * (high - low))
+    rate = [(loss[n] - loss[n + 1]) / max(steps[n + 1] - steps[n], 1)
+            for n in range(len(rows) - 1)]
+    k = max(range(len(rate)), key=rate.__getitem__)
+    return PhaseChange(start=steps[i], end=steps[j], start_loss=loss[i], end_loss=loss[j],
+                       fraction=(steps[j] - steps[i]) / max(steps[-1], 1),
+                       steepest=(steps[k], steps[k + 1]))
 
 
 def _lm_loss(model, x, y):

@@ -35,3 +35,20 @@ def test_scores_of_a_perfect_head_a_previous_token_head_and_uniform():
     from lmcore.scaling.induction import uniform_score
 
     assert abs(uniform_score(r.seg_len, T) - s["L0H2"]) < 1e-6
+
+
+def test_phase_change_finds_a_sudden_drop_and_tells_it_from_a_gradual_one():
+    from lmcore.scaling.induction import InductionResult, phase_change
+
+    # plateau at 3.0 until step 400, a fall to 0.1 by step 500, flat after: 1000 steps
+    sudden = [{"step": s, "repeat_loss": 3.0 if s <= 400 else max(0.1, 3.0 - 0.029 * (s - 400))}
+              for s in range(0, 1001, 10)]
+    pc = InductionResult(vocab=8, rows=sudden).phase_change()
+    assert 400 < pc.start <= 420 and 480 <= pc.end <= 500
+    assert pc.fraction < 0.1 and 400 <= pc.steepest[0] < pc.steepest[1] <= 500
+    assert pc.start_loss > pc.end_loss and "steps" in pc.describe()
+    gradual = [{"step": s, "repeat_loss": 3.0 - 0.0029 * s} for s in range(0, 1001, 10)]
+    pc = phase_change(gradual)
+    assert 90 <= pc.start <= 110 and 890 <= pc.end <= 910 and 0.75 < pc.fraction < 0.85
+    flat = [{"step": s, "repeat_loss": 3.0 + 0.01 * (s % 20 == 0)} for s in range(0, 101, 10)]
+    assert phase_change(flat) is None and phase_change(sudden[:1]) is None
