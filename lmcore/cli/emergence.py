@@ -172,6 +172,9 @@ def run_induction(args: argparse.Namespace) -> int:
     print(markdown([{"head": h, "score": s} for h, s in res.final_scores().items()]))
     print(f"\nbest head: {res.best_head}; a head spreading its attention evenly would score "
           f"{res.uniform_score:.3f} on these sequences")
+    change = res.phase_change()
+    print("loss on repeats: " + (change.describe() if change is not None else
+                                 "no drop to locate (fell by less than 0.05 nats)"))
     flat = [{k: v for k, v in r.items() if k != "scores"} | r["scores"] for r in res.rows]
     return _finish(args, t0, res.status, flat)
 
