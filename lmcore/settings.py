@@ -43,7 +43,7 @@ def _env(name: str, default: float | int | str | bool, cast: type) -> float | in
     return value
 
 
-_ZERO_OK = {"LMCORE_IDLE_SECONDS"}  # 0 = sessions never expire for being idle
+_ZERO_OK = {"LMCORE_IDLE_SECONDS", "LMCORE_JOB_THREADS"}  # 0 = sessions never expire for being idle
 PROFILES = ("local", "hosted")
 
 # A public demo on a box of 2 CPUs and 2 GB (Community Cloud, a small Space or container):
@@ -97,6 +97,9 @@ class Settings:
     max_job_seconds: int = 1_800  # LMCORE_MAX_JOB_SECONDS
     max_jobs: int = 2  # LMCORE_MAX_JOBS: concurrent background jobs per process
     max_job_mb: int = 4096  # LMCORE_MAX_JOB_MB: resident memory of one job's process
+    # LMCORE_JOB_THREADS: torch threads of one job's process; 0 = `job_threads()` (one core
+    # left to the server and a browser beside it, the rest split among concurrent jobs)
+    job_threads: int = 0
     # LMCORE_IDLE_SECONDS: a session with no page run for this long is closed and its
     # corpus, models, runs and jobs freed; 0 = never (a local lab).
     idle_seconds: int = 0
@@ -131,6 +134,22 @@ class Settings:
             default = base.get(f.name, getattr(cls, f.name))
             values[f.name] = _env(f"LMCORE_{f.name.upper()}", default, type(default))
         return cls(**values)
+
+    def threads_per_job(self, cpus: int | None = None) -> int:
+        """Torch threads a job's process runs on: `job_threads`, or when 0, the cores left
+        after one for the server (and a browser on the same machine) shared among
+        `max_jobs` jobs, at least 1.
+
+        Why not every core: measured on 2 cores with the page open, a job on 2 threads ran at
+        0.28x of plain Python (its two OpenMP threads wait on each other whenever the server
+        or the browser takes a core), on 1 thread at 0.61x (bench/app_jobs.py).
+        """
+        if self.job_threads > 0:
+            return self.job_threads
+        if cpus is None:
+            cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                    else os.cpu_count() or 1)
+        return max(1, (cpus - 1) // max(1, self.max_jobs))
 
     @property
     def hosted(self) -> bool:

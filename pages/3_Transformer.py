@@ -26,7 +26,13 @@ from lmcore.models.transformer import (
 from lmcore.runs.store import RunStore
 from lmcore.settings import get_settings
 from lmcore.train.dynamics import COMPARISONS
-from lmcore.train.estimate import calibrate, shape_only, step_seconds, vocab_estimate
+from lmcore.train.estimate import (
+    calibrate,
+    run_seconds,
+    shape_only,
+    step_seconds,
+    vocab_estimate,
+)
 from lmcore.train.objectives import CausalLM
 from lmcore.train.trainer import OPTIMIZERS, UPDATE_RULES, TrainConfig, devices
 
@@ -51,8 +57,8 @@ reg = registry()
 
 @st.cache_resource(show_spinner="measuring this machine's training speed…")
 def _flops_per_s() -> float:
-    """Training FLOP/s of this server (no user data: shared by every session)."""
-    return calibrate()
+    """Training FLOP/s of this server on a job's thread count (no user data: shared)."""
+    return calibrate(threads=get_settings().threads_per_job())
 
 
 def _apply_preset() -> None:
@@ -171,21 +177,23 @@ with errors():
                                grad_clip=float(clip) or None, eval_every=int(eval_every),
                                seed=int(seed), device=device)
     raw_step = step_seconds(probe, int(batch_size), flops_per_s=_flops_per_s())
-    # the FLOP count misses evaluations, Python overhead and a busy machine: once a run has
-    # finished here, its measured time per step corrects the estimate
-    speed = lab.results.get(K + "speed")  # measured / estimated seconds per step, last run
+    raw_total = run_seconds(raw_step, int(steps), int(batch_size), int(context),
+                            int(eval_every), train_config.eval_tokens)
+    # the FLOP count misses Python overhead and a busy machine: once a run has finished
+    # here, its measured time over its estimate corrects the next estimate
+    speed = lab.results.get(K + "speed")  # measured / estimated seconds, last run
     per_step = raw_step * (speed or 1.0)
     m = st.columns(4)
     m[0].metric("Parameters", f"{n_params:,}")
     m[1].metric("FLOPs / token (train)", f"{probe.flops_per_token():,}")
-    ms, total_s = 1000 * per_step, per_step * int(steps)
+    ms, total_s = 1000 * per_step, raw_total * (speed or 1.0)
     m[2].metric("≈ time per step", f"{ms:,.1f} ms" if ms < 10 else f"{ms:,.0f} ms")
     m[3].metric("≈ total", f"{total_s:,.1f} s" if total_s < 10 else f"{total_s:,.0f} s")
     st.caption(f"Vocabulary {vocab_size:,} tokens ({vocab_note}). Estimate: 6N + 12·L·T·d "
-               "FLOPs per token × tokens per step, at the training speed measured on this "
-               "server" + (f", × {speed:.2f}: your last run here took that much longer per "
-                           "step than its FLOP count predicted (evaluations, overhead, a busy "
-                           "machine)." if speed else
+               "FLOPs per token × tokens per step, plus the evaluations (forward only), at "
+               "the training speed measured on this server" + (
+                   f", × {speed:.2f}: your last run here took that much longer than its FLOP "
+                   "count predicted (Python overhead, a busy machine)." if speed else
                            "; the first run you train here corrects it by what it measures."))
 
 # --- training job ------------------------------------------------------------------------
@@ -201,7 +209,7 @@ if job is not None and isinstance(job.result, TrainOutcome) \
 busy = job is not None and job.active
 b = st.columns([1, 4])
 if b[0].button("Train", type="primary", disabled=busy or train_config is None, key=K + "train"):
-    lab.results[K + "estimate"] = (raw_step, total_s)  # to compare with what it takes
+    lab.results[K + "estimate"] = (raw_total, total_s, int(steps))  # to compare with the run
     job = reg.submit("transformer", training_job(
         lab.corpus, tok_kind, model_config, train_config, CausalLM(),
         session=lab.session_id, vocab_size=int(vocab) if vocab else None,
@@ -214,9 +222,10 @@ if job is not None:
         lab.models["transformer"] = TransformerLM(out.model, out.tokenizer)
         lab.results[K + "installed"] = job.id
         lab.results[K + "outcome"] = out
-        raw, _ = lab.results.get(K + "estimate", (None, None))
-        if raw and out.result.steps > 0 and out.result.elapsed_s > 0:
-            lab.results[K + "speed"] = out.result.elapsed_s / out.result.steps / raw
+        raw, _, planned = lab.results.get(K + "estimate", (None, None, None))
+        if raw and out.result.steps > 0 and out.result.elapsed_s > 0:  # a stopped run: scaled
+            done_share = out.result.steps / max(planned or out.result.steps, 1)
+            lab.results[K + "speed"] = out.result.elapsed_s / (raw * done_share)
         lab.results.pop(K + "reloaded", None)
         st.rerun()  # once per job: the sidebar lists the new model
     if isinstance(out, TrainOutcome):
@@ -226,7 +235,7 @@ if job is not None:
                    f"**{r.bits_per_char:.4f} bits/char**, perplexity {r.perplexity:.2f}. "
                    f"Training took {r.elapsed_s:,.1f} s"
                    + (f" (the page estimated {est:,.0f} s)"
-                      if (est := lab.results.get(K + "estimate", (0, 0))[1]) else "")
+                      if (est := lab.results.get(K + "estimate", (0, 0, 0))[1]) else "")
                    + ". The model is now `transformer` in this session.")
 else:
     st.caption("No training yet on this corpus in this session.")

@@ -216,3 +216,19 @@ def test_every_page_shows_the_hosted_limits_banner(clean_env, path):
 def test_no_banner_in_the_local_profile(clean_env):
     at = open_page("streamlit_app.py")
     assert not [i.value for i in at.info if "Hosted demo limits" in i.value]
+
+
+def test_job_threads_leave_a_core_to_the_server_and_share_the_rest(monkeypatch):
+    from lmcore.settings import Settings
+
+    monkeypatch.delenv("LMCORE_JOB_THREADS", raising=False)
+    s = Settings.from_env()
+    assert s.job_threads == 0  # auto
+    assert s.threads_per_job(cpus=2) == 1  # 2 cores, 2 jobs: 1 thread each, 1 core spare
+    assert s.threads_per_job(cpus=1) == 1
+    assert s.threads_per_job(cpus=9) == 4
+    monkeypatch.setenv("LMCORE_JOB_THREADS", "3")
+    assert Settings.from_env().threads_per_job(cpus=2) == 3  # the operator's choice wins
+    monkeypatch.setenv("LMCORE_JOB_THREADS", "-1")
+    with pytest.raises(ValueError, match="LMCORE_JOB_THREADS"):
+        Settings.from_env()

@@ -222,9 +222,15 @@ def test_the_worker_sees_the_settings_in_force_at_submit(monkeypatch, tmp_path):
                                              "home": os.environ["LMCORE_HOME"]}
 
 
-def test_the_worker_uses_the_submitters_torch_threads(one_torch_thread):
+def test_the_worker_runs_on_the_settings_thread_count(monkeypatch):
+    from lmcore.settings import get_settings
+
+    monkeypatch.setenv("LMCORE_JOB_THREADS", "3")
     job = JobRegistry(slots=Slots(1)).submit("t", sj.torch_threads)
-    assert job.wait(WAIT) and job.result == 1
+    assert job.wait(WAIT) and job.result == 3
+    monkeypatch.delenv("LMCORE_JOB_THREADS")  # auto: a core left to the server and browser
+    job = JobRegistry(slots=Slots(1)).submit("t", sj.torch_threads)
+    assert job.wait(WAIT) and job.result == get_settings().threads_per_job()
 
 
 def test_workdir_is_private_and_holds_what_the_job_hands_back():
