@@ -101,8 +101,15 @@ def set_number(page, label: str, value: int) -> None:
 
 def go_elsewhere(page) -> None:
     """Move to another page of the app by the sidebar link (the same session goes on)."""
-    page.locator('[data-testid="stSidebar"] a').filter(has_text="Corpus").first.click()
-    page.wait_for_url("**/Corpus_and_tokenizers")
+    link = page.locator('[data-testid="stSidebar"] a').filter(has_text="Corpus").first
+    for attempt in range(3):  # a click that lands while a rerun redraws the sidebar is lost
+        link.click()
+        try:
+            page.wait_for_url("**/Corpus_and_tokenizers", timeout=15_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     wait_idle(page)
 
 

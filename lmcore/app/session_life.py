@@ -18,6 +18,8 @@ run store, in both cases.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 import time
@@ -154,19 +156,41 @@ def _sweep_forever() -> None:
 
     from lmcore.settings import get_settings
 
+    ended = False
     while Runtime.exists():
         try:
+            if ended:  # the sessions ended last sweep have been shut down by now
+                return_memory()
             s = get_settings()
             rt = Runtime.instance()
             grace = float(config.get_option("server.disconnectedSessionTTL"))
-            for sid, owner, why in SESSIONS.due(time.monotonic(), s.idle_seconds, grace,
-                                                rt.is_active_session):
+            due = SESSIONS.due(time.monotonic(), s.idle_seconds, grace, rt.is_active_session)
+            for sid, owner, why in due:
                 _end(rt, sid, owner, why, s.hosted)
+            ended = bool(due)
             period = min(5.0, s.idle_seconds / 4) if s.idle_seconds else 5.0
         except Exception:  # the sweeper must outlive any one bad sweep
             log.exception("session sweep failed")
             period = 5.0
         time.sleep(max(period, 0.5))
+
+
+def return_memory() -> int:
+    """Collect, then hand the heap's free pages back to the system; the bytes returned.
+
+    Why: a closed session's objects are freed, but glibc keeps the freed pages in its arenas,
+    so without this the server's resident memory only grows as visitors come and go
+    (bench/visitors.py measured 170-300 MB above the baseline after every visitor left).
+    """
+    from lmcore.train.memory import rss_bytes
+
+    before = rss_bytes()
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+    return max(0, before - rss_bytes())
 
 
 def _end(rt, sid: str, owner: str, why: str, hosted: bool) -> None:  # noqa: ANN001
