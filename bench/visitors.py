@@ -3,7 +3,8 @@
 For each N, a fresh server is started with the hosted profile (`deploy/serve.sh serve`,
 `LMCORE_PROFILE=hosted`) on 127.0.0.1, and:
 
-1. baseline: server RSS (server + its job processes) after one warm-up visit has closed;
+1. baseline: server RSS (server + its job processes) after one warm-up visit (every page of the
+   flow once, so what the server imports for them is in) has closed;
 2. idle sessions: N tabs open the home page and sit; (RSS - baseline) / N is one idle session;
 3. load: N visitors (Playwright, one Chromium, one browser context each: separate cookies,
    separate Streamlit sessions) run a realistic flow for a fixed time: open the home page,
@@ -100,6 +101,20 @@ class Server:
     def tree(self) -> list[psutil.Process]:
         p = psutil.Process(self.proc.pid)
         return [p, *p.children(recursive=True)]
+
+    def breakdown(self) -> list[tuple[str, float]]:
+        """(process, RSS MB) of the server and each process it started: where memory sits."""
+        out = []
+        for q in self.tree():
+            try:
+                cmd = " ".join(q.cmdline())
+                name = ("forkserver" if "forkserver" in cmd else "streamlit server"
+                        if "streamlit" in cmd else "job worker" if "lmcore" in cmd
+                        else q.name())
+                out.append((f"{name} ({q.pid})", q.memory_info().rss / MB))
+            except psutil.Error:
+                pass
+        return out
 
     def rss(self) -> int:
         total = 0
@@ -222,11 +237,13 @@ def _say(msg: str) -> None:
 
 
 async def _job(page, v: Visitor, button: str, done: str, where: str, markers: list[str],
-               timeout_s: float, until: float = float("inf")) -> None:
+               timeout_s: float, until: float = float("inf"), tab: str | None = None) -> None:
     """Press `button`, time the wait for a job slot, wait until `done` text shows (or the
     load time ends: the tab then closes with the job running, which counts as cut, not as an
     error)."""
     t0 = time.perf_counter()
+    if tab:  # a button inside a tab that is not shown is hidden: show the tab first
+        await page.get_by_role("tab", name=tab, exact=True).first.click()
     btn = page.get_by_role("button", name=button, exact=True).first
     if not await btn.is_enabled():  # the page refuses this job for this session's model
         v.errors.append(f"{where}: the '{button}' button is disabled on this page")
@@ -299,7 +316,7 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, end: float, steps
         return
     await _open(page, v, "Long texts", markers, url)
     await _job(page, v, "Run strategies", r"longtext-strategies: done in", "Long texts score",
-               markers, 900, until)
+               markers, 900, until, tab="Strategies")
     if time.time() >= until:
         return
     await _open(page, v, "Information", markers, url)
@@ -325,10 +342,16 @@ async def _run_visitors(url: str, n: int, seconds: float, steps: int | None, cha
         await page.goto(url)
         await page.wait_for_selector("h1", timeout=180_000)
         await page.wait_for_function(RUNNING_JS, timeout=180_000)
+        # every page of the flow once, so the baseline holds what the server imports for
+        # them (torch, pandas, plotly: ~400 MB the first visit loads once, not a leak)
+        warm = Visitor(-1, "", "")
+        for name in list(PAGES)[1:]:
+            await _open(page, warm, name, [], url)
         await ctx.close()
         await asyncio.sleep(RECONNECT_S + 7)
         server.baseline = server.rss()
         server.baseline_procs = len(server.tree())
+        _say(f"N={n}: baseline by process: {server.breakdown()}")
 
         # idle sessions: N tabs on the home page
         idle = [await browser.new_context() for _ in range(n)]
@@ -397,6 +420,7 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
                     alive_at_5s = max(0, extra)
                 time.sleep(1)
             after = server.rss()
+            _say(f"N={n}: after close by process: {server.breakdown()}")
             alive_end = max(0, len(server.tree()) - server.baseline_procs)
             tracebacks = server.tracebacks()
         finally:

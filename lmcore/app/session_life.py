@@ -156,10 +156,13 @@ def _sweep_forever() -> None:
 
     from lmcore.settings import get_settings
 
-    ended = False
+    ended, sweeps = False, 0
     while Runtime.exists():
+        sweeps += 1
         try:
-            if ended:  # the sessions ended last sweep have been shut down by now
+            # the sessions ended last sweep have been shut down by now; Streamlit also closes
+            # sessions by itself (a tab gone past its reconnect time), so trim every minute too
+            if ended or sweeps % 12 == 0:
                 return_memory()
             s = get_settings()
             rt = Runtime.instance()
