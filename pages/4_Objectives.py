@@ -18,7 +18,6 @@ from lmcore.app.objective_charts import (
 from lmcore.app.objective_job import generation_job, objective_job, run_encdec_generation
 from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
-from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.generate import generate_tokens, tokens_within_context
 from lmcore.models.transformer import TransformerConfig, TransformerLM
 from lmcore.settings import get_settings
@@ -95,12 +94,7 @@ with errors():
 
 def _tokenizer():
     """The session's tokenizer, or a character tokenizer of the corpus (kept per corpus)."""
-    if lab.tokenizer is not None:
-        return lab.tokenizer
-    key = ("char", lab.corpus.fingerprint)
-    if res.get("tok_key") != key:
-        res["tok"], res["tok_key"] = train_tokenizer("char", lab.corpus.split().train), key
-    return res["tok"]
+    return lab.tokenizer if lab.tokenizer is not None else lab.char_tokenizer()
 
 
 def _start() -> None:

@@ -19,7 +19,6 @@ from lmcore.app.shape_charts import (
     scores_weights_figure,
 )
 from lmcore.app.tables import readable
-from lmcore.data.tokenizers import train_tokenizer
 from lmcore.models.attention import IMPLS, attention
 from lmcore.models.attention_io import GPUS, attention_io
 from lmcore.models.attention_shapes import saturation, walk_through
@@ -245,7 +244,7 @@ def _walk_model():
         return models[choice].model, models[choice].tokenizer
     key = ("fa.walk", lab.corpus.fingerprint)
     if lab.results.get("fa.walk_key") != key:
-        tok = train_tokenizer("char", lab.corpus.split().train or lab.corpus.text)
+        tok = lab.char_tokenizer()
         torch.manual_seed(0)
         net = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=128,
                                             n_layer=1, n_head=4, n_embd=64))

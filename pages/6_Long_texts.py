@@ -19,7 +19,6 @@ from lmcore.app.longtext_job import (
 )
 from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
-from lmcore.data.tokenizers import train_tokenizer
 from lmcore.longtext.chunking import split_text
 from lmcore.longtext.quick_model import QuickModelConfig
 from lmcore.longtext.rouge import rouge
@@ -102,7 +101,6 @@ left.caption(f"{len(text):,} characters of {len(source):,}.")
 about = (f"the first {len(text):,} characters of "
          f"{'the held-out test split' if held_out else 'the whole text'} of {corpus.name}")
 
-tok_cache = lab.results.setdefault("longtext.tokenizers", {})
 models = {name: m for name, m in lab.models.items() if getattr(m, "tokenizer", None) is not None}
 # Models with a context (Transformers: they run the tiled attention) come first, so one is the
 # default whenever the session has one; without one the default is training the tiny model
@@ -121,9 +119,7 @@ with errors():
         model = models[pick]
         tokenizer = model.tokenizer
     else:
-        tokenizer = lab.tokenizer or tok_cache.get(corpus.fingerprint)
-        if tokenizer is None:
-            tokenizer = tok_cache[corpus.fingerprint] = train_tokenizer("char", split.train)
+        tokenizer = lab.tokenizer or lab.char_tokenizer()
         if pick == NGRAM:
             key = (corpus.fingerprint, tokenizer.fingerprint())
             if lab.results.get("longtext.ngram", (None,))[0] != key:

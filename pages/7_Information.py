@@ -21,7 +21,6 @@ from lmcore.app.info_job import run_compression, run_convergence, run_learning_c
 from lmcore.app.job_view import follow, registry
 from lmcore.app.provenance import how_computed
 from lmcore.data.builtin import builtin_corpora, markov_order
-from lmcore.data.tokenizers import train_tokenizer
 from lmcore.info.adaptive import AdaptiveLM
 from lmcore.info.channel import Channel, estimate_capacity, received_chars
 from lmcore.info.codes import default_family
@@ -64,7 +63,7 @@ def char_models() -> tuple:
     key = corpus.fingerprint
     if key not in ngram_cache:
         train = split.train or corpus.text
-        tok = train_tokenizer("char", train)
+        tok = lab.char_tokenizer()
         grid = NGramLM.fit_grid([tok.encode(train)], tokenizer_vocab(tok),
                                 orders=range(1, 7), smoothings=["kn"], tokenizer=tok)
         ngram_cache.clear()

@@ -14,7 +14,7 @@ import streamlit as st
 
 from lmcore.data.builtin import pydoc_corpus
 from lmcore.data.corpus import Corpus
-from lmcore.data.tokenizers import Tokenizer
+from lmcore.data.tokenizers import Tokenizer, train_tokenizer
 from lmcore.models.lm import LanguageModel
 
 _KEY = "lmcore.lab"
@@ -37,6 +37,17 @@ class Lab:
             self.models.clear()
             self.results.clear()
         self.corpus = corpus
+
+    def char_tokenizer(self) -> Tokenizer:
+        """A character tokenizer of the corpus's training split, made once per corpus: what a
+        page uses when it needs one of its own (counting characters: 0.2 s for 4.5M)."""
+        key = ("char", self.corpus.fingerprint)
+        if self.results.get("char_tokenizer_key") != key:
+            split = self.corpus.split()
+            self.results["char_tokenizer"] = train_tokenizer("char", split.train
+                                                             or self.corpus.text)
+            self.results["char_tokenizer_key"] = key
+        return self.results["char_tokenizer"]
 
 
 def get_lab() -> Lab:
