@@ -43,7 +43,8 @@ def _env(name: str, default: float | int | str | bool, cast: type) -> float | in
     return value
 
 
-_ZERO_OK = {"LMCORE_IDLE_SECONDS", "LMCORE_JOB_THREADS"}  # 0 = sessions never expire for being idle
+# 0 = sessions never expire for being idle; 0 = a job's thread count is chosen for the machine
+_ZERO_OK = {"LMCORE_IDLE_SECONDS", "LMCORE_JOB_THREADS"}
 PROFILES = ("local", "hosted")
 
 # A public demo on a box of 2 CPUs and 2 GB (Community Cloud, a small Space or container):
@@ -97,7 +98,7 @@ class Settings:
     max_job_seconds: int = 1_800  # LMCORE_MAX_JOB_SECONDS
     max_jobs: int = 2  # LMCORE_MAX_JOBS: concurrent background jobs per process
     max_job_mb: int = 4096  # LMCORE_MAX_JOB_MB: resident memory of one job's process
-    # LMCORE_JOB_THREADS: torch threads of one job's process; 0 = `job_threads()` (one core
+    # LMCORE_JOB_THREADS: torch threads of one job's process; 0 = `threads_per_job()` (one core
     # left to the server and a browser beside it, the rest split among concurrent jobs)
     job_threads: int = 0
     # LMCORE_IDLE_SECONDS: a session with no page run for this long is closed and its

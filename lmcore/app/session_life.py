@@ -181,9 +181,9 @@ def _sweep_forever() -> None:
 def return_memory() -> int:
     """Collect, then hand the heap's free pages back to the system; the bytes returned.
 
-    Why: a closed session's objects are freed, but glibc keeps the freed pages in its arenas,
-    so without this the server's resident memory only grows as visitors come and go
-    (bench/visitors.py measured 170-300 MB above the baseline after every visitor left).
+    Why: a closed session's objects are freed, but glibc keeps freed small blocks in its
+    arenas, so the server's resident memory would ratchet up as visitors come and go
+    (tests/app/test_session_memory.py: 200 MB freed comes back only with the trim).
     """
     from lmcore.train.memory import rss_bytes
 
