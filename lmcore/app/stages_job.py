@@ -72,15 +72,15 @@ def run_pretrain_stage(ctx: JobContext, *, corpus: Corpus, config: PretrainConfi
             "corpus_fingerprint": corpus.fingerprint}
 
 
-def _tune(ctx: JobContext, run: Any, *, stage: str, label: str, message: str, corpus: Corpus,
+def _tune(ctx: JobContext, tune: Any, *, stage: str, label: str, message: str, corpus: Corpus,
           start: str, config: StageConfig, session: str | None) -> tuple[Any, ...]:
-    """Load the model saved at `start` and tune it with `run` (`run_sft`, `run_dpo`) on the
-    corpus's instructions: the tuned model, `run`'s measurements, the model it started from,
+    """Load the model saved at `start` and tune it with `tune` (`run_sft`, `run_dpo`) on the
+    corpus's instructions: the tuned model, `tune`'s measurements, the model it started from,
     the data, and the result fields both stages share."""
     ctx.progress(0.0, message)
     base = load_stage(start, session=session)
     data = instructions_for(corpus, seed=config.seed)
-    sm, out = run(base, data, config, corpus=corpus, session=session,
+    sm, out = tune(base, data, config, corpus=corpus, session=session,
                   callback=_feed(ctx, stage, label), stop=ctx.stop)
     common = {"stage": stage, "checkpoint": sm.checkpoint, "run_id": sm.run_id,
               "before": out["before"], "after": out["after"],
