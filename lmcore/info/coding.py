@@ -47,6 +47,7 @@ import numpy as np
 
 from lmcore.info.tables import NGramTable
 from lmcore.info.threads import one_torch_thread
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LanguageModel
 from lmcore.models.ngram import NGramLM
 
@@ -574,8 +575,14 @@ def _encode_streams(lm, ids: list[int], enc, progress: Progress | None,
     lengths = chunk_lengths(n, B)
     starts = np.cumsum([0] + lengths[:-1])
     arr = np.asarray(ids, dtype=np.int64)
-    steps = lengths[0] if n else 0
-    run = Lockstep(lm, B)
+    with eval_mode(lm.model):  # once for the run, not per step
+        return B, *_encode_steps(Lockstep(lm, B), lm, arr, starts, lengths, enc, progress)
+
+
+def _encode_steps(run, lm, arr: np.ndarray, starts: np.ndarray, lengths: list[int], enc,
+                  progress: Progress | None) -> tuple[float, float]:
+    """Step the streams, coding token t of every stream; (model bits, clipped ideal bits)."""
+    B, steps = len(lengths), (lengths[0] if lengths else 0)
     fam = constriction.stream.model.Categorical(perfect=False)
     model_bits = ideal_bits = 0.0
     for t in range(steps):
@@ -589,7 +596,7 @@ def _encode_streams(lm, ids: list[int], enc, progress: Progress | None,
             run.push(np.concatenate([x, np.full(B - len(active), lm.bos_id)]))
         if progress is not None and (t % 64 == 0 or t == steps - 1):
             progress((t + 1) / steps, f"encoded step {t + 1:,} of {steps:,} ({B} streams)")
-    return B, model_bits, ideal_bits
+    return model_bits, ideal_bits
 
 
 def _decode_streams(lm, header: Header, dec, budget: InformationBudget,
@@ -598,8 +605,15 @@ def _decode_streams(lm, header: Header, dec, budget: InformationBudget,
 
     B, n = header.streams, header.tokens
     lengths = chunk_lengths(n, B)
-    steps = lengths[0] if n else 0
-    run = Lockstep(lm, B)
+    with eval_mode(lm.model):
+        out = _decode_steps(Lockstep(lm, B), lm, lengths, dec, budget, progress)
+    return [int(v) for b in range(B) for v in out[b, :lengths[b]]]
+
+
+def _decode_steps(run, lm, lengths: list[int], dec, budget: InformationBudget,
+                  progress: Progress | None) -> np.ndarray:
+    """(B, steps) token ids: the encoder's steps, each decoding token t of every stream."""
+    B, steps = len(lengths), (lengths[0] if lengths else 0)
     fam = constriction.stream.model.Categorical(perfect=False)
     out = np.zeros((B, steps), dtype=np.int64)
     for t in range(steps):
@@ -615,7 +629,7 @@ def _decode_streams(lm, header: Header, dec, budget: InformationBudget,
             run.push(np.concatenate([x, np.full(B - k, lm.bos_id)]))
         if progress is not None and (t % 64 == 0 or t == steps - 1):
             progress((t + 1) / steps, f"decoded step {t + 1:,} of {steps:,} ({B} streams)")
-    return [int(v) for b in range(B) for v in out[b, :lengths[b]]]
+    return out
 
 
 def _verified(tok: Tokenizer, ids: list[int], header: Header) -> str:

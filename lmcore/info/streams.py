@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lmcore.models.eval_mode import eval_mode
 from lmcore.models.transformer import KVCache, TransformerLM
 
 MIN_CHUNK = 512  # tokens per stream at least (fewer streams for short texts)
@@ -55,17 +56,13 @@ class Lockstep:
         p = self.full.shape[1]  # the target's position in [BOS] + chunk
         s = self.lm._window_start(p)
         if self.cache is None or s != self.start:
-            self.cache = KVCache(self.net.config.n_layer)
+            self.cache = KVCache(self.net.config.n_layer, capacity=self.net.config.context)
             self.start = s
             x = self.full[:, s:p]  # (B, p - s): refill the window
         else:
             x = self.full[:, p - 1:p]  # (B, 1): the newest token only
-        was = self.net.training
-        self.net.eval()
-        try:
+        with eval_mode(self.net):  # (callers hold eval mode for a whole run: no toggle then)
             logits = self.net(x.to(self.device), mask="causal", cache=self.cache)[:, -1]
-        finally:
-            self.net.train(was)
         return torch.log_softmax(logits.double(), dim=-1).exp().cpu().numpy()  # (B, V)
 
     def push(self, tokens: np.ndarray) -> None:

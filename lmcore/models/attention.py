@@ -87,6 +87,9 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal:
     B, H, Tq, Tk = _check_args(q, k, v, causal, prefix_len, key_padding_mask)
     if causal and prefix_len is None and key_padding_mask is None and Tq == Tk:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    if prefix_len is None and key_padding_mask is None and Tq == 1:
+        # one query (a KV-cache step) is the last position: it sees every key, no mask
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
     mask = build_mask(Tq, Tk, causal=causal, prefix_len=prefix_len,
                       key_padding_mask=key_padding_mask, device=q.device)
     if mask is None:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """`with eval_mode(model):` runs the block with `model.eval()` and restores `model.training`."""
     was = model.training
+    if not was:  # already evaluating: nothing to switch (a walk over every submodule)
+        yield model
+        return
     model.eval()
     try:
         yield model

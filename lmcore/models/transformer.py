@@ -130,11 +130,18 @@ def make_norm(config: TransformerConfig) -> nn.Module:
 
 
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far, appended step by step."""
+    """Keys and values of every layer for the tokens seen so far, appended step by step.
 
-    def __init__(self, n_layer: int):
+    With a `capacity` (the most tokens it will hold, e.g. the model's context), each layer's
+    keys and values are written into buffers allocated once, instead of concatenated into a
+    new tensor every step (which copies the whole cache each time)."""
+
+    def __init__(self, n_layer: int, capacity: int | None = None):
         self.k: list[torch.Tensor | None] = [None] * n_layer  # each (B, H, T_seen, D)
         self.v: list[torch.Tensor | None] = [None] * n_layer
+        self.capacity = capacity
+        self._kbuf: list[torch.Tensor | None] = [None] * n_layer  # each (B, H, capacity, D)
+        self._vbuf: list[torch.Tensor | None] = [None] * n_layer
 
     @property
     def length(self) -> int:
@@ -143,7 +150,17 @@ class KVCache:
     def append(self, layer: int, k: torch.Tensor,
                v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add this step's (B, H, T_new, D) keys/values; return everything cached so far."""
-        if self.k[layer] is not None:
+        seen = 0 if self.k[layer] is None else self.k[layer].shape[2]
+        end = seen + k.shape[2]
+        if self.capacity is not None and end <= self.capacity:
+            if self._kbuf[layer] is None:
+                B, H, _, D = k.shape
+                self._kbuf[layer] = k.new_empty(B, H, self.capacity, D)
+                self._vbuf[layer] = v.new_empty(B, H, self.capacity, D)
+            self._kbuf[layer][:, :, seen:end] = k
+            self._vbuf[layer][:, :, seen:end] = v
+            k, v = self._kbuf[layer][:, :, :end], self._vbuf[layer][:, :, :end]
+        elif self.k[layer] is not None:
             k = torch.cat([self.k[layer], k], dim=2)
             v = torch.cat([self.v[layer], v], dim=2)
         self.k[layer], self.v[layer] = k, v
