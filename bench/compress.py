@@ -222,7 +222,7 @@ def speed_rows(test: str, ngram, quick: bool) -> list[str]:
         t0 = time.perf_counter()
         data = encode(model, text, plain=plain).data
         t1 = time.perf_counter()
-        ok = decompress(model, data) == text
+        ok = decompress(model, data, plain=plain) == text
         return len(text) / (t1 - t0) / 1e3, len(text) / (time.perf_counter() - t1) / 1e3, ok
 
     torch.manual_seed(0)

@@ -471,9 +471,11 @@ def _damaged(exc: Exception) -> CodingError:
 
 
 def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = None,
-               progress: Progress | None = None) -> str:
+               progress: Progress | None = None, *, plain: bool = False) -> str:
     """The text `compress` coded into `data`; the same model (and tokenizer) is required.
-    Every failure, a damaged or altered file included, is a CodingError saying why."""
+    Every failure, a damaged or altered file included, is a CodingError saying why.
+    `plain=True` asks an n-gram through `next_logprobs` token by token instead of its
+    per-context table: the reference the fast path is timed against (the same floats)."""
     tok = _tokenizer(model, tokenizer)
     data = bytes(data)
     header, pos = Header.parse(data)
@@ -498,7 +500,7 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
     budget = InformationBudget(len(payload))
     ids: list[int] = []
     n = header.tokens
-    if isinstance(model, NGramLM):
+    if isinstance(model, NGramLM) and not plain:
         table = NGramTable(model)  # the encoder's floats, each context computed once
         order = model.order
 

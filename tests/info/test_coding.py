@@ -378,7 +378,7 @@ def test_ngram_table_path_writes_the_plain_coders_bytes(ngram):
     plain = encode(ngram, text, plain=True)
     assert fast.data == plain.data
     assert fast.ideal_bits == pytest.approx(plain.ideal_bits, rel=1e-12)
-    assert decompress(ngram, fast.data) == text
+    assert decompress(ngram, fast.data) == text == decompress(ngram, fast.data, plain=True)
 
 
 def test_more_streams_are_recorded_and_decode(transformer):
