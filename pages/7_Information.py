@@ -85,6 +85,13 @@ def transformer_names() -> list[str]:
                                    if isinstance(m, mod.TransformerLM)]
 
 
+def mixable_transformers(tok, text: str) -> list[str]:
+    """Session Transformers on the char n-grams' tokenizer: the mixing coder can add them."""
+    probe = text[:2000]
+    return [n for n in transformer_names() if lab.models[n].vocab_size == tok.vocab_size
+            and lab.models[n].tokenizer.encode(probe) == tok.encode(probe)]
+
+
 def chars_input(where, label: str, available: int, default: int, step: int, key: str,
                 **kw) -> int:
     """A character count from min(100, available) to `available` (a tiny text still works)."""
@@ -236,6 +243,16 @@ if not transformer_names():
     st.info("No Transformer in this session yet: train one on the **Transformer** page (a "
             "few hundred steps take a minute) and it joins this table as `transformer`, coded "
             "like the n-grams.", icon="🤖")
+elif mixing:
+    tok_now = char_models()[0]
+    mixable = mixable_transformers(tok_now, held)
+    st.caption(
+        f"The mixing coder also mixes in {', '.join(f'`{n}`' for n in mixable)} (a row of "
+        "its own): a Transformer predicts differently from counts, and the mixer learns where "
+        "to trust it (a Transformer costs about 1 ms a character more)." if mixable else
+        "The session's Transformer uses another tokenizer than the character n-grams, so the "
+        "mixing coder cannot add it: train one with the **char** tokenizer (Corpus page) to "
+        "mix it in.")
 if len(held) < 1000:
     st.caption(f"The held-out part has only {len(held):,} characters: fixed headers (gzip 20 "
                "bytes, xz 60, lmcore's about 30) weigh heavily on rates over so little text.")
@@ -252,6 +269,10 @@ if st.button("Compress and decompress", key="info.compress", type="primary"):
         if mixing:
             models["mixing coder"] = mixing_coder([grid[n] for n in (2, 4, 6)],
                                                   tok.encode(split.train))
+            for name in mixable_transformers(tok, part):
+                models[f"mixing coder + {name}"] = mixing_coder(
+                    [grid[n] for n in (2, 4, 6)], tok.encode(split.train),
+                    transformer=lab.models[name])
         models.update({name: coder_models()[name] for name in session})
         prime = split.train if primed and split.test else None
         lab.results["info.cjob"] = reg.submit("compression", functools.partial(

@@ -6,8 +6,9 @@ tokenizer.json), or an n-gram model from `lmcore ngram train --tokenizer char -o
 tokenizer to code with): the ARPA file itself or a folder holding one, with its tokenizer
 beside it (`MODEL.tokenizer.json`, or `tokenizer.json` in the folder). `--adaptive` also lets
 the model learn from the file as it is coded (lmcore.info.adaptive); decompress needs the same
-flag. `--mix [--primer TRAIN.txt]` codes with the mixing coder (lmcore.info.mixing) over the
-model, its match and word models primed with the training text; decompress needs both again.
+flag. `--mix [--primer TRAIN.txt] [--mix-with TRANSFORMER_DIR]` codes with the mixing coder
+(lmcore.info.mixing) over the model, its match and word models primed with the training
+text, a Transformer on the same tokenizer mixed in; decompress needs the same flags again.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--primer", metavar="TEXT",
                        help="with --mix: a UTF-8 text (the model's training text) that the "
                             "match and word models read first; decompress needs the same file")
+        p.add_argument("--mix-with", metavar="DIR",
+                       help="with --mix: a Transformer folder from `lmcore train` on the same "
+                            "tokenizer, mixed in as one more predictor; decompress needs it "
+                            "again")
         p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=run_compress if name == "compress" else run_decompress)
@@ -109,15 +114,32 @@ def _mixed(base: LanguageModel, args: argparse.Namespace) -> LanguageModel:
         except UnicodeDecodeError as exc:
             raise CLIError(f"--primer {name} is not UTF-8 text ({exc.reason} at byte "
                            f"{exc.start})") from None
-    return mixing_coder([base], primer)
+    transformer = None
+    if args.mix_with:
+        transformer = load_language_model(args.mix_with)
+        if not (hasattr(transformer, "model") and hasattr(transformer.model, "config")):
+            raise CLIError(f"--mix-with {args.mix_with} is not a Transformer folder (an n-gram "
+                           "goes in --model)")
+        probe = "The quick brown fox 跳过 the lazy dog. 0123456789\n"
+        if (transformer.vocab_size != base.vocab_size
+                or transformer.tokenizer.encode(probe) != base.tokenizer.encode(probe)):
+            raise CLIError(f"--mix-with {args.mix_with} uses another tokenizer than --model "
+                           f"({transformer.vocab_size:,} vs {base.vocab_size:,} tokens): train "
+                           "both on the same text with the same tokenizer")
+    return mixing_coder([base], primer, transformer=transformer)
+
+
+def _only_with_mix(args: argparse.Namespace) -> None:
+    for flag, value in (("--primer", args.primer), ("--mix-with", args.mix_with)):
+        if value:
+            raise CLIError(f"{flag} is read by the mixing coder only: add --mix")
 
 
 def _model(args: argparse.Namespace) -> LanguageModel:
     base = load_language_model(args.model)
     if args.mix:
         return _mixed(base, args)
-    if args.primer:
-        raise CLIError("--primer is read by the mixing coder only: add --mix")
+    _only_with_mix(args)
     return _adaptive(base, args.adaptive)
 
 
@@ -196,9 +218,8 @@ def run_decompress(args: argparse.Namespace) -> int:
     base = load_language_model(args.model)
     if args.mix:
         model = _mixed(base, args)
-    elif args.primer:
-        raise CLIError("--primer is read by the mixing coder only: add --mix")
     else:
+        _only_with_mix(args)
         model = _adaptive(base, args.adaptive)
     step, bar = _progress(args, header.tokens, "tok")
     start = time.perf_counter()
@@ -208,8 +229,8 @@ def run_decompress(args: argparse.Namespace) -> int:
         hint = "" if "another model" not in str(exc) or args.mix else _flag_hint(
             base, header.digest, args.adaptive)
         if "another model" in str(exc) and args.mix:
-            hint = (" (a --mix file decodes only with the same model and the same --primer "
-                    "file)")
+            hint = (" (a --mix file decodes only with the same model, the same --primer "
+                    "file and the same --mix-with Transformer)")
         raise CLIError(f"{exc}{hint}") from None
     finally:
         if bar is not None:

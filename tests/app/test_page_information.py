@@ -229,3 +229,24 @@ def test_transformer_entropy_rate_curve_job():
     assert "After 20 steps" in cap and "from the rate" in cap
     source = at.selectbox(key="info.source").value  # the caption names its real order
     assert f"order {markov_order(source)}:" in cap
+
+
+def test_mixing_coder_mixes_in_a_session_transformer_on_its_tokenizer():
+    lm = _tiny_transformer(TOY)
+    at = _open(TOY, {"transformer": lm})
+    assert any("also mixes in `transformer`" in c.value for c in at.caption)
+    at.number_input(key="info.cchars").set_value(300).run()
+    table = _compress(at, [2], session=[], mixing=True)
+    row = table.loc["mixing coder + transformer"]
+    assert row["round trip"] == "✅ identical" and row["sha256 in"] == row["sha256 out"]
+    ce = table["cross-entropy (bits/char)"]
+    assert ce["mixing coder + transformer"] != ce["mixing coder"]  # another coder
+    # a Transformer on another tokenizer cannot join, and the page says why
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+
+    tok = train_tokenizer("byte", TOY)
+    net = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=16, n_layer=1,
+                                        n_head=2, n_embd=16))
+    at = _open(TOY, {"bytes model": TransformerLM(net, tok)})
+    assert any("another tokenizer" in c.value and "char" in c.value for c in at.caption)

@@ -184,3 +184,44 @@ def test_mixing_coder_with_a_primer_round_trips(ngram_dir, tmp_path, capsys):
                  "--mix", "--adaptive"]) == 2
     assert "drop --adaptive" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_mixing_coder_with_a_transformer_round_trips(ngram_dir, transformer_dir, tmp_path,
+                                                       capsys):
+    """--mix-with mixes a Transformer in; decoding needs it again; wrong folders are refused."""
+    src = _write(tmp_path)
+    primer = tmp_path / "train.txt"
+    lmz = tmp_path / "m.lmz"
+    args = ["--model", str(ngram_dir), "--mix", "--primer", str(primer), "--quiet"]
+    both = [*args, "--mix-with", str(transformer_dir)]
+    assert main(["compress", str(src), "-o", str(lmz), *both]) == 0
+    capsys.readouterr()
+    out = tmp_path / "back.txt"
+    assert main(["decompress", str(lmz), "-o", str(out), *both]) == 0
+    assert out.read_bytes() == src.read_bytes()
+    assert main(["decompress", str(lmz), "-o", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "another model" in err and "same --mix-with" in err and err.count("\n") == 1
+    assert main(["compress", str(src), "-o", str(tmp_path / "y"), "--model", str(ngram_dir),
+                 "--mix-with", str(transformer_dir)]) == 2
+    assert "add --mix" in capsys.readouterr().err
+    assert main(["compress", str(src), "-o", str(tmp_path / "y"), *args,
+                 "--mix-with", str(ngram_dir)]) == 2
+    assert "not a Transformer folder" in capsys.readouterr().err
+
+    import torch
+
+    from lmcore.data.tokenizers import train_tokenizer
+    from lmcore.models.checkpoint import save_model
+    from lmcore.models.transformer import Transformer, TransformerConfig
+
+    other = train_tokenizer("char", "zyx wvu " * 40)
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(vocab_size=other.vocab_size, context=16, n_layer=1,
+                                        n_head=2, n_embd=16))
+    folder = save_model(tmp_path / "other", net, other)
+    assert main(["compress", str(src), "-o", str(tmp_path / "y"), *args,
+                 "--mix-with", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "another tokenizer" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -88,3 +88,73 @@ def test_bad_settings_are_refused(tok, grams):
         MixingLM(grams, primer=[10 ** 6])
     with pytest.raises(ValueError, match="at least one"):
         mixing_coder([])
+
+
+@pytest.fixture(scope="module")
+def transformer(tok):
+    import torch
+
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+    from lmcore.train.data import TokenData
+    from lmcore.train.objectives import CausalLM
+    from lmcore.train.trainer import TrainConfig, train
+
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(vocab_size=tok.vocab_size, context=16, n_layer=1,
+                                        n_head=2, n_embd=16))
+    done = train(net, CausalLM(), TokenData.from_text(tok, TRAIN, TEXT),
+                 TrainConfig(steps=60, batch_size=8, eval_every=0, memory_every=0))
+    assert done.status == "done", done.error
+    return TransformerLM(net, tok)
+
+
+def test_stepper_reads_the_transformers_windows_with_a_kv_cache(tok, transformer):
+    from lmcore.info.streams import Stepper
+
+    step = Stepper(transformer)
+    ids = tok.encode(TEXT[:70])  # past the context (16): the window slides and refills
+    ctx: list[int] = []
+    for x in ids:
+        ref = transformer.next_logprobs(ctx)
+        assert np.allclose(step.next_logprobs(ctx), ref, atol=1e-5)
+        assert np.array_equal(step.next_logprobs(ctx), step.next_logprobs(ctx))  # asked twice
+        ctx.append(x)
+    # several tokens at once, and a context that is not an extension, start over correctly
+    assert np.allclose(step.next_logprobs(list(ids[:40])), transformer.next_logprobs(ids[:40]),
+                       atol=1e-5)
+    assert np.allclose(step.next_logprobs(ids[3:9]), transformer.next_logprobs(ids[3:9]),
+                       atol=1e-5)
+    assert step.fingerprint() == transformer.fingerprint()
+
+
+def test_a_transformer_joins_the_mixer_exactly(tok, grams, transformer):
+    import torch
+
+    mix = mixing_coder(grams, tok.encode(TRAIN), transformer=transformer)
+    data = compress(mix, TEXT)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the coder pins one thread itself: the same floats come back
+    try:
+        assert decompress(mixing_coder(grams, tok.encode(TRAIN), transformer=transformer),
+                          data) == TEXT
+    finally:
+        torch.set_num_threads(threads)
+    without = mixing_coder(grams, tok.encode(TRAIN))
+    assert without.fingerprint() != mix.fingerprint()
+    with pytest.raises(CodingError, match="another model"):
+        decompress(without, data)
+    # it is a predictor of its own: the mixer's code length changes
+    assert encode(mix, TEXT).ideal_bits != encode(without, TEXT).ideal_bits
+
+
+def test_a_transformer_on_another_vocabulary_is_refused(grams):
+    import torch
+
+    from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
+
+    other = train_tokenizer("char", "abc")
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(vocab_size=other.vocab_size, context=8, n_layer=1,
+                                        n_head=1, n_embd=8))
+    with pytest.raises(ValueError, match="same tokenizer"):
+        mixing_coder(grams, transformer=TransformerLM(net, other))
