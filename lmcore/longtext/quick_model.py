@@ -30,8 +30,11 @@ class QuickModelConfig:
     n_layer: int = 2
     n_head: int = 4
     n_embd: int = 64
-    steps: int = 150
-    batch_size: int = 8
+    # 800 steps of 16 windows: 33 s on one thread here, validation 2.64 bits/char; at 150 x 8
+    # (4.6 s, 3.91 bits/char) the model used so little context that a sliding window beat
+    # disjoint 32-token chunks by 0.06 bits/char on the held-out text, now by 0.19
+    steps: int = 800
+    batch_size: int = 16
     lr: float = 3e-3
     seed: int = 0
 
