@@ -128,9 +128,17 @@ if trained:
         "chars per token": [s.chars_per_token for s in stats.values()],
         "bytes per token": [s.bytes_per_token for s in stats.values()],
     }, "How much text one token carries", "per token"), key="tok_compare")
+    # A fixed key: with `index=` following the choice, every pick changed the widget's
+    # identity and the next pick was dropped (byte -> char left byte in place).
+    if st.session_state.get("corpus.tok_choice") not in trained:
+        st.session_state["corpus.tok_choice"] = (
+            lab.tokenizer.kind if lab.tokenizer and lab.tokenizer.kind in trained
+            else next(iter(trained)))
+    def _picked(trained: dict = trained) -> None:  # before the rerun: the sidebar sees it too
+        lab.tokenizer = trained[st.session_state["corpus.tok_choice"]]
+
     choice = st.selectbox("Current tokenizer (used by the other pages)", list(trained),
-                          index=list(trained).index(lab.tokenizer.kind)
-                          if lab.tokenizer and lab.tokenizer.kind in trained else 0)
+                          key="corpus.tok_choice", on_change=_picked)
     lab.tokenizer = trained[choice]
     tok = lab.tokenizer
     sample = st.text_area("Sample text coloured by token boundaries",

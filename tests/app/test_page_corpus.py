@@ -302,3 +302,18 @@ def test_repaired_text_can_be_read_in_place_and_downloaded():
     downloads = [b for b in at.get("download_button") if b.proto.label.startswith(
         "Download the text as loaded")]
     assert len(downloads) == 1
+
+
+def test_each_tokenizer_pick_takes_at_once():
+    """Picking byte, then char, then bpe... each pick sets the session's tokenizer at once
+    (the select box once changed identity with its index, and every other pick was lost)."""
+    at = open_page("pages/1_Corpus_and_tokenizers.py")
+    at.radio(key="corpus.source").set_value("Paste text").run()
+    at.text_area(key="corpus.paste").set_value("the cat sat on the mat. 猫坐在垫子上。 " * 200).run()
+    at.button(key="corpus.use").click().run()
+    at.multiselect(key="corpus.kinds").set_value(["char", "byte", "bpe", "unigram"]).run()
+    _train_tokenizers(at)
+    for kind in ("byte", "char", "bpe", "unigram", "char"):
+        at.selectbox(key="corpus.tok_choice").set_value(kind).run()
+        assert_no_exception(at)
+        assert at.session_state["lmcore.lab"].tokenizer.kind == kind

@@ -60,7 +60,8 @@ def test_chinese_token_sample_shows_each_character_once(page, server, tmp_path: 
     page.get_by_role("button", name="Train tokenizers").click()
     page.get_by_text("Current tokenizer (used by the other pages)").wait_for(timeout=120_000)
     wait_idle(page)
-    for kind in ("byte",):  # tripled every Chinese character before the fix
+    for kind in ("byte", "char", "bpe", "unigram"):  # byte tripled every Chinese character,
+        # BPE doubled or tripled some, char with byte fallback repeated partial ones
         _choose(page, "Current tokenizer (used by the other pages)", kind)
         try:
             page.wait_for_function(  # the choice took: the token-frequency chart is this kind's
@@ -76,9 +77,11 @@ def test_chinese_token_sample_shows_each_character_once(page, server, tmp_path: 
         assert re.search("[\u4e00-\u9fff]", sample), "the sample holds Chinese"
         shown = page.locator('div:has(> span[title^="token"])').first.inner_text()
         assert shown.replace("⏎", "") == sample, f"{kind}: {shown[:80]!r} vs {sample[:80]!r}"
+        side = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert f"Tokenizer: {kind} (" in side, f"the sidebar names another tokenizer: {side}"
         assert not exceptions_on(page)
     page.locator('div:has(> span[title^="token"])').first.scroll_into_view_if_needed()
-    screenshot(page, "token_sample_chinese_byte")
+    screenshot(page, "token_sample_chinese_unigram")
 
 
 def test_kv_cache_is_faster_at_the_default_length(page, server):
