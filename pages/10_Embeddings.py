@@ -8,7 +8,7 @@ import streamlit as st
 
 from lmcore.app.embed_charts import contextual_figure, loss_figure, pca_figure
 from lmcore.app.embed_job import run_embedding_transformer, run_word2vec
-from lmcore.app.frame import errors, page
+from lmcore.app.frame import errors, page, refresh_sidebar
 from lmcore.app.job_view import live_chart, registry
 from lmcore.embed.vectors import UNITS, compare_neighbours, pick_unit, suggest_word
 from lmcore.embed.word2vec import Word2VecConfig
@@ -93,6 +93,7 @@ if tjob is not None:
             from lmcore.models.checkpoint import load_model
 
             lab.models[f"{TRANSFORMER_NAME} ({t_kind})"] = load_model(tjob.result).lm()
+            refresh_sidebar(lab)
             lab.results["emb.tloaded"] = tjob.id
             models = session_transformers()
 if not models:

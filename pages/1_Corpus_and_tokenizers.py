@@ -7,10 +7,11 @@ import streamlit as st
 
 from lmcore.app.charts import frequency_bar, grouped_bars
 from lmcore.app.corpus_picker import corpus_picker
-from lmcore.app.frame import errors, page
+from lmcore.app.frame import errors, page, refresh_sidebar
 from lmcore.app.highlight import repairs_html, token_boundaries_html, token_groups
 from lmcore.app.job_view import follow, registry
 from lmcore.app.provenance import how_computed
+from lmcore.app.tables import readable
 from lmcore.app.tokenizer_job import run_tokenizers
 from lmcore.data.corpus import load_text
 from lmcore.data.frequency import char_frequency, token_frequency
@@ -121,7 +122,7 @@ trained = {k: t for (fp, k), t in cache.items() if fp == c.fingerprint}
 if trained:
     stats = {k: tokenizer_stats(t, split.test or split.train) for k, t in trained.items()}
     table = pd.DataFrame([s.as_dict() for s in stats.values()])
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(readable(table, percent=("unk_share",)), hide_index=True, width="stretch")
     st.download_button("Download table (CSV)", table.to_csv(index=False), "tokenizers.csv",
                        "text/csv")
     st.plotly_chart(grouped_bars(list(stats), {
@@ -140,6 +141,7 @@ if trained:
     choice = st.selectbox("Current tokenizer (used by the other pages)", list(trained),
                           key="corpus.tok_choice", on_change=_picked)
     lab.tokenizer = trained[choice]
+    refresh_sidebar(lab)  # a tokenizer set by the training job's end shows at once
     tok = lab.tokenizer
     sample = st.text_area("Sample text coloured by token boundaries",
                           (split.test or c.text)[:600], height=120)

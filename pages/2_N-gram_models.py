@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from lmcore.app.frame import errors, page
+from lmcore.app.frame import errors, page, refresh_sidebar
 from lmcore.app.job_view import follow, registry
 from lmcore.app.ngram_charts import (
     next_token_figure,
@@ -99,6 +99,7 @@ if job is not None:
         if best is not None:
             lab.models[f"n-gram KN n={best[1]} ({done.tokenizer.kind})"] = \
                 done.tradeoff.models[best]
+            refresh_sidebar(lab)
 
 res = lab.results.get("ngram")
 if not res or res["corpus"] != corpus.fingerprint:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from lmcore.app.frame import errors, page
+from lmcore.app.frame import errors, page, refresh_sidebar
 from lmcore.app.job_view import live_chart, registry
 from lmcore.app.provenance import how_computed
 from lmcore.app.tables import readable
@@ -220,6 +220,7 @@ if job is not None:
     out = job.result
     if isinstance(out, TrainOutcome) and lab.results.get(K + "installed") != job.id:
         lab.models["transformer"] = TransformerLM(out.model, out.tokenizer)
+        refresh_sidebar(lab)
         lab.results[K + "installed"] = job.id
         lab.results[K + "outcome"] = out
         raw, _, planned = lab.results.get(K + "estimate", (None, None, None))

@@ -6,7 +6,7 @@ import functools
 import pandas as pd
 import streamlit as st
 
-from lmcore.app.frame import errors, page
+from lmcore.app.frame import errors, page, refresh_sidebar
 from lmcore.app.job_view import follow, follow_all, registry
 from lmcore.app.objective_charts import (
     effective_rank_chart,
@@ -138,6 +138,7 @@ if done:
         if name in done:
             lab.models[f"{name} LM (objectives)"] = TransformerLM(done[name].run.model,
                                                                   done[name].tokenizer)
+    refresh_sidebar(lab)
     table = fair_table([m for name in NAMES if name in done for m in done[name].run.metrics])
     st.dataframe(readable(table), hide_index=True, width="stretch")  # '–': does not apply
     st.download_button("Download table (CSV)", table.to_csv(index=False), "objectives.csv",

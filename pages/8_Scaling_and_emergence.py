@@ -20,6 +20,7 @@ from lmcore.app.scaling_charts import (
     sweep_live,
 )
 from lmcore.app.scaling_job import run_cot, run_emergence, run_fewshot, run_induction, run_scaling
+from lmcore.app.tables import readable
 from lmcore.scaling.chain_of_thought import CoTConfig
 from lmcore.scaling.fewshot import FewShotConfig
 from lmcore.scaling.fit import HOFFMANN, HOFFMANN_FORM, KAPLAN, KAPLAN_FORM
@@ -131,7 +132,7 @@ with tabs[0]:
         for f in out["fits"]:
             st.markdown(f"- **{f['form']}**: `{f['fit']}`. {f['verdict']}")
         if out["optima"]:
-            st.dataframe(pd.DataFrame(out["optima"]), hide_index=True)
+            st.dataframe(readable(pd.DataFrame(out["optima"])), hide_index=True)
         for f in out["frontier"]:
             st.markdown(f"Compute-optimal frontier from {f['budgets']} budgets: **{f['fit']}** "
                         f"(Kaplan et al. 2020: {f['kaplan']}; Hoffmann et al. 2022: "
@@ -140,7 +141,7 @@ with tabs[0]:
         for note in out["notes"]:
             st.caption(note)
         cols = (("budget",) if out["kind"] == "isoflop" else ()) + POINT_COLUMNS
-        st.dataframe(pd.DataFrame(pts)[list(cols)], hide_index=True)
+        st.dataframe(readable(pd.DataFrame(pts)[list(cols)]), hide_index=True)
         st.download_button("Points (CSV)", csv_text(pts, cols), file_name="scaling.csv",
                            key=K + "sz_csv")
     with st.expander("How this is computed"):
@@ -207,7 +208,7 @@ with tabs[1]:
                                        "between sizes")
         rows = res.at_step(at)
         st.plotly_chart(emergence_sizes(rows, res.digits, at), key=K + "em_sizes")
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.dataframe(readable(pd.DataFrame(rows)), hide_index=True)
         st.download_button("All evaluations (CSV)", csv_text(res.rows),
                            file_name="emergence.csv", key=K + "em_csv")
 
@@ -315,7 +316,7 @@ with tabs[3]:
                    f"in-context learner and 0.10 for guessing; at k = 8 (the whole mapping "
                    f"shown): {last[-1]['accuracy']:.2f}. A model that has not learned the "
                    "look-up stays near the guessing line at every k.")
-        st.dataframe(pd.DataFrame(last), hide_index=True)
+        st.dataframe(readable(pd.DataFrame(last)), hide_index=True)
         st.download_button("Accuracy per step and shots (CSV)", csv_text(res.rows),
                            file_name="fewshot.csv", key=K + "fs_csv")
 
@@ -353,7 +354,7 @@ with tabs[4]:
     if _finished(job):
         res = job.result
         st.plotly_chart(cot_figure(res.rows), key=K + "cot_fig")
-        st.dataframe(pd.DataFrame(res.rows), hide_index=True)
+        st.dataframe(readable(pd.DataFrame(res.rows)), hide_index=True)
         st.caption("Training FLOPs: " + " · ".join(f"{v}: {f:.3g}" for v, f in
                                                       res.flops.items()))
         st.download_button("Exact match by length (CSV)", csv_text(res.rows),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -141,17 +142,30 @@ def _sidebar(lab: Lab) -> None:
                     f"encoding `{c.encoding}` · `{c.fingerprint[:8]}`")
         if c.entropy_rate is not None:
             st.caption(f"True entropy rate: {c.entropy_rate:.4f} bits/char")
-        tok = lab.tokenizer
-        st.markdown(f"**Tokenizer:** {tok.kind} ({tok.vocab_size:,} tokens)" if tok
-                    else "**Tokenizer:** none yet (Corpus page)")
-        if lab.models:
-            st.markdown("**Models:** " + ", ".join(f"`{name}`" for name in lab.models))
-        else:
-            st.markdown("**Models:** none trained in this session")
+        _state.slot, _state.owner = st.empty(), lab.session_id
+        refresh_sidebar(lab)
         _sidebar_jobs()
         s = get_settings()
         st.caption(f"Limits: upload {s.upload_mb} MB · {s.max_chars:,} chars · "
                    f"{s.max_params:,} params · {s.max_steps:,} steps · {s.max_jobs} jobs")
+
+
+_state = threading.local()  # this script run's sidebar slot (each session runs in a thread)
+
+
+def refresh_sidebar(lab: Lab) -> None:
+    """(Re)draw the sidebar's tokenizer and models lines. A page that changes them calls it:
+    the sidebar is drawn before the page body, so it would show the old ones until the next
+    rerun."""
+    slot = getattr(_state, "slot", None)
+    if slot is None or getattr(_state, "owner", None) != lab.session_id:
+        return  # no sidebar drawn for this session in this run
+    tok = lab.tokenizer
+    lines = [f"**Tokenizer:** {tok.kind} ({tok.vocab_size:,} tokens)" if tok
+             else "**Tokenizer:** none yet (Corpus page)"]
+    lines.append("**Models:** " + ", ".join(f"`{name}`" for name in lab.models) if lab.models
+                 else "**Models:** none trained in this session")
+    slot.markdown("\n\n".join(lines))
 
 
 def _sidebar_jobs() -> None:

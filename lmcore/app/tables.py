@@ -20,7 +20,11 @@ HEADERS = {
     "fwd_mib": "forward peak (MiB)", "fwdbwd_mib": "fwd+bwd peak (MiB)", "impl": "implementation",
     "T": "T", "order": "n", "perplexity": "perplexity", "train_loss": "train loss",
     "valid_loss": "validation loss", "elapsed_s": "seconds", "tokens_per_s": "tokens/s",
-    "steps": "steps", "status": "status",
+    "steps": "steps", "status": "status", "vocab_size": "vocabulary",
+    "chars_per_token": "chars/token", "bytes_per_token": "bytes/token",
+    "unk_share": "unknown share", "train_seconds": "training (s)",
+    "non_embedding": "N (non-embedding params)", "params": "parameters", "flops": "FLOPs",
+    "run_id": "run", "exact_match": "exact match", "digit_accuracy": "per-digit accuracy",
 }
 MISSING = "–"
 

@@ -131,7 +131,7 @@ def test_corpus_page_trains_and_compares_tokenizers():
     assert list(table["kind"]) == ["char", "byte", "bpe"]
     # a byte is at most one byte per token; char tokens carry one character each (or less)
     byte_row = table[table["kind"] == "byte"].iloc[0]
-    assert abs(byte_row["bytes_per_token"] - 1.0) < 1e-9
+    assert abs(byte_row["bytes/token"] - 1.0) < 1e-9
 
 
 # --------------------------------------------------------------- the corpus survives pages
@@ -317,3 +317,5 @@ def test_each_tokenizer_pick_takes_at_once():
         at.selectbox(key="corpus.tok_choice").set_value(kind).run()
         assert_no_exception(at)
         assert at.session_state["lmcore.lab"].tokenizer.kind == kind
+        side = " ".join(m.value for m in at.sidebar.markdown)
+        assert f"**Tokenizer:** {kind} (" in side  # in the same rerun, not the next one

@@ -62,7 +62,7 @@ def test_size_sweep_runs_fits_and_records():
     text = "\n".join(m.value for m in at.markdown)
     assert "Kaplan et al. 2020's 0.076" in text and "Hoffmann et al. 2022's 0.34" in text
     table = at.dataframe[-1].value
-    assert list(table["label"]) == ["1x8", "1x16", "2x16"] and (table["bits_per_char"] > 0).all()
+    assert list(table["label"]) == ["1x8", "1x16", "2x16"] and (table["bits/char"] > 0).all()
     assert len(RunStore().list()) == 3
 
 
