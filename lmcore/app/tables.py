@@ -60,6 +60,16 @@ def readable(df: pd.DataFrame, digits: int = 4, percent: tuple[str, ...] = ("cov
     """
     shown = df.rename(columns={c: header(c) for c in df.columns})
     pct = {header(c) for c in percent}
+    for c in shown.columns:
+        col = shown[c]
+        if c in pct or not col.isna().any():
+            continue
+        # a missing cell is drawn by the grid itself as a grey "None" whatever the format
+        # says: such a column becomes text ('–' where missing, whole numbers without decimals)
+        whole = pd.api.types.is_numeric_dtype(col) and bool(
+            (col.dropna() == col.dropna().round()).all())
+        shown[c] = [MISSING if v is None or v != v else
+                    (f"{int(v):,}" if whole else _cell(v, digits)) for v in col]
     fmt = {c: (lambda v: MISSING if v is None or v != v else f"{100 * v:.1f}%") if c in pct
            else (lambda v: _cell(v, digits)) for c in shown.columns}
     return shown.style.format(fmt)
