@@ -20,11 +20,12 @@ from lmcore.app.info_charts import (
 from lmcore.app.info_job import run_compression, run_convergence, run_learning_curve
 from lmcore.app.job_view import follow, registry
 from lmcore.app.provenance import how_computed
+from lmcore.app.tables import readable
 from lmcore.data.builtin import builtin_corpora, markov_order
 from lmcore.info.adaptive import AdaptiveLM
 from lmcore.info.channel import Channel, estimate_capacity, received_chars
 from lmcore.info.codes import default_family
-from lmcore.info.compressors import missing
+from lmcore.info.compressors import COMPRESSORS, fixed_bytes, missing
 from lmcore.info.convergence import ConvergenceConfig
 from lmcore.info.entropy import (
     UNITS,
@@ -296,7 +297,17 @@ def _show_compression(job) -> None:
         "encode s": r.encode_s, "decode s": r.decode_s, "round trip": _trip(r),
         "sha256 in": r.sha_in[:16], "sha256 out": r.sha_out[:16], "note": r.error or ""}
         for r in rows])
-    st.dataframe(df, hide_index=True)
+    st.dataframe(readable(df, digits=4), hide_index=True)
+    heavy = [(r.coder, fixed_bytes(r.coder)) for r in rows
+             if r.coder in COMPRESSORS and r.size and fixed_bytes(r.coder) > 0.2 * r.size]
+    chars = next((round(8 * r.size / r.bits_per_char) for r in rows if r.bits_per_char > 0), 0)
+    if heavy and chars:
+        st.caption("Fixed costs weigh on a short text: " + "; ".join(
+            f"{name} writes {n:,} bytes even for one character" for name, n in heavy)
+            + f" (over these {chars:,} characters that alone is "
+            f"{8 * max(n for _, n in heavy) / chars:.2f} bits/char). Code more characters to "
+            "see what the compressor itself does; the primed rows pay it once, for the "
+            "training text.")
     for r in rows:
         if r.error is not None:
             st.warning(f"`{r.coder}` could not code this text: {r.error}", icon="⚠️")

@@ -16,6 +16,7 @@ and `missing()` says why.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import hashlib
 import lzma
@@ -156,6 +157,14 @@ def measure_one(name: str, codec: Codec, text: str, prime: str | None = None) ->
     return Measured(name=name, size=len(blob) - base, chars=len(text), bytes=len(data),
                     seconds=t1 - t0, decode_seconds=t2 - t1, sha_in=sha_in,
                     sha_out=hashlib.sha256(tail).hexdigest(), primed=bool(head))
+
+
+@functools.cache
+def fixed_bytes(name: str) -> int:
+    """Bytes `name` writes for a one-character file: its header and framing, paid once per
+    file (zpaq -m5 also stores its model description), which on a short text weighs on every
+    character."""
+    return len(codecs()[name][0](b"a"))
 
 
 def measure(text: str, names: tuple[str, ...] | None = None,

@@ -110,6 +110,10 @@ def test_compression_job_verifies_round_trip():
     assert bpc["mixing coder"] < bpc["adaptive over KN 3-gram"]
     assert any("Rows that saw the training text: " in c.value and "xz -9 primed" in c.value
                for c in at.caption)
+    if "zpaq -m5" in set(table["coder"]):  # its ~1.3 KB header dwarfs 400 characters
+        assert any("Fixed costs weigh on a short text: zpaq -m5 writes" in c.value
+                   for c in at.caption)
+    assert "None" not in table.astype(str).to_numpy()  # missing cells read '–'
 
 
 def test_entropy_rate_curve_job():
@@ -207,7 +211,7 @@ def test_trained_transformer_row_codes_at_its_cross_entropy():
     row = table.loc["transformer"]
     assert row["round trip"] == "✅ identical" and row["sha256 in"] == row["sha256 out"]
     part = from_text(TOY, "toy").split().test[:300]
-    ce = row["cross-entropy (bits/char)"]
+    ce = float(row["cross-entropy (bits/char)"])  # shown as text: compressors have none
     assert ce == pytest.approx(score_ids(lm, lm.tokenizer.encode(part), part).bits_per_char,
                                rel=1e-5)
     coded, ideal = 8 * row["size (bytes)"], ce * len(part)
@@ -239,8 +243,8 @@ def test_mixing_coder_mixes_in_a_session_transformer_on_its_tokenizer():
     table = _compress(at, [2], session=[], mixing=True)
     row = table.loc["mixing coder + transformer"]
     assert row["round trip"] == "✅ identical" and row["sha256 in"] == row["sha256 out"]
-    ce = table["cross-entropy (bits/char)"]
-    assert ce["mixing coder + transformer"] != ce["mixing coder"]  # another coder
+    kb = table["model size (KB)"]  # the Transformer's weights are part of this coder
+    assert kb["mixing coder + transformer"] > kb["mixing coder"] + lm.num_parameters() * 4 / 1024 - 1
     # a Transformer on another tokenizer cannot join, and the page says why
     from lmcore.data.tokenizers import train_tokenizer
     from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
