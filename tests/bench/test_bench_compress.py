@@ -56,6 +56,8 @@ def test_bench_compress_quick_round_trips_and_prints_the_table(transformer_dir):
     classical = [c for c in COMPRESSORS if c not in missing()]
     models = ["KN char 3-gram", "KN char 5-gram", "adaptive over KN 5-gram",
               "online PPM (no training)", "mixing coder (KN 2/4/6, adaptive, PPM, word, match)",
+              "Transformer 1x32 char, trained on the split (alone)",
+              "mixing coder (KN 2/4/6, adaptive, PPM, word, match, Transformer 1x32)",
               "Transformer tiny (first 400 chars)"]
     assert names == classical + [f"{c} primed" for c in classical] + models
     for line in table:
