@@ -55,3 +55,18 @@ def join_jobs(timeout: float = 90) -> None:
         if t.name.startswith("lmcore-job-"):
             t.join(timeout)
             assert not t.is_alive(), f"{t.name} still running after {timeout} s"
+
+
+def numbers(df):
+    """A shown table with its numbers back: text columns that `readable` made ('–' where a
+    cell is missing, '1,234' for whole numbers) become numeric where every cell parses."""
+    import pandas as pd
+
+    out = df.copy()
+    for c in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[c]):
+            text = out[c].astype(str).str.replace(",", "", regex=False)
+            parsed = pd.to_numeric(text.where(text != "–"), errors="coerce")
+            if parsed.notna().sum() == (text != "–").sum():  # every non-dash cell a number
+                out[c] = parsed
+    return out
