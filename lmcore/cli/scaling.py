@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="model shapes (default: the six of `sizes`)")
     iso.add_argument("--budgets", default=None, metavar="C,...",
                      help="training FLOPs per budget, e.g. 1e11,2e11 (default: two budgets "
-                          "at which the largest shape trains 25 and 50 steps)")
+                          "at which the largest shape trains 125 and 400 steps)")
     iso.set_defaults(func=run_isoflop)
 
 
