@@ -73,6 +73,16 @@ class _Node:
         self.total = 0
 
 
+def extends(context: Sequence[int], seen: list[int], last: object) -> bool:
+    """Does `context` start with `seen`, the tokens a stateful model has read? O(1) for the
+    coder's pattern, the very list passed last time (`last`) grown by appends; otherwise a
+    full comparison. Mutating such a list in place is not supported."""
+    n = len(seen)
+    if context is last and len(context) >= n and (n == 0 or context[n - 1] == seen[-1]):
+        return True
+    return len(context) >= n and list(context[:n]) == seen
+
+
 class AdaptiveLM(LanguageModel):
     """`base` (or a uniform law when None) refined by counts of the text read so far."""
 
@@ -115,11 +125,8 @@ class AdaptiveLM(LanguageModel):
         object passed last time, grown by appends (then only its new tail is read), which
         keeps coding O(n) instead of O(n^2). Mutating such a list in place is not supported.
         """
-        h = self._hist
-        n = len(h)
-        grown = context is self._last and len(context) >= n and (
-            n == 0 or context[n - 1] == h[-1])
-        if not grown and (len(context) < n or list(context[:n]) != h):
+        n = len(self._hist)
+        if not extends(context, self._hist, self._last):
             self._reset()
             n = 0
         self._last = context if isinstance(context, list) else None

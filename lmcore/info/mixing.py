@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lmcore.info.adaptive import AdaptiveConfig, AdaptiveLM
+from lmcore.info.adaptive import AdaptiveConfig, AdaptiveLM, extends
 from lmcore.models.lm import LanguageModel
 
 if TYPE_CHECKING:
@@ -313,9 +313,7 @@ class MixingLM(LanguageModel):
     def _sync(self, context: Sequence[int]) -> None:
         """Make the state that after `context` (extending the last one when it is a prefix)."""
         n = len(self._ctx)
-        grown = context is self._last and len(context) >= n and (
-            n == 0 or context[n - 1] == self._ctx[-1])
-        if not grown and (len(context) < n or list(context[:n]) != self._ctx):
+        if not extends(context, self._ctx, self._last):
             self._reset()
             n = 0
         self._last = context if isinstance(context, list) else None

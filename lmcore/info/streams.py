@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from lmcore.info.adaptive import extends
 from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LanguageModel
 from lmcore.models.transformer import KVCache, TransformerLM
@@ -106,9 +107,7 @@ class Stepper(LanguageModel):
 
     def next_logprobs(self, context: Sequence[int]) -> np.ndarray:
         n = len(self._ctx)
-        grown = context is self._last and len(context) >= n and (
-            n == 0 or context[n - 1] == self._ctx[-1])
-        if not grown and (len(context) < n or list(context[:n]) != self._ctx):
+        if not extends(context, self._ctx, self._last):
             self._reset()
             n = 0
         self._last = context if isinstance(context, list) else None
