@@ -137,6 +137,7 @@ class Job:
         self._finished = threading.Event()
         self._status = "waiting"
         self._progress = 0.0
+        self._first: tuple[float, float] | None = None  # (time, progress) of the first report
         self._message = ""
         self._error: str | None = None
         self._result: Any = None
@@ -209,12 +210,21 @@ class Job:
 
     @property
     def eta_s(self) -> float | None:
-        """Estimated seconds left, from progress so far; None until there is progress."""
+        """Estimated seconds left at the rate since the job's first progress report (its
+        start-up, a process and its imports, is not work still to come: counted in, the
+        first ETAs of a 40 s training read 28 min, then 1 min 44 s); from the whole elapsed
+        time when one report is all there is. None while too little is done to tell."""
         with self._lock:
-            if self._status != "running" or self._started is None or self._progress <= 0:
+            p = self._progress
+            if self._status != "running" or self._started is None or p <= 0:
                 return None
-            el = time.monotonic() - self._started
-            return max(0.0, el * (1.0 - self._progress) / self._progress)
+            now = time.monotonic()
+            if self._first is not None and p - self._first[1] >= 0.02:
+                rate = (p - self._first[1]) / max(now - self._first[0], 1e-9)
+                return max(0.0, (1.0 - p) / rate)
+            if p < 0.05:
+                return None
+            return max(0.0, (now - self._started) * (1.0 - p) / p)
 
     def snapshot(self, max_points: int | None = None) -> dict[str, dict[str, list]]:
         """A copy of every metric series: {series: {field: [values...]}} (columns aligned),
@@ -263,6 +273,8 @@ class Job:
                 kind = ev[0]
                 if kind == "progress":
                     self._progress = min(1.0, max(0.0, float(ev[1])))
+                    if self._first is None and self._progress > 0:
+                        self._first = (time.monotonic(), self._progress)
                     if ev[2]:
                         self._message = ev[2]
                 elif kind == "log":

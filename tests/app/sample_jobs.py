@@ -62,6 +62,15 @@ def half_then_wait(ctx, seconds: float):
     return "ok"
 
 
+def slow_start(ctx, startup: float, steps: int, step_s: float):
+    """A start-up with no progress (imports, data), then `steps` equal steps."""
+    time.sleep(startup)
+    for i in range(1, steps + 1):
+        ctx.progress(i / steps)
+        time.sleep(step_s)
+    return "ok"
+
+
 def fails(ctx, message: str):
     raise RuntimeError(message)
 

@@ -94,6 +94,20 @@ def test_eta_from_progress():
     assert job.wait(WAIT) and job.status == "done" and job.result == "ok"
 
 
+def test_eta_leaves_the_start_up_out():
+    """2 s of start-up, then 40 steps of 0.05 s: at a quarter done about 1.5 s are left, not
+    the 6+ s that counting the start-up as work would say; nothing is shown at the first step."""
+    reg = JobRegistry(slots=Slots(1))
+    job = reg.submit("slow start", functools.partial(sj.slow_start, startup=2.0, steps=40,
+                                                     step_s=0.05))
+    _wait_for(lambda: job.progress > 0)
+    assert job.progress > 0.04 or job.eta_s is None  # one report of 2.5%: too little to tell
+    _wait_for(lambda: job.progress >= 0.25)
+    eta = job.eta_s
+    assert eta is not None and 0.5 < eta < 5.0, eta  # the rate since the first report
+    assert job.wait(WAIT) and job.result == "ok"
+
+
 def test_stop_asks_and_a_cooperative_job_keeps_its_result():
     reg = JobRegistry(slots=Slots(1))
     job = reg.submit("loop", sj.until_stopped)
