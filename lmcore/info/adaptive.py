@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lmcore.info.prefix import extends
 from lmcore.models.lm import LanguageModel
 
 if TYPE_CHECKING:
@@ -71,16 +72,6 @@ class _Node:
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
         self.total = 0
-
-
-def extends(context: Sequence[int], seen: list[int], last: object) -> bool:
-    """Does `context` start with `seen`, the tokens a stateful model has read? O(1) for the
-    coder's pattern, the very list passed last time (`last`) grown by appends; otherwise a
-    full comparison. Mutating such a list in place is not supported."""
-    n = len(seen)
-    if context is last and len(context) >= n and (n == 0 or context[n - 1] == seen[-1]):
-        return True
-    return len(context) >= n and list(context[:n]) == seen
 
 
 class AdaptiveLM(LanguageModel):

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lmcore.info.adaptive import AdaptiveConfig, AdaptiveLM, extends
+from lmcore.info.adaptive import AdaptiveConfig, AdaptiveLM
+from lmcore.info.prefix import extends
 from lmcore.models.lm import LanguageModel
 
 if TYPE_CHECKING:

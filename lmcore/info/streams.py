@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lmcore.info.adaptive import extends
+from lmcore.info.prefix import extends
 from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LanguageModel
 from lmcore.models.transformer import KVCache, TransformerLM
