@@ -369,12 +369,15 @@ def main() -> None:
                     say(f"round {r + 1}: training {ARMS[arm]}")
                     train[arm].append(train_in_browser(page, base, home, steps,
                                                        away=arm == "b", timeout=timeout))
+                    say(f"  {train[arm][-1]['tokens_per_s']:,.0f} tokens/s, estimate "
+                        f"{train[arm][-1]['estimate_s']:.1f} s, took {train[arm][-1]['train_s']:.1f} s")
                 config = train["a"][-1]["run"].config
                 for arm, worker in (("c", False), ("d", True)):
                     say(f"round {r + 1}: training {ARMS[arm]}")
                     train[arm].append(in_fresh_process(
                         "_plain_training", home=str(tmp / f"plain-{arm}-{r}"), config=config,
                         worker=worker))
+                    say(f"  {train[arm][-1]['tokens_per_s']:,.0f} tokens/s")
                 for arm in ("a", "b"):
                     say(f"round {r + 1}: sweep {ARMS[arm]}")
                     sweep[arm].append(sweep_in_browser(page, base, trange, repeats,

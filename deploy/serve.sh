@@ -45,7 +45,8 @@ serve() {
     --server.headless true --server.maxUploadSize "$cap" \
     --server.enableXsrfProtection true --server.enableCORS true \
     --server.disconnectedSessionTTL "${SESSION_RECONNECT_S:-60}" \
-    --server.fileWatcherType none --browser.gatherUsageStats false
+    --server.fileWatcherType none --runner.postScriptGC false \
+    --browser.gatherUsageStats false
 }
 
 case "${1:-all}" in

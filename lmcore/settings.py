@@ -98,8 +98,8 @@ class Settings:
     max_job_seconds: int = 1_800  # LMCORE_MAX_JOB_SECONDS
     max_jobs: int = 2  # LMCORE_MAX_JOBS: concurrent background jobs per process
     max_job_mb: int = 4096  # LMCORE_MAX_JOB_MB: resident memory of one job's process
-    # LMCORE_JOB_THREADS: torch threads of one job's process; 0 = `threads_per_job()` (one core
-    # left to the server and a browser beside it, the rest split among concurrent jobs)
+    # LMCORE_JOB_THREADS: torch threads of one job's process; 0 = `threads_per_job()` (the
+    # cores shared among the jobs running when it starts)
     job_threads: int = 0
     # LMCORE_IDLE_SECONDS: a session with no page run for this long is closed and its
     # corpus, models, runs and jobs freed; 0 = never (a local lab).
@@ -136,21 +136,22 @@ class Settings:
             values[f.name] = _env(f"LMCORE_{f.name.upper()}", default, type(default))
         return cls(**values)
 
-    def threads_per_job(self, cpus: int | None = None) -> int:
-        """Torch threads a job's process runs on: `job_threads`, or when 0, the cores left
-        after one for the server (and a browser on the same machine) shared among
-        `max_jobs` jobs, at least 1.
+    def threads_per_job(self, cpus: int | None = None, running: int = 1) -> int:
+        """Torch threads a job's process runs on: `job_threads`, or when 0, the cores shared
+        among the jobs running when it starts (`running`, this one included), at least 1.
 
-        Why not every core: measured on 2 cores with the page open, a job on 2 threads ran at
-        0.28x of plain Python (its two OpenMP threads wait on each other whenever the server
-        or the browser takes a core), on 1 thread at 0.61x (bench/app_jobs.py).
+        A lone job gets every core. With its page open in Chromium on the same 2 cores, a
+        2-thread job ran at 0.9-1.0x of plain Python once the live figure redrew every 3 s
+        instead of every second (bench/app_jobs.py); at one redraw a second, the server and
+        the browser took ~60% of a core and it ran at 0.5x. A 1-thread job cannot get there:
+        plain Python on 2 threads is ~1.4x faster than on 1.
         """
         if self.job_threads > 0:
             return self.job_threads
         if cpus is None:
             cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                     else os.cpu_count() or 1)
-        return max(1, (cpus - 1) // max(1, self.max_jobs))
+        return max(1, cpus // max(1, running))
 
     @property
     def hosted(self) -> bool:

@@ -53,12 +53,14 @@ lab = page(
     "perplexity $e^{\\text{loss}}$.",
 )
 reg = registry()
+LEARN_FROM_STEPS = 50  # a finished run this long or longer corrects the next time estimate
 
 
 @st.cache_resource(show_spinner="measuring this machine's training speed…")
 def _flops_per_s() -> float:
-    """Training FLOP/s of this server on a job's thread count (no user data: shared)."""
-    return calibrate(threads=get_settings().threads_per_job())
+    """Training FLOP/s of this server on a job's thread count (no user data: shared); the
+    median of 8 steps at the default batch, robust to the forkserver starting beside it."""
+    return calibrate(steps=8, batch=16, threads=get_settings().threads_per_job())
 
 
 def _apply_preset() -> None:
@@ -224,8 +226,10 @@ if job is not None:
         lab.results[K + "installed"] = job.id
         lab.results[K + "outcome"] = out
         raw, _, planned = lab.results.get(K + "estimate", (None, None, None))
-        if raw and out.result.steps > 0 and out.result.elapsed_s > 0:  # a stopped run: scaled
-            done_share = out.result.steps / max(planned or out.result.steps, 1)
+        # a run of a few steps is mostly start-up and its last evaluation: correcting by
+        # it made the next default run's estimate 30-100% too long (bench/app_jobs.py)
+        if raw and out.result.steps >= LEARN_FROM_STEPS and out.result.elapsed_s > 0:
+            done_share = out.result.steps / max(planned or out.result.steps, 1)  # stopped
             lab.results[K + "speed"] = out.result.elapsed_s / (raw * done_share)
         lab.results.pop(K + "reloaded", None)
         st.rerun()  # once per job: the sidebar lists the new model

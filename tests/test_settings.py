@@ -218,15 +218,16 @@ def test_no_banner_in_the_local_profile(clean_env):
     assert not [i.value for i in at.info if "Hosted demo limits" in i.value]
 
 
-def test_job_threads_leave_a_core_to_the_server_and_share_the_rest(monkeypatch):
+def test_job_threads_share_the_cores_among_running_jobs(monkeypatch):
     from lmcore.settings import Settings
 
     monkeypatch.delenv("LMCORE_JOB_THREADS", raising=False)
     s = Settings.from_env()
     assert s.job_threads == 0  # auto
-    assert s.threads_per_job(cpus=2) == 1  # 2 cores, 2 jobs: 1 thread each, 1 core spare
-    assert s.threads_per_job(cpus=1) == 1
-    assert s.threads_per_job(cpus=9) == 4
+    assert s.threads_per_job(cpus=2) == 2  # a lone job gets every core
+    assert s.threads_per_job(cpus=2, running=2) == 1  # the second of two running: 1
+    assert s.threads_per_job(cpus=1, running=2) == 1  # never 0
+    assert s.threads_per_job(cpus=9, running=2) == 4
     monkeypatch.setenv("LMCORE_JOB_THREADS", "3")
     assert Settings.from_env().threads_per_job(cpus=2) == 3  # the operator's choice wins
     monkeypatch.setenv("LMCORE_JOB_THREADS", "-1")

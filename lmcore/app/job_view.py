@@ -1,9 +1,9 @@
 """The page side of background jobs: the session's registry, the job panel, and `follow`.
 
-`follow(job, key, figure)` is the one polling helper every page uses: a fragment that, while
-the job runs, redraws its panel (progress, ETA, Stop) and one plotly figure with a fixed key
-at a bounded rate and point count, and reruns the page once when the job ends so the code
-after it picks up `job.result`. The jobs themselves run in worker processes (`jobs.py`).
+`follow(job, key, figure)` is the one polling helper every page uses: while the job runs, a
+fragment redraws its panel (progress, ETA, Stop) each second and another its plotly figure
+(fixed key, bounded point count) every few seconds; the page reruns once when the job ends
+so the code after it picks up `job.result`. The jobs themselves run in worker processes (`jobs.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ import streamlit as st
 
 from lmcore.app.jobs import Job, JobRegistry, warm_up
 
-REDRAW_S = 1.0  # a live chart redraws at most once a second
+REDRAW_S = 1.0  # the job's panel (progress, ETA, Stop) redraws once a second
+# and its live figure every 3 s, with at most about MAX_POINTS points per series. Measured
+# with Chromium on the same 2 cores (bench/app_jobs.py): a 4-panel training figure redrawn
+# every second cost the server ~23% and Chromium ~35% of a core, and a 2-thread training job
+# ran at 0.6x of plain Python; the panel each second and the figure every 3 s cost little.
+FIGURE_S = 3.0
 MAX_POINTS = 400  # and shows at most about this many points per series
 
 
@@ -79,53 +84,63 @@ def _figure(job: Job, build: Figure, key: str, max_points: int) -> Any:
 
 def follow(job: Job, key: str, figure: Figure | None = None, *,
            body: Callable[[Job], None] | None = None, run_every: float = REDRAW_S,
-           max_points: int = MAX_POINTS, panel: bool = True) -> None:
+           figure_every: float = FIGURE_S, max_points: int = MAX_POINTS,
+           panel: bool = True) -> None:
     """Show a job while it runs and hand the page its end: the one polling helper.
 
-    Inside one fragment that reruns every `run_every` seconds while the job is active: the
-    panel (progress, ETA, Stop/Cancel, the end state), `figure(snapshot)` drawn as one plotly
-    chart with the fixed `key` (series thinned to about `max_points`), then `body(job)` for
-    anything else live. When the job ends the whole page reruns once, so the code after this
-    call sees `job.result`.
+    Two fragments while the job is active: the panel (progress, ETA, Stop/Cancel, the end
+    state) and `body(job)` every `run_every` seconds; `figure(snapshot)`, one plotly chart
+    with the fixed `key` (series thinned to about `max_points`), every `figure_every`
+    seconds. When the job ends the whole page reruns once, so the code after this call sees
+    `job.result`.
     """
     was_active = job.active
 
     @st.fragment(run_every=run_every if was_active else None)
-    def _draw() -> None:
+    def _panel() -> None:
         if panel:
             job_panel(job, key=f"{key}.panel")
-        if figure is not None:
-            fig = _figure(job, figure, key, max_points)
-            if fig is not None:
-                st.plotly_chart(fig, key=key)
         if body is not None:
             body(job)
         if was_active and job.done:
             st.rerun()
 
-    _draw()
+    @st.fragment(run_every=figure_every if was_active else None)
+    def _chart() -> None:
+        fig = _figure(job, figure, key, max_points)
+        if fig is not None:
+            st.plotly_chart(fig, key=key)
+
+    _panel()
+    if figure is not None:
+        _chart()
 
 
 def follow_all(jobs: dict[str, Job], key: str,
                figure: Callable[[dict[str, dict[str, dict[str, list]]]], Any] | None = None,
-               *, run_every: float = REDRAW_S, max_points: int = MAX_POINTS) -> None:
+               *, run_every: float = REDRAW_S, figure_every: float = FIGURE_S,
+               max_points: int = MAX_POINTS) -> None:
     """`follow` for jobs shown together: their panels side by side, one figure built from
     {name: snapshot}; the page reruns once when the last of them ends."""
     was_active = any(j.active for j in jobs.values())
 
     @st.fragment(run_every=run_every if was_active else None)
-    def _draw() -> None:
+    def _panels() -> None:
         for col, (name, job) in zip(st.columns(len(jobs)), jobs.items(), strict=True):
             with col:
                 job_panel(job, key=f"{key}.panel.{name}")
-        if figure is not None:
-            fig = figure({n: j.snapshot(max_points=max_points) for n, j in jobs.items()})
-            if fig is not None:
-                st.plotly_chart(fig, key=key)
         if was_active and all(j.done for j in jobs.values()):
             st.rerun()
 
-    _draw()
+    @st.fragment(run_every=figure_every if was_active else None)
+    def _chart() -> None:
+        fig = figure({n: j.snapshot(max_points=max_points) for n, j in jobs.items()})
+        if fig is not None:
+            st.plotly_chart(fig, key=key)
+
+    _panels()
+    if figure is not None:
+        _chart()
 
 
 def live_chart(job: Job, build_figure: Figure, key: str, run_every: float = REDRAW_S,

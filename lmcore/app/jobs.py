@@ -602,7 +602,8 @@ class JobRegistry:
         limit_s, limit_mb, grace = self._limit_seconds(), self._limit_mb(), self.grace_s
         env = {k: v for k, v in os.environ.items() if k.startswith("LMCORE_")}
         torch = sys.modules.get("torch")
-        threads = get_settings().threads_per_job() if torch is not None else None
+        threads = (get_settings().threads_per_job(running=self._slots.running)
+                   if torch is not None else None)
         recv, send = _MP.Pipe(duplex=False)
         proc = _WorkerProcess(target=_worker_main, name=f"lmcore-{job.id}", daemon=True,
                               args=(send, job._stop, payload, env, threads, job.workdir, job.id))

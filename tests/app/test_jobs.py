@@ -242,9 +242,30 @@ def test_the_worker_runs_on_the_settings_thread_count(monkeypatch):
     monkeypatch.setenv("LMCORE_JOB_THREADS", "3")
     job = JobRegistry(slots=Slots(1)).submit("t", sj.torch_threads)
     assert job.wait(WAIT) and job.result == 3
-    monkeypatch.delenv("LMCORE_JOB_THREADS")  # auto: a core left to the server and browser
+    monkeypatch.delenv("LMCORE_JOB_THREADS")  # auto: a lone job gets every core
     job = JobRegistry(slots=Slots(1)).submit("t", sj.torch_threads)
     assert job.wait(WAIT) and job.result == get_settings().threads_per_job()
+
+
+def test_a_job_started_beside_another_gets_a_share_of_the_cores(monkeypatch):
+    """A lone job runs on every core; one that starts while another runs gets its share
+    (two jobs on all cores each would wait on each other's OpenMP threads)."""
+    from lmcore.settings import get_settings
+
+    monkeypatch.delenv("LMCORE_JOB_THREADS", raising=False)
+    reg = JobRegistry(slots=Slots(2))
+    first = reg.submit("first", sj.until_stopped)
+    try:
+        deadline = time.monotonic() + WAIT
+        while first.status != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        job = reg.submit("t", sj.torch_threads)
+        assert job.wait(WAIT) and job.result == get_settings().threads_per_job(running=2)
+    finally:
+        first.stop()
+        first.wait(WAIT)
+    alone = reg.submit("t", sj.torch_threads)
+    assert alone.wait(WAIT) and alone.result == get_settings().threads_per_job(running=1)
 
 
 def test_workdir_is_private_and_holds_what_the_job_hands_back():

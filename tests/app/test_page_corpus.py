@@ -285,6 +285,16 @@ def test_the_server_watches_no_files():
     assert config["server"]["fileWatcherType"] == "none"
 
 
+def test_the_server_collects_no_garbage_after_every_rerun():
+    """Streamlit's gc.collect(2) after each rerun (fragment reruns included) held the GIL for
+    about half the server's samples while a job's page was open; the sweeper collects instead."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["runner"]["postScriptGC"] is False
+    assert "--runner.postScriptGC false" in (ROOT / "deploy" / "serve.sh").read_text()
+
+
 def test_repaired_text_can_be_read_in_place_and_downloaded():
     at = _choose_upload(open_page(CORPUS))
     good = "Plain line.\nCafé crème for Álvaro.\n" * 20
