@@ -6,7 +6,8 @@ it asks the model for the next-token distribution, quantises it to `constriction
 fixed point (every token keeps at least 2**-24, so nothing is uncodable) and range-codes the
 token. `decompress` asks the same model the same questions in the same order, so it sees
 bit-identical distributions and recovers the tokens exactly. Torch's floats depend on its
-thread count, so both sides run the model on one thread (in the calling thread only, see
+thread count, so both sides run the model on the thread count the header names (one; two
+for a Transformer's lockstep run of 16 streams or more; in the calling thread only, see
 `lmcore.info.threads`): a file decodes in any process on the machine.
 
 File layout (format version 3; all integers little-endian):
@@ -46,7 +47,7 @@ import constriction
 import numpy as np
 
 from lmcore.info.tables import NGramTable
-from lmcore.info.threads import one_torch_thread
+from lmcore.info.threads import one_torch_thread, torch_threads
 from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LanguageModel
 from lmcore.models.ngram import NGramLM
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 MAGIC = b"LMZ"
 VERSION = 3
+PIN_THREADS = (1, 2)  # the torch thread counts a file may be coded with (header byte 14)
 PRECISION = 24  # constriction's Categorical fixed-point precision (bits)
 FLOOR = 2.0 ** -PRECISION  # the least probability the coder can give a token
 Progress = Callable[[float, str], None]
@@ -231,12 +233,12 @@ def float_probe(with_torch: bool) -> int:
     return int.from_bytes(h.digest()[:2], "little")
 
 
-def model_pins(model: LanguageModel) -> Pins:
-    """The pins a model is coded under: its Transformer's attention and dtype, one thread,
-    and this machine's float probe."""
+def model_pins(model: LanguageModel, threads: int = 1) -> Pins:
+    """The pins a model is coded under: its Transformer's attention and dtype, `threads`
+    torch threads (1, or 2 for lockstep streams), and this machine's float probe."""
     for net in _transformers(model):
         dtype = str(next(net.parameters()).dtype).removeprefix("torch.")
-        return Pins(attention=net.config.attention, dtype=dtype, threads=1,
+        return Pins(attention=net.config.attention, dtype=dtype, threads=threads,
                     probe=float_probe(True))
     return Pins(probe=float_probe(False))
 
@@ -406,10 +408,10 @@ def _token_ids(tok: Tokenizer, model: LanguageModel, text: str) -> list[int]:
 
 def _pinned_threads(threads: int):
     """The coding thread's torch thread count, as pinned in the header."""
-    if threads != 1:
+    if threads not in PIN_THREADS:
         raise CodingError(f"this file was coded with {threads} torch threads; this lmcore codes "
-                          "(and decodes) with 1 only")
-    return one_torch_thread()
+                          f"(and decodes) with {' or '.join(map(str, PIN_THREADS))} only")
+    return torch_threads(threads)
 
 
 def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
@@ -432,11 +434,14 @@ def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
     n = len(ids)
     ctx: list[int] = []  # grows exactly as the decoder's does
     transformer, ngram = _is_transformer(model), isinstance(model, NGramLM)
-    wanted, streams = streams, (0 if plain and transformer else 1)
+    from lmcore.info.streams import lockstep_threads, stream_count
+
+    streams = (0 if plain else stream_count(n, streams)) if transformer else 1
+    if transformer and not plain:
+        pins = model_pins(model, threads=lockstep_threads(streams))
     with _pinned_threads(pins.threads):
         if transformer and not plain:
-            streams, model_bits, ideal_bits = _encode_streams(model, ids, enc, progress,
-                                                              wanted)
+            model_bits, ideal_bits = _encode_streams(model, ids, enc, progress, streams)
         elif ngram and not plain:
             model_bits, ideal_bits = _encode_table(NGramTable(model), ids, enc, progress)
         for t in range(n if plain or not (transformer or ngram) else 0):
@@ -568,17 +573,15 @@ def _encode_table(table: NGramTable, ids: list[int], enc, progress: Progress | N
 
 
 def _encode_streams(lm, ids: list[int], enc, progress: Progress | None,
-                    streams: int | None = None) -> tuple[int, float, float]:
-    """A Transformer's tokens coded in lockstep streams (lmcore.info.streams)."""
-    from lmcore.info.streams import Lockstep, chunk_lengths, stream_count
+                    streams: int) -> tuple[float, float]:
+    """A Transformer's tokens coded in `streams` lockstep streams (lmcore.info.streams)."""
+    from lmcore.info.streams import Lockstep, chunk_lengths
 
-    n = len(ids)
-    B = stream_count(n) if streams is None else max(1, min(int(streams), max(1, n)))
-    lengths = chunk_lengths(n, B)
+    lengths = chunk_lengths(len(ids), streams)
     starts = np.cumsum([0] + lengths[:-1])
     arr = np.asarray(ids, dtype=np.int64)
     with eval_mode(lm.model):  # once for the run, not per step
-        return B, *_encode_steps(Lockstep(lm, B), lm, arr, starts, lengths, enc, progress)
+        return _encode_steps(Lockstep(lm, streams), lm, arr, starts, lengths, enc, progress)
 
 
 def _encode_steps(run, lm, arr: np.ndarray, starts: np.ndarray, lengths: list[int], enc,

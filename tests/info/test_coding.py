@@ -298,8 +298,9 @@ def test_header_names_another_attention_implementation(transformer):
     with pytest.raises(CodingError, match="does not know"):
         decompress(transformer, bytes(bad))
     bad = bytearray(data)
-    bad[14] = 4  # coded with 4 threads: this lmcore pins 1 and says so
-    with pytest.raises(CodingError, match="4 torch threads"):
+    bad[14] = 4  # coded with 4 threads: this lmcore pins 1 or 2 and says so
+    with pytest.raises(CodingError, match="4 torch threads; this lmcore codes .and decodes. "
+                                          "with 1 or 2 only"):
         decompress(transformer, bytes(bad))
 
 
@@ -386,3 +387,29 @@ def test_more_streams_are_recorded_and_decode(transformer):
     enc = encode(transformer, text, streams=7)
     assert read_header(enc.data).streams == 7
     assert decompress(transformer, enc.data) == text
+
+
+def test_many_streams_code_on_two_threads_and_decode_from_one(transformer):
+    """A lockstep run of 16+ streams is batched enough for two torch threads (1.6x faster on
+    2 cores): the header says 2, and a process set to 1 thread re-pins 2 and decodes it; a
+    run of few streams stays on one."""
+    import torch
+
+    from lmcore.info.streams import BATCHED_STREAMS, LOCKSTEP_THREADS, lockstep_threads
+
+    assert lockstep_threads(BATCHED_STREAMS, cores=2) == LOCKSTEP_THREADS == 2
+    assert lockstep_threads(BATCHED_STREAMS - 1, cores=2) == 1
+    assert lockstep_threads(64, cores=1) == 1
+    text = (TRAIN * 8)[:1200]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        enc = encode(transformer, text, streams=BATCHED_STREAMS)
+        assert torch.get_num_threads() == 1  # the pin is undone afterwards
+        want = lockstep_threads(BATCHED_STREAMS)
+        assert read_header(enc.data).pins.threads == want
+        assert read_header(encode(transformer, text, streams=4).data).pins.threads == 1
+        torch.set_num_threads(2 if want == 1 else 1)
+        assert decompress(transformer, enc.data) == text
+    finally:
+        torch.set_num_threads(before)
