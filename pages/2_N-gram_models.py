@@ -170,9 +170,11 @@ st.subheader("Counts per order")
 how_computed("lmcore.models.ngram:NGramLM.fit_grid",
              note="Counts are vectorised: one pass over the token ids per order.")
 counts = fit.counts
+# the unigram table has a row per vocabulary entry, seen or not: count only those seen
 st.dataframe(pd.DataFrame([{
-    "n": n, "distinct n-grams": len(c), "n-gram tokens": int(c.sum()),
-    "seen once": int((c == 1).sum()), "share seen once": f"{(c == 1).mean():.1%}",
+    "n": n, "distinct n-grams": int((c > 0).sum()), "n-gram tokens": int(c.sum()),
+    "seen once": int((c == 1).sum()),
+    "share seen once": f"{(c == 1).sum() / max(1, (c > 0).sum()):.1%}",
     "held-out n-grams unseen": f"{unseen.get(n, float('nan')):.1%}",
 } for n, c in enumerate(counts, start=1)]), hide_index=True, width="stretch")
 

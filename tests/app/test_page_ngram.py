@@ -93,6 +93,12 @@ def test_fit_job_draws_tradeoff_counts_next_token_and_samples():
     assert "**MLE**: " in summary and "infinite" in summary and "**Kneser-Ney**: " in summary
     counts = _frame(at, "distinct n-grams")
     assert list(counts["n"]) == [1, 2, 3, 4]
+    # distinct n-grams are those seen: never fewer at n + 1 than at n here (the unigram
+    # table also holds a row per unseen vocabulary entry, which the count must leave out)
+    distinct = [int(x) for x in counts["distinct n-grams"]]
+    assert distinct == sorted(distinct), distinct
+    assert distinct[0] == 1 + len(set(lab.results["ngram"]["tokenizer"].encode(
+        lab.corpus.split().train)))  # the tokens seen, and </s> (one per line)
     # the session gets the KN model with the lowest held-out bits per character
     best = int(kn.loc[kn["bits/char"].idxmin(), "n"])
     assert f"n-gram KN n={best} (char)" in lab.models
