@@ -87,6 +87,13 @@ def hosted_home() -> str:
         return path
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class Settings:
     """Safe defaults for a shared demo; raise them with environment variables for local use."""
@@ -148,9 +155,7 @@ class Settings:
         """
         if self.job_threads > 0:
             return self.job_threads
-        if cpus is None:
-            cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                    else os.cpu_count() or 1)
+        cpus = available_cores() if cpus is None else cpus
         return max(1, cpus // max(1, running))
 
     @property

@@ -27,6 +27,7 @@ from lmcore.info.prefix import extends
 from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LanguageModel
 from lmcore.models.transformer import KVCache, TransformerLM
+from lmcore.settings import available_cores
 
 MIN_CHUNK = 512  # tokens per stream at least (fewer streams for short texts)
 MAX_STREAMS = 64
@@ -40,11 +41,7 @@ BATCHED_STREAMS = 16
 
 def lockstep_threads(streams: int, cores: int | None = None) -> int:
     """Torch threads to code `streams` lockstep streams on (1, or LOCKSTEP_THREADS)."""
-    if cores is None:
-        import os
-
-        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else os.cpu_count() or 1)
+    cores = available_cores() if cores is None else cores
     return LOCKSTEP_THREADS if streams >= BATCHED_STREAMS and cores >= 2 else 1
 
 
