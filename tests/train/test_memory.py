@@ -91,11 +91,15 @@ def test_peak_bytes_sees_a_temporary_allocation():
         x = torch.ones(16 * MIB // 4)  # 16 MiB, touched, then freed
         return float(x[-1])
 
+    # best of three: in the full suite other threads of this process (job supervisors, the
+    # session sweeper) can free or fault memory between the mark's reset and the RSS read
+    # (seen once in CI: 0 bytes); a broken measurement fails all three
     try:
-        peak = peak_bytes(alloc)
+        peaks = [peak_bytes(alloc) for _ in range(3)]
     finally:
         set_mmap_threshold(32 * MIB)
-    assert 15 * MIB <= peak <= 24 * MIB
+    assert all(p <= 24 * MIB for p in peaks), peaks
+    assert max(peaks) >= 15 * MIB, peaks
 
 
 def test_saved_for_backward_counts_distinct_storages():
