@@ -152,13 +152,13 @@ def emergence_sizes(final_rows: Sequence[dict], digits: int, step: int) -> go.Fi
 
 
 def induction_figure(rows: Sequence[dict]) -> go.Figure:
-    """Loss on the repeats vs on the first copy, and the best induction score, against steps."""
+    """Loss on the repeat vs on new tokens, and the best induction score, against steps."""
     steps = [r["step"] for r in rows]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=steps, y=[r["repeat_loss"] for r in rows], name="loss on the "
-                             "repeats", mode="lines"))
-    fig.add_trace(go.Scatter(x=steps, y=[r["first_loss"] for r in rows], name="loss on the "
-                             "first copy (random)", mode="lines"))
+                             "repeated segment", mode="lines"))
+    fig.add_trace(go.Scatter(x=steps, y=[r["fresh_loss"] for r in rows], name="loss on new "
+                             "tokens (random)", mode="lines"))
     best = [r.get("best_score", max(r["scores"].values()) if "scores" in r else None)
             for r in rows]
     fig.add_trace(go.Scatter(x=steps, y=best, name="best head's induction score (right)",
@@ -193,14 +193,18 @@ def head_scores(scores: dict[str, float], uniform: float | None = None) -> go.Fi
 
 
 def head_map(weights: Sequence[Sequence[float]], tokens: Sequence[int], head: str,
-             seg_len: int) -> go.Figure:
+             seg_len: int, first_at: int, again_at: int) -> go.Figure:
+    """One head's attention on a held-out sequence whose segment of `seg_len` tokens starts at
+    `first_at` and again at `again_at`: an induction head lights the keys one after the first
+    copy from the second copy's rows."""
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
     fig = go.Figure(go.Heatmap(z=weights, x=labels, y=labels, colorscale="Blues", zmin=0,
                                hovertemplate="query %{y}<br>key %{x}<br>%{z:.3f}"
                                              "<extra></extra>"))
-    fig.update_layout(title=f"Head {head} on a held-out sequence (segment of {seg_len} "
-                            f"tokens): the stripe {seg_len - 1} left of the diagonal is the "
-                            "token after the previous occurrence",
+    a, b, L = first_at, again_at, seg_len
+    fig.update_layout(title=f"Head {head} on a held-out sequence: the segment at {a}..{a + L - 1} "
+                            f"comes back at {b}..{b + L - 1}; an induction head's rows {b}.."
+                            f"{b + L - 1} light keys {a + 1}..{a + L}",
                       xaxis_title="key (position:token)", yaxis_title="query", height=560,
                       margin=_M)
     fig.update_yaxes(autorange="reversed")

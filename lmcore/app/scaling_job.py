@@ -96,12 +96,12 @@ def run_emergence(ctx: Any, *, digits: int, shapes: list[str], steps: int,
 
 def run_induction(ctx: Any, *, config: dict[str, Any], session: str | None = None
                   ) -> InductionResult:
-    """Repeated segments; live: loss on the repeats and on the first copy against steps."""
+    """Repeated segments; live: loss on the repeat and on new tokens against steps."""
     cfg = InductionConfig(**config)
 
     def on_row(r: dict) -> None:
         ctx.log("eval", step=r["step"], repeat_loss=r["repeat_loss"],
-                first_loss=r["first_loss"], best_score=max(r["scores"].values()))
+                fresh_loss=r["fresh_loss"], best_score=max(r["scores"].values()))
 
     return induction(cfg, on_progress=ctx.progress, on_row=on_row, stop=ctx.stop,
                      session=session)

@@ -35,11 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(add)
     add.set_defaults(func=run_addition)
     ind = sub.add_parser("induction", help="the induction-head phase change", epilog=EPILOG)
-    ind.add_argument("--steps", type=int, default=1000)
+    # InductionConfig's defaults (a test keeps them equal; importing it here would load torch)
+    ind.add_argument("--steps", type=int, default=2000)
     ind.add_argument("--layers", type=int, default=2)
     ind.add_argument("--width", type=int, default=64)
-    ind.add_argument("--heads", type=int, default=2)
-    ind.add_argument("--lr", type=float, default=1e-2)
+    ind.add_argument("--heads", type=int, default=4)
+    ind.add_argument("--lr", type=float, default=3e-3)
     _common(ind)
     ind.set_defaults(func=run_induction)
     few = sub.add_parser("fewshot", help="accuracy against the number of in-context examples",
@@ -159,14 +160,14 @@ def run_induction(args: argparse.Namespace) -> int:
     cfg = InductionConfig(steps=args.steps, n_layer=args.layers, n_embd=args.width,
                           n_head=args.heads, lr=args.lr, seed=args.seed)
     res, t0 = _run(args, induction, cfg)
-    print(f"repeated segments of {cfg.min_len}..{cfg.max_len} distinct tokens (vocabulary "
-          f"{cfg.vocab}, chance loss ln {cfg.vocab} = {math.log(cfg.vocab):.3f}) · "
+    print(f"{cfg.T} random tokens, one segment of {cfg.min_len}..{cfg.max_len} of them twice "
+          f"(vocabulary {cfg.vocab}, chance loss ln {cfg.vocab} = {math.log(cfg.vocab):.3f}) · "
           f"{args.layers}x{args.width}, {args.heads} heads · lr {args.lr:g} · seed "
           f"{args.seed}\n")
     every = max(1, len(res.rows) // 20)
     shown = res.rows[::every] + ([res.rows[-1]] if (len(res.rows) - 1) % every else [])
     print(markdown([{"step": r["step"], "loss on repeats": r["repeat_loss"],
-                     "loss on first copy": r["first_loss"],
+                     "loss on new tokens": r["fresh_loss"],
                      "best induction score": max(r["scores"].values())} for r in shown]))
     print("\nInduction score per head (end of training):\n")
     print(markdown([{"head": h, "score": s} for h, s in res.final_scores().items()]))

@@ -46,6 +46,9 @@ class DrillConfig:
     warmup_steps: int = 20
     seed: int = 0
     eval_every: int = 50  # 0: only at the end
+    min_lr: float | None = None  # the cosine's floor (None: lr / 10; lr: constant after warmup)
+    beta2: float = 0.99
+    bias_init: str = "zeros"  # zeros (GPT-2) | uniform (PyTorch's default for nn.Linear)
 
     @property
     def label(self) -> str:
@@ -59,7 +62,21 @@ def build(cfg: DrillConfig, vocab_size: int = len(VOCAB)) -> Transformer:
     settings = get_settings()
     settings.check("max_params", count_parameters(mcfg))
     settings.check("max_steps", cfg.steps)
-    return seeded(lambda: Transformer(mcfg), cfg.seed)
+    if cfg.bias_init not in ("zeros", "uniform"):
+        raise ValueError(f"bias_init must be 'zeros' or 'uniform', got {cfg.bias_init!r}")
+    return seeded(lambda: _with_biases(Transformer(mcfg), cfg.bias_init), cfg.seed)
+
+
+def _with_biases(model: Transformer, init: str) -> Transformer:
+    """Draw every Linear bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default) when
+    `init` is 'uniform'; GPT-2's zeros otherwise. Random biases break the symmetry that holds
+    a tiny model on a plateau (see `lmcore.scaling.induction`)."""
+    if init == "uniform":
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and m.bias is not None:
+                bound = 1.0 / math.sqrt(m.in_features)
+                torch.nn.init.uniform_(m.bias, -bound, bound)
+    return model
 
 
 def answer_loss(model: Transformer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -146,7 +163,8 @@ def drill(model: Transformer, sample: Sampler, cfg: DrillConfig, *,
     """
     store = store or RunStore()
     tcfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                       warmup_steps=cfg.warmup_steps, seed=cfg.seed)
+                       warmup_steps=cfg.warmup_steps, seed=cfg.seed, min_lr=cfg.min_lr,
+                       beta2=cfg.beta2)
     run_id = store.create(f"{name} {cfg.label}",
                           {"model": model.config.to_dict(), "drill": asdict(cfg),
                            **(extra_config or {})},

@@ -11,9 +11,10 @@ the test set; training draws reject them. The generators are seeded (`random.Ran
 - `long_addition`: n-digit addition in the natural order, answer only (`357+468=825.`) or with
   a scratchpad first (`357+468=512180>825.`: each step writes the digit and the carry, least
   significant first, then the answer). Lengths vary; the longest are rare in training.
-- `repeated_segments`: a random segment of random length, repeated until the sequence is full
-  (the Olsson et al. 2022 induction-head setting); the repeats' tokens are predictable only by
-  looking back for the previous occurrence of the current token.
+- `repeated_segments`: random tokens, all distinct except one segment of random length that
+  occurs twice at random places (the Olsson et al. 2022 induction-head setting); the second
+  copy's tokens are predictable only by looking back for the previous occurrence of the
+  current token and copying what followed it.
 - `mapping`: few-shot prompts `a3,c7,b1|c=` over a fresh random key->value mapping per prompt;
   the query's answer is in the prompt only when its key was shown.
 """
@@ -152,45 +153,62 @@ def long_addition(lengths: Sequence[int], weights: Sequence[float] | None, n: in
 
 @dataclass(frozen=True)
 class Repeats:
-    """(N, T) token ids: a segment of L random tokens repeated until T, and each L."""
+    """(N, T) token ids in which one segment of L tokens occurs twice; every other token once.
+
+    The first copy starts at `first_at` (a), the second at `again_at` (b >= a + L), so
+    ids[b + i] == ids[a + i] for i < L. Neither where the copies sit nor how far apart they
+    are is fixed, so no head that looks a fixed distance back can predict the second copy.
+    """
 
     ids: torch.Tensor  # (N, T) in 0..vocab-1
-    seg_len: torch.Tensor  # (N,) the segment length L: ids[t] == ids[t - L] for t >= L
+    seg_len: torch.Tensor  # (N,) L
+    first_at: torch.Tensor  # (N,) a
+    again_at: torch.Tensor  # (N,) b
+
+    def _targets(self) -> torch.Tensor:
+        return torch.arange(1, self.ids.shape[1])[None, :]  # (1, T-1): target positions
 
     def repeat_mask(self) -> torch.Tensor:
-        """(N, T-1) True at targets t > L (the repeats, from the 2nd token of the 1st repeat on).
+        """(N, T-1) True at targets b+1..b+L-1: the second copy after its first token.
 
-        Target t is predicted from ids[:t]; ids[L] is not predictable (nothing says the segment
-        ended), ids[t] for t > L is: the token before it occurred L earlier, followed by it.
+        Target t is predicted from ids[:t]. ids[b] is not predictable (nothing says a copy
+        starts); ids[t] for b < t < b + L is: the token before it occurred once, at
+        t - 1 - (b - a), followed by it.
         """
-        t = torch.arange(1, self.ids.shape[1])[None, :]  # target positions
-        return t > self.seg_len[:, None]
+        t, b = self._targets(), self.again_at[:, None]
+        return (t > b) & (t < b + self.seg_len[:, None])
 
-    def first_mask(self) -> torch.Tensor:
-        """(N, T-1) True at targets in the first copy (1..L-1): unpredictable random tokens."""
-        t = torch.arange(1, self.ids.shape[1])[None, :]
-        return t < self.seg_len[:, None]
+    def fresh_mask(self) -> torch.Tensor:
+        """(N, T-1) True at targets outside both copies' repeat: tokens never seen before
+        (the second copy's first token excluded too): unpredictable, chance ln(vocab)."""
+        t, b = self._targets(), self.again_at[:, None]
+        return (t < b) | (t >= b + self.seg_len[:, None])
 
 
 def repeated_segments(n: int, T: int, vocab: int, min_len: int, max_len: int,
                       split: str = "train", seed: int = 0) -> Repeats:
-    """`n` sequences of T tokens: a segment of L in [min_len, max_len] distinct random tokens,
-    repeated until T tokens. Segments of train and test are disjoint (hash of the segment)."""
+    """`n` sequences of T distinct random tokens except a segment of L in [min_len, max_len]
+    tokens that occurs twice, at random non-overlapping places. Train and test sequences are
+    disjoint (hash of the whole sequence)."""
     if not 2 <= min_len <= max_len or 2 * max_len > T:
         raise ValueError(f"segment lengths {min_len}..{max_len} must be at least 2 and fit "
                          f"twice in {T} tokens")
-    if vocab < max_len:
-        raise ValueError(f"a segment of {max_len} distinct tokens needs a vocabulary of at "
-                         f"least {max_len}, got {vocab}")
+    if vocab < T - min_len:
+        raise ValueError(f"{T} tokens with one segment of {min_len} repeated need a vocabulary "
+                         f"of at least {T - min_len} (every other token distinct), got {vocab}")
 
     def make(rng):
         L = rng.randint(min_len, max_len)
-        seg = rng.sample(range(vocab), L)  # distinct: each token's previous occurrence is unique
-        return ",".join(map(str, seg)), ((seg * (T // L + 1))[:T], L)
+        toks = rng.sample(range(vocab), T - L)
+        a = rng.randint(0, T - 2 * L)
+        b = rng.randint(a + L, T - L)
+        seq = toks[:b] + toks[a:a + L] + toks[b:]
+        return ",".join(map(str, seq)), (seq, L, a, b)
 
     items = _draw(random.Random(f"rep-{split}-{seed}"), make, split, n)
-    return Repeats(torch.tensor([s for s, _ in items], dtype=torch.long),
-                   torch.tensor([L for _, L in items], dtype=torch.long))
+    cols = list(zip(*items, strict=True))
+    return Repeats(torch.tensor(cols[0], dtype=torch.long),
+                   *(torch.tensor(c, dtype=torch.long) for c in cols[1:]))
 
 
 # --- few-shot mapping (in-context learning) -------------------------------------------------

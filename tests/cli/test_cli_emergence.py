@@ -34,13 +34,29 @@ def test_addition_tables_across_sizes_and_steps(capsys, tmp_path):
 
 
 def test_induction_prints_phase_table_and_head_scores(capsys):
-    code = main(["emergence", "induction", "--steps", "4", "--width", "16", "--quiet"])
+    code = main(["emergence", "induction", "--steps", "4", "--width", "16", "--heads", "2",
+                 "--quiet"])
     out, err = capsys.readouterr()
     assert code == 0, err
     phase, heads = tables(out)[:2]
     assert phase[0]["step"] == "0" and phase[-1]["step"] == "4"
     assert [r["head"] for r in heads] == ["L0H0", "L0H1", "L1H0", "L1H1"]
     assert all(0 <= float(r["score"]) <= 1 for r in heads)
+
+
+def test_induction_defaults_are_the_libraries():
+    """The CLI spells InductionConfig's defaults out (importing it would load torch at start)."""
+    import argparse
+
+    from lmcore.cli.emergence import register
+    from lmcore.scaling.induction import InductionConfig
+
+    ap = argparse.ArgumentParser()
+    register(ap.add_subparsers())
+    args = ap.parse_args(["emergence", "induction"])
+    cfg = InductionConfig()
+    assert (args.steps, args.layers, args.width, args.heads, args.lr) == (
+        cfg.steps, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.lr)
 
 
 def test_fewshot_and_cot_tables(capsys):

@@ -9,32 +9,37 @@ from lmcore.scaling.tasks import repeated_segments
 
 
 def test_targets_follow_earlier_occurrences():
-    r = repeated_segments(20, 24, 8, 3, 8, seed=1)
-    tgt = induction_targets(r.seg_len, 23)
+    r = repeated_segments(20, 24, 32, 3, 10, seed=1)
+    tgt = induction_targets(r)  # (N, 23, 23)
     x = r.ids[:, :-1]
     for n in range(20):
-        for t, k in tgt[n].nonzero().tolist():
-            assert x[n, k - 1] == x[n, t]  # the key's previous token is the current token
-            assert r.ids[n, t + 1] == x[n, k]  # and the key holds the next token
+        a, b, L = int(r.first_at[n]), int(r.again_at[n]), int(r.seg_len[n])
+        assert tgt[n].any(-1).nonzero().flatten().tolist() == list(range(b, min(b + L, 23)))
+        for q, k in tgt[n].nonzero().tolist():
+            assert x[n, k - 1] == x[n, q] and k - 1 == a + q - b  # the key follows q's earlier
+            # occurrence in the first copy
+            if q < b + L - 1:
+                assert r.ids[n, q + 1] == x[n, k]  # and holds the next token
+    assert int(tgt.sum(-1).max()) == 1
 
 
 def test_scores_of_a_perfect_head_a_previous_token_head_and_uniform():
-    r = repeated_segments(16, 24, 8, 3, 8, seed=2)
+    r = repeated_segments(16, 24, 32, 3, 10, seed=2)
     T = 23
-    tgt = induction_targets(r.seg_len, T).float()  # (N, T, T)
-    perfect = tgt / tgt.sum(-1, keepdim=True).clamp(min=1)  # rows without targets stay 0
+    tgt = induction_targets(r)
+    perfect = tgt.float()  # rows without a target attend nowhere: they are not scored
     prev = torch.zeros(16, T, T)
-    prev[:, torch.arange(1, T), torch.arange(T - 1)] = 1.0  # attends to t - 1
+    prev[:, torch.arange(1, T), torch.arange(T - 1)] = 1.0  # attends to q - 1
     uniform = torch.tril(torch.ones(T, T))
     uniform = (uniform / uniform.sum(-1, keepdim=True)).expand(16, T, T)
     w = torch.stack([perfect, prev, uniform], dim=1)  # (N, 3, T, T)
-    s = induction_scores([w], r.seg_len)
+    s = induction_scores([w], tgt)
     assert abs(s["L0H0"] - 1.0) < 1e-6
-    assert s["L0H1"] == 0.0  # t - 1 is never t + 1 - jL for L >= 3
-    assert 0.05 < s["L0H2"] < 0.5
+    assert s["L0H1"] == 0.0  # q - 1 is the target only when the copies are 2 apart (L >= 3)
+    assert 0.03 < s["L0H2"] < 0.2
     from lmcore.scaling.induction import uniform_score
 
-    assert abs(uniform_score(r.seg_len, T) - s["L0H2"]) < 1e-6
+    assert abs(uniform_score(tgt) - s["L0H2"]) < 1e-6
 
 
 def test_phase_change_finds_a_sudden_drop_and_tells_it_from_a_gradual_one():
@@ -52,3 +57,28 @@ def test_phase_change_finds_a_sudden_drop_and_tells_it_from_a_gradual_one():
     assert 90 <= pc.start <= 110 and 890 <= pc.end <= 910 and 0.75 < pc.fraction < 0.85
     flat = [{"step": s, "repeat_loss": 3.0 + 0.01 * (s % 20 == 0)} for s in range(0, 101, 10)]
     assert phase_change(flat) is None and phase_change(sudden[:1]) is None
+
+
+def test_uniform_bias_init_and_a_constant_rate_are_what_induction_trains_with():
+    """GPT-2's zero biases stay the drill's default; `bias_init='uniform'` draws PyTorch's
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases, seeded, and a min_lr equal to lr holds the rate."""
+    import math
+
+    import pytest
+
+    from lmcore.scaling.drill import DrillConfig, build
+    from lmcore.train.trainer import TrainConfig
+
+    plain = build(DrillConfig(n_embd=16, n_head=2), vocab_size=8)
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in plain.modules()
+               if isinstance(m, torch.nn.Linear) and m.bias is not None)
+    cfg = DrillConfig(n_embd=16, n_head=2, bias_init="uniform")
+    a, b = build(cfg, vocab_size=8), build(cfg, vocab_size=8)
+    fc = a.h[0].mlp.c_fc
+    assert 0 < float(fc.bias.detach().abs().max()) <= 1 / math.sqrt(fc.in_features)
+    assert torch.equal(fc.bias, b.h[0].mlp.c_fc.bias)  # the seed fixes them
+    assert torch.equal(a.wte.weight, plain.wte.weight)  # weights as before
+    tc = TrainConfig(steps=100, lr=3e-3, min_lr=3e-3, warmup_steps=20)
+    assert tc.lr_at(21) == tc.lr_at(100) == 3e-3
+    with pytest.raises(ValueError, match="bias_init"):
+        build(DrillConfig(bias_init="normal"), vocab_size=8)

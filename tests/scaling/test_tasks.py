@@ -60,22 +60,27 @@ def test_long_addition_same_operands_with_and_without_scratchpad():
 
 
 def test_repeated_segments_repeat_and_split():
-    r = repeated_segments(200, 32, 16, 4, 14, "train", seed=0)
-    for ids, L in zip(r.ids, r.seg_len, strict=True):
-        L = int(L)
-        assert 4 <= L <= 14 and torch.equal(ids[:L], ids[L:2 * L])
-        assert torch.equal(ids[L:], ids[:32 - L])  # repeated until the end
-        assert len(set(ids[:L].tolist())) == L  # distinct: one previous occurrence
-        assert int(ids.max()) < 16
-    t = repeated_segments(200, 32, 16, 4, 14, "test", seed=0)
-    seg = lambda r: {tuple(i[:int(L)].tolist()) for i, L in zip(r.ids, r.seg_len, strict=True)}  # noqa: E731
-    assert not seg(r) & seg(t)
-    mask = r.repeat_mask()  # column j is target position j + 1
-    L0 = int(r.seg_len[0])
-    assert mask[0].nonzero().flatten().tolist() == list(range(L0, 31))
-    assert r.first_mask()[0].nonzero().flatten().tolist() == list(range(L0 - 1))
+    r = repeated_segments(200, 24, 32, 3, 10, "train", seed=0)
+    for ids, L, a, b in zip(r.ids, r.seg_len, r.first_at, r.again_at, strict=True):
+        L, a, b = int(L), int(a), int(b)
+        assert 3 <= L <= 10 and 0 <= a and a + L <= b and b + L <= 24
+        assert torch.equal(ids[a:a + L], ids[b:b + L])  # the segment occurs twice
+        assert len(set(ids.tolist())) == 24 - L  # every other token once
+        assert int(ids.max()) < 32
+    gaps = {int(b - a) for a, b in zip(r.first_at, r.again_at, strict=True)}
+    assert len(gaps) > 5  # no fixed distance back finds the copy
+    t = repeated_segments(200, 24, 32, 3, 10, "test", seed=0)
+    seqs = lambda r: {tuple(i.tolist()) for i in r.ids}  # noqa: E731
+    assert not seqs(r) & seqs(t)
+    rep, fresh = r.repeat_mask(), r.fresh_mask()  # column j is target position j + 1
+    L0, b0 = int(r.seg_len[0]), int(r.again_at[0])
+    assert rep[0].nonzero().flatten().tolist() == list(range(b0, b0 + L0 - 1))
+    assert not (rep & fresh).any()
+    assert (~(rep | fresh))[0].nonzero().flatten().tolist() == [b0 - 1]  # the copy's 1st token
     with pytest.raises(ValueError, match="fit twice"):
-        repeated_segments(5, 20, 16, 4, 14)
+        repeated_segments(5, 20, 32, 4, 14)
+    with pytest.raises(ValueError, match="vocabulary of at least 21"):
+        repeated_segments(5, 24, 16, 3, 10)
 
 
 def test_mapping_prompts_answer_from_the_mapping():
