@@ -227,16 +227,19 @@ with tabs[2]:
         "heads form (the **phase change**). Here, at the defaults, the loss on the repeated "
         "segment sits at chance for a few hundred steps, then falls steeply within a few "
         "hundred more, while the loss on new tokens stays at chance; the step range reported "
-        "below says how sudden it was (where it fell from 90% to 10% of its drop). How sharp "
-        "the fall is and which heads carry it vary with the seed: sometimes one layer-1 head "
-        "takes most of the attention to the right token, sometimes several share it.\n\n"
+        "below says how sudden it was (where it fell from 90% to 10% of its drop). Often the "
+        "fall comes in two stages: first to about ln L (the model knows it is in a copy and "
+        "guesses among the segment's tokens), later lower, as layer-1 heads learn to look at "
+        "the token after the previous occurrence (their scores rise then). Which heads carry "
+        "it varies with the seed: one head, or several sharing the look-up (their outputs "
+        "add, so the sum over the layer's heads is reported too).\n\n"
         "Two choices make this possible at this size, both measured here: PyTorch's random "
         "initial biases instead of GPT-2's zeros, and a constant learning rate. With zeros and "
         "a decaying rate the same model stayed on the plateau for thousands of steps.")
     larger = _preset("in_preset")
     base = InductionConfig()
     c = st.columns(4)
-    in_steps = c[0].number_input("Steps", 10, 50_000, 3000 if larger else base.steps, step=100,
+    in_steps = c[0].number_input("Steps", 10, 50_000, 8000 if larger else base.steps, step=100,
                                  key=K + f"in_steps_{larger}")
     in_layers = c[1].number_input("Layers", 1, 6, base.n_layer, key=K + "in_layers")
     in_width = c[2].number_input("Width", 8, 256, base.n_embd, step=8, key=K + "in_width")
@@ -268,7 +271,9 @@ with tabs[2]:
                     f"Best head **{res.best_head}**, induction score "
                     f"{scores.get(res.best_head, 0):.2f} (1 = all its attention on the tokens "
                     "that followed earlier occurrences; evenly spread attention scores "
-                    f"{res.uniform_score:.2f}). A head in layer 0 sees only tokens and "
+                    f"{res.uniform_score:.2f}); summed over each layer's heads: "
+                    + ", ".join(f"layer {k} {v:.2f}" for k, v in res.layer_scores().items())
+                    + ". A head in layer 0 sees only tokens and "
                     "positions, not what came before a key, so it cannot find an earlier "
                     "occurrence by content: a true induction head sits in layer 1 or later, "
                     "fed by a previous-token head below it.")

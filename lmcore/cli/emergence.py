@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.set_defaults(func=run_addition)
     ind = sub.add_parser("induction", help="the induction-head phase change", epilog=EPILOG)
     # InductionConfig's defaults (a test keeps them equal; importing it here would load torch)
-    ind.add_argument("--steps", type=int, default=2000)
+    ind.add_argument("--steps", type=int, default=4000)
     ind.add_argument("--layers", type=int, default=2)
     ind.add_argument("--width", type=int, default=64)
     ind.add_argument("--heads", type=int, default=4)
@@ -171,8 +171,10 @@ def run_induction(args: argparse.Namespace) -> int:
                      "best induction score": max(r["scores"].values())} for r in shown]))
     print("\nInduction score per head (end of training):\n")
     print(markdown([{"head": h, "score": s} for h, s in res.final_scores().items()]))
+    layers = ", ".join(f"layer {k} {v:.3f}" for k, v in res.layer_scores().items())
     print(f"\nbest head: {res.best_head}; a head spreading its attention evenly would score "
-          f"{res.uniform_score:.3f} on these sequences")
+          f"{res.uniform_score:.3f} on these sequences; summed over each layer's heads: "
+          f"{layers}")
     change = res.phase_change()
     print("loss on repeats: " + (change.describe() if change is not None else
                                  "no drop to locate (fell by less than 0.05 nats)"))

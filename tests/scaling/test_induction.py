@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lmcore.scaling.induction import induction_scores, induction_targets
@@ -56,6 +57,9 @@ def test_phase_change_finds_a_sudden_drop_and_tells_it_from_a_gradual_one():
     pc = phase_change(gradual)
     assert 90 <= pc.start <= 110 and 890 <= pc.end <= 910 and 0.75 < pc.fraction < 0.85
     flat = [{"step": s, "repeat_loss": 3.0 + 0.01 * (s % 20 == 0)} for s in range(0, 101, 10)]
+    scored = InductionResult(vocab=8, rows=[{"step": 0, "scores": {
+        "L0H0": 0.1, "L0H1": 0.05, "L1H0": 0.2, "L1H1": 0.3}}])
+    assert scored.layer_scores() == pytest.approx({0: 0.15, 1: 0.5})
     assert phase_change(flat) is None and phase_change(sudden[:1]) is None
 
 
