@@ -202,9 +202,10 @@ def head_map(weights: Sequence[Sequence[float]], tokens: Sequence[int], head: st
                                hovertemplate="query %{y}<br>key %{x}<br>%{z:.3f}"
                                              "<extra></extra>"))
     a, b, L = first_at, again_at, seg_len
-    fig.update_layout(title=f"Head {head} on a held-out sequence: the segment at {a}..{a + L - 1} "
-                            f"comes back at {b}..{b + L - 1}; an induction head's rows {b}.."
-                            f"{b + L - 1} light keys {a + 1}..{a + L}",
+    fig.update_layout(title=f"Head {head} on a held-out sequence: positions {a}..{a + L - 1} "
+                            f"repeat at {b}..{b + L - 1}<br><sup>an induction head lights keys "
+                            f"{a + 1}..{a + L} from rows {b}..{b + L - 1} (the token after "
+                            "each previous occurrence)</sup>",
                       xaxis_title="key (position:token)", yaxis_title="query", height=560,
                       margin=_M)
     fig.update_yaxes(autorange="reversed")

@@ -251,7 +251,10 @@ def induction(cfg: InductionConfig | None = None, *,
     if scores:
         result.best_head = max(scores, key=scores.get)
         layer, head = (int(v) for v in result.best_head[1:].split("H"))
-        i = int(torch.argmin((test.seg_len - (cfg.min_len + cfg.max_len) // 2).abs()))  # a middle L
+        # a middle L whose second copy ends inside the inputs (ids[:-1]), so all its rows show
+        off = (test.seg_len - (cfg.min_len + cfg.max_len) // 2).abs()
+        off = off + 100 * (test.again_at + test.seg_len > cfg.T - 1)
+        i = int(torch.argmin(off))
         x = test.ids[i:i + 1, :-1]
         model.eval()
         with torch.no_grad():

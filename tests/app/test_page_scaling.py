@@ -90,6 +90,11 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
     assert len(scores["x"]) == cfg.n_layer * cfg.n_head and all(0 <= v <= 1 for v in scores["y"])
     heat = _figure(at, "sc.in_map")["data"][0]
     assert len(heat["z"]) == cfg.T - 1 and abs(sum(heat["z"][5]) - 1) < 1e-4  # rows: softmaxes
+    import re
+
+    title = _figure(at, "sc.in_map")["layout"]["title"]["text"]
+    b, end = map(int, re.search(r"repeat at (\d+)\.\.(\d+)", title).groups())
+    assert b < end <= cfg.T - 2  # the map shows a whole second copy (inputs are T - 1 long)
     shots = _figure(at, "sc.fs_fig")
     assert [t["name"] for t in shots["data"]][:2] == ["before training", "after 10 steps"]
     assert shots["data"][0]["x"] == list(range(9))
