@@ -8,6 +8,13 @@ example's value, so each repeat teaches the look-up; test prompts show distinct 
 measured for each number of shots k on held-out prompts, before training and after, beside a
 perfect in-context learner's k/K + (1 - k/K)/10 (the query's key is among the k shown keys, or
 it guesses one of ten digits).
+
+The look-up is the induction heads' (`lmcore.scaling.induction`), so training uses the same
+choices: uniform random biases and a constant learning rate. Measured here (2x64, 2 threads,
+seed 0), accuracy at k = 0..8 after 3,000 steps: 0.11, 0.23, 0.21, 0.20, 0.23, 0.26, 0.22,
+0.30, 0.28 (126 s); GPT-2's zero biases and a cosine from 1e-2 gave 0.06 ... 0.15 after 1,200
+steps and 0.11 ... 0.18 after 3,000. Every shown key is read right at k = 1; with more
+examples the model more often copies the wrong one, so it stays far below a perfect learner.
 """
 
 from __future__ import annotations
@@ -37,9 +44,9 @@ class FewShotConfig:
     n_layer: int = 2
     n_embd: int = 64
     n_head: int = 4
-    steps: int = 1200
+    steps: int = 3000
     batch_size: int = 64
-    lr: float = 1e-2
+    lr: float = 3e-3  # constant after warmup, with uniform random biases (as for induction)
     eval_every: int = 100
     train_problems: int = 30_000
     max_train_shots: int = 16  # training prompts: 0..16 examples, keys may repeat
@@ -102,7 +109,8 @@ def fewshot(cfg: FewShotConfig | None = None, *,
     packed = {k: pack(tests[k], T) for k in shots}
     dc = DrillConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, context=T,
                      steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                     eval_every=cfg.eval_every)
+                     eval_every=cfg.eval_every, min_lr=cfg.lr, beta2=0.999,
+                     bias_init="uniform")
     model = build(dc)
     result = FewShotResult()
     say = on_progress or (lambda f, m: None)

@@ -44,7 +44,7 @@ def test_induction_prints_phase_table_and_head_scores(capsys):
     assert all(0 <= float(r["score"]) <= 1 for r in heads)
 
 
-def test_induction_defaults_are_the_libraries():
+def test_induction_and_fewshot_defaults_are_the_libraries():
     """The CLI spells InductionConfig's defaults out (importing it would load torch at start)."""
     import argparse
 
@@ -57,6 +57,12 @@ def test_induction_defaults_are_the_libraries():
     cfg = InductionConfig()
     assert (args.steps, args.layers, args.width, args.heads, args.lr) == (
         cfg.steps, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.lr)
+    from lmcore.scaling.fewshot import FewShotConfig
+
+    args = ap.parse_args(["emergence", "fewshot"])
+    fs = FewShotConfig()
+    assert (args.steps, args.layers, args.width, args.lr) == (fs.steps, fs.n_layer, fs.n_embd,
+                                                              fs.lr)
 
 
 def test_fewshot_and_cot_tables(capsys):
