@@ -127,12 +127,17 @@ class Job:
     All fields are read through properties guarded by one lock, so a page can poll safely.
     """
 
-    def __init__(self, name: str, workdir: str | None = None, stop: Any = None):
+    def __init__(self, name: str, workdir: str | None = None, stop: Any = None,
+                 ask: Any = None):
         self.id = f"job-{next(_ids)}"
         self.name = name
         self.workdir = workdir  # private temp folder of this job (files it hands back)
         self._lock = threading.Lock()
-        self._stop = stop if stop is not None else threading.Event()
+        self._stop = stop if stop is not None else threading.Event()  # the server's flag
+        # what the job's own code sees as ctx.stop: set by a Stop or a limit (it stops and
+        # saves), never by a kill, so a killed job does not start writing a checkpoint of
+        # a session whose runs are being deleted; one event for a job run in this process
+        self._ask = ask if ask is not None else self._stop
         self._kill = threading.Event()  # kill at once (a released session)
         self._finished = threading.Event()
         self._status = "waiting"
@@ -247,9 +252,11 @@ class Job:
         with self._lock:
             if self._stop_reason is None and not self._finished.is_set():
                 self._stop_reason = reason
-        self._stop.set()
         if kill:
             self._kill.set()
+        else:
+            self._ask.set()
+        self._stop.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job finished (its events all read); True if within `timeout`."""
@@ -296,7 +303,7 @@ class Job:
     def _settle(self, outcome: tuple | None, killed: str | None = None) -> None:
         """Set the terminal status from the job's last word (or how its process ended)."""
         with self._lock:
-            asked = self._stop.is_set()
+            asked = self._stop.is_set() or self._ask.is_set()  # the job may set its own
             reason = self._stop_reason
             stopped_msg = reason if reason and reason != "requested" else "stopped by request"
             if outcome is not None and outcome[0] == "result":
@@ -561,7 +568,7 @@ class JobRegistry:
                             f"function or functools.partial of one with plain arguments): "
                             f"{exc}") from exc
         workdir = tempfile.mkdtemp(prefix="lmcore-job-")  # mode 0700: this session's only
-        job = Job(name, workdir=workdir, stop=_MP.Event())
+        job = Job(name, workdir=workdir, stop=threading.Event(), ask=_MP.Event())
         weakref.finalize(job, shutil.rmtree, workdir, ignore_errors=True)
         return self._start(job, self._run, payload)
 
@@ -606,7 +613,7 @@ class JobRegistry:
                    if torch is not None else None)
         recv, send = _MP.Pipe(duplex=False)
         proc = _WorkerProcess(target=_worker_main, name=f"lmcore-{job.id}", daemon=True,
-                              args=(send, job._stop, payload, env, threads, job.workdir, job.id))
+                              args=(send, job._ask, payload, env, threads, job.workdir, job.id))
         t0 = time.monotonic()
         job._set(status="running", started=t0, message="starting…")
         proc.start()
@@ -634,7 +641,7 @@ class JobRegistry:
                 timed_out = True
                 job.stop(f"stopped: reached the time limit max_job_seconds={limit_s:g} "
                          "(set LMCORE_MAX_JOB_SECONDS to raise it)")
-            if job._stop.is_set() and kill_at is None:
+            if (job._stop.is_set() or job._ask.is_set()) and kill_at is None:
                 kill_at = now + grace
             rss = 0.0
             if now >= next_mem:  # a /proc walk: four times a second is enough

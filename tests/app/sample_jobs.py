@@ -45,6 +45,16 @@ def until_stopped(ctx, tick: float = 0.002):
     return steps
 
 
+def saves_when_stopped(ctx, marker: str):
+    """Like a training job: loops until asked to stop, then writes its 'checkpoint'."""
+    ctx.set("pid", os.getpid())
+    ctx.progress(0.01, "training")
+    while not ctx.stop.is_set():
+        time.sleep(0.002)
+    Path(marker).write_text("saved")
+    return "saved"
+
+
 def ignores_stop(ctx, marker: str | None = None):
     """Never looks at ctx.stop: only a kill ends it."""
     ctx.set("pid", os.getpid())

@@ -165,6 +165,24 @@ def test_release_kills_the_sessions_jobs_at_once_and_removes_their_folders():
     _wait_for(lambda: not any(Path(j.workdir).exists() for j in jobs), timeout=10)
 
 
+def test_a_killed_job_is_not_asked_to_stop_so_it_writes_nothing(tmp_path):
+    """A Stop lets a job save its work; a released session's kill must not: its runs are being
+    deleted, and a checkpoint written after that would be left on disk (seen once in CI)."""
+    reg = JobRegistry(slots=Slots(2), grace_s=60)
+    asked, killed = tmp_path / "asked", tmp_path / "killed"
+    a = reg.submit("asked", functools.partial(sj.saves_when_stopped, marker=str(asked)))
+    k = reg.submit("killed", functools.partial(sj.saves_when_stopped, marker=str(killed)))
+    for j in (a, k):
+        _wait_for(lambda j=j: j.get("pid") is not None)
+    a.stop()
+    k.stop(kill=True)
+    assert a.wait(10) and k.wait(10)
+    assert a.status == "stopped" and a.result == "saved" and asked.read_text() == "saved"
+    assert k.status == "stopped" and _gone(k.get("pid"))
+    time.sleep(0.3)
+    assert not killed.exists()
+
+
 def test_stop_all_kill_also_kills_processes_the_job_started(tmp_path):
     reg = JobRegistry(slots=Slots(1))
     marker = tmp_path / "child.pid"
