@@ -98,6 +98,7 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
     shots = _figure(at, "sc.fs_fig")
     assert [t["name"] for t in shots["data"]][:2] == ["before training", "after 10 steps"]
     assert shots["data"][0]["x"] == list(range(9))
+    assert any("With the query's key shown, accuracy is" in c.value for c in at.caption)
     cot = _figure(at, "sc.cot_fig")
     assert [t["name"] for t in cot["data"]][:2] == ["answer only", "scratchpad"]
     names = {r.name.split(" ")[0] for r in RunStore().list()}
