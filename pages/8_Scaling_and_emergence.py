@@ -262,7 +262,10 @@ with tabs[2]:
         g = st.columns([2, 3])
         g[0].plotly_chart(head_scores(scores, res.uniform_score), key=K + "in_scores")
         g[1].plotly_chart(head_map(res.attention, res.tokens, res.best_head, res.seg_len,
-                                   res.first_at, res.again_at), key=K + "in_map")
+                                   res.first_at, res.again_at, res.map_score), key=K + "in_map")
+        g[1].caption(f"The map shows the held-out sequence on which {res.best_head} scores "
+                     f"highest ({res.map_score:.2f}); its average over all of them is "
+                     f"{scores.get(res.best_head, 0):.2f}, so most sequences look less clean.")
         first, last = res.rows[0], res.rows[-1]
         st.markdown(f"Loss on the repeated segment: {first['repeat_loss']:.3f} → "
                     f"**{last['repeat_loss']:.3f}** nats/token; on new tokens "

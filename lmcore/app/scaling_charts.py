@@ -193,19 +193,19 @@ def head_scores(scores: dict[str, float], uniform: float | None = None) -> go.Fi
 
 
 def head_map(weights: Sequence[Sequence[float]], tokens: Sequence[int], head: str,
-             seg_len: int, first_at: int, again_at: int) -> go.Figure:
+             seg_len: int, first_at: int, again_at: int, score: float) -> go.Figure:
     """One head's attention on a held-out sequence whose segment of `seg_len` tokens starts at
-    `first_at` and again at `again_at`: an induction head lights the keys one after the first
-    copy from the second copy's rows."""
+    `first_at` and again at `again_at` (the head's best-scoring one, `score`): an induction
+    head lights the keys one after the first copy from the second copy's rows."""
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
     fig = go.Figure(go.Heatmap(z=weights, x=labels, y=labels, colorscale="Blues", zmin=0,
                                hovertemplate="query %{y}<br>key %{x}<br>%{z:.3f}"
                                              "<extra></extra>"))
     a, b, L = first_at, again_at, seg_len
-    fig.update_layout(title=f"Head {head} on a held-out sequence: positions {a}..{a + L - 1} "
-                            f"repeat at {b}..{b + L - 1}<br><sup>an induction head lights keys "
-                            f"{a + 1}..{a + L} from rows {b}..{b + L - 1} (the token after "
-                            "each previous occurrence)</sup>",
+    fig.update_layout(title=f"Head {head} on its best-scoring held-out sequence ({score:.2f}): "
+                            f"positions {a}..{a + L - 1} repeat at {b}..{b + L - 1}<br><sup>an "
+                            f"induction head lights keys {a + 1}..{a + L} from rows {b}.."
+                            f"{b + L - 1} (the token after each previous occurrence)</sup>",
                       xaxis_title="key (position:token)", yaxis_title="query", height=560,
                       margin=_M)
     fig.update_yaxes(autorange="reversed")

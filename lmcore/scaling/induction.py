@@ -72,6 +72,7 @@ class InductionResult:
     seg_len: int = 0  # L of that sequence
     first_at: int = 0  # where its copies start (a, b)
     again_at: int = 0
+    map_score: float = 0.0  # the head's induction score on that sequence
     status: str = "done"
     seconds: float = 0.0
     run_id: str = ""
@@ -252,16 +253,19 @@ def induction(cfg: InductionConfig | None = None, *,
     if scores:
         result.best_head = max(scores, key=scores.get)
         layer, head = (int(v) for v in result.best_head[1:].split("H"))
-        # a middle L whose second copy ends inside the inputs (ids[:-1]), so all its rows show
-        off = (test.seg_len - (cfg.min_len + cfg.max_len) // 2).abs()
-        off = off + 100 * (test.again_at + test.seg_len > cfg.T - 1)
-        i = int(torch.argmin(off))
-        x = test.ids[i:i + 1, :-1]
-        model.eval()
-        with torch.no_grad():
+        # the map: of the held-out sequences whose second copy (of 5+ tokens) lies wholly in
+        # the inputs, the one where this head scores highest, named so on the page
+        x = test.ids[:, :-1]
+        with eval_mode(model), torch.no_grad():
             _, w = model(x, return_attention=True)
-        result.attention = w[layer][0, head].tolist()
-        result.tokens = x[0].tolist()
+        target = induction_targets(test)
+        per_seq = ((w[layer][:, head] * target).sum(dim=(1, 2))
+                   / target.any(-1).sum(-1).clamp(min=1))  # (N,)
+        fits = (test.again_at + test.seg_len <= cfg.T - 1) & (test.seg_len >= min(5, cfg.max_len))
+        i = int(torch.argmax(torch.where(fits, per_seq, per_seq - 2.0)))
+        result.attention = w[layer][i, head].tolist()
+        result.tokens = x[i].tolist()
         result.seg_len = int(test.seg_len[i])
         result.first_at, result.again_at = int(test.first_at[i]), int(test.again_at[i])
+        result.map_score = float(per_seq[i])
     return result

@@ -86,3 +86,19 @@ def test_uniform_bias_init_and_a_constant_rate_are_what_induction_trains_with():
     assert tc.lr_at(21) == tc.lr_at(100) == 3e-3
     with pytest.raises(ValueError, match="bias_init"):
         build(DrillConfig(bias_init="normal"), vocab_size=8)
+
+
+def test_the_map_is_the_best_heads_top_scoring_sequence_with_a_whole_copy(tmp_path):
+    from lmcore.runs.store import RunStore
+    from lmcore.scaling.induction import InductionConfig, induction
+    from lmcore.scaling.tasks import Repeats
+
+    cfg = InductionConfig(steps=3, n_embd=16, n_head=2, test_sequences=64)
+    res = induction(cfg, store=RunStore(tmp_path / "runs.db"))
+    a, b, L = res.first_at, res.again_at, res.seg_len
+    assert 5 <= L and b + L <= cfg.T - 1  # the whole second copy is in the map's rows
+    one = Repeats(torch.tensor([res.tokens + [0]]), torch.tensor([L]), torch.tensor([a]),
+                  torch.tensor([b]))
+    w = torch.tensor(res.attention)[None, None]  # (1, 1, T, T)
+    assert abs(induction_scores([w], induction_targets(one))["L0H0"] - res.map_score) < 1e-5
+    assert res.map_score >= res.final_scores()[res.best_head] - 1e-6  # the top one, not average
