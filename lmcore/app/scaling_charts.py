@@ -202,10 +202,9 @@ def head_map(weights: Sequence[Sequence[float]], tokens: Sequence[int], head: st
                                hovertemplate="query %{y}<br>key %{x}<br>%{z:.3f}"
                                              "<extra></extra>"))
     a, b, L = first_at, again_at, seg_len
-    fig.update_layout(title=f"Head {head} on its best-scoring held-out sequence ({score:.2f}): "
-                            f"positions {a}..{a + L - 1} repeat at {b}..{b + L - 1}<br><sup>an "
-                            f"induction head lights keys {a + 1}..{a + L} from rows {b}.."
-                            f"{b + L - 1} (the token after each previous occurrence)</sup>",
+    fig.update_layout(title=f"Head {head} on its best-scoring sequence ({score:.2f})<br><sup>"
+                            f"{a}..{a + L - 1} repeat at {b}..{b + L - 1}: an induction head "
+                            f"lights keys {a + 1}..{a + L} from rows {b}..{b + L - 1}</sup>",
                       xaxis_title="key (position:token)", yaxis_title="query", height=560,
                       margin=_M)
     fig.update_yaxes(autorange="reversed")

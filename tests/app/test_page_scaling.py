@@ -95,7 +95,7 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
     title = _figure(at, "sc.in_map")["layout"]["title"]["text"]
     b, end = map(int, re.search(r"repeat at (\d+)\.\.(\d+)", title).groups())
     assert b < end <= cfg.T - 2  # the map shows a whole second copy (inputs are T - 1 long)
-    assert "best-scoring held-out sequence" in title
+    assert "best-scoring sequence" in title
     assert any("scores highest" in c.value for c in at.caption)
     shots = _figure(at, "sc.fs_fig")
     assert [t["name"] for t in shots["data"]][:2] == ["before training", "after 10 steps"]
