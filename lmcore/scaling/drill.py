@@ -55,6 +55,13 @@ class DrillConfig:
         return f"{self.n_layer}x{self.n_embd}"
 
 
+def lookup_config(**kw: Any) -> DrillConfig:
+    """A DrillConfig for tasks solved by an in-context look-up (induction heads, few-shot):
+    uniform random biases and the rate held at `lr` after warmup (beta2 0.999), which leave
+    the loss plateau where GPT-2's zeros and a cosine stay (`lmcore.scaling.induction`)."""
+    return DrillConfig(**kw, min_lr=kw["lr"], beta2=0.999, bias_init="uniform")
+
+
 def build(cfg: DrillConfig, vocab_size: int = len(VOCAB)) -> Transformer:
     """The model of `cfg`, its initial weights fixed by the seed; limits checked first."""
     mcfg = TransformerConfig(vocab_size=vocab_size, context=cfg.context, n_layer=cfg.n_layer,

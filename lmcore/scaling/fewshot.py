@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from lmcore.models.eval_mode import eval_mode
-from lmcore.scaling.drill import DrillConfig, build, drill, pool_sampler, pool_size
+from lmcore.scaling.drill import build, drill, lookup_config, pool_sampler, pool_size
 from lmcore.scaling.tasks import (
     KEYS,
     Problem,
@@ -107,10 +107,9 @@ def fewshot(cfg: FewShotConfig | None = None, *,
     T = train_x.shape[1]
     tests = {k: mapping(cfg.test_per_shot, [k], "test", cfg.seed + k) for k in shots}
     packed = {k: pack(tests[k], T) for k in shots}
-    dc = DrillConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, context=T,
-                     steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                     eval_every=cfg.eval_every, min_lr=cfg.lr, beta2=0.999,
-                     bias_init="uniform")
+    dc = lookup_config(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, context=T,
+                       steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                       eval_every=cfg.eval_every)
     model = build(dc)
     result = FewShotResult()
     say = on_progress or (lambda f, m: None)

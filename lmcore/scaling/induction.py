@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from lmcore.models.eval_mode import eval_mode
-from lmcore.scaling.drill import DrillConfig, build, drill, pool_size
+from lmcore.scaling.drill import build, drill, lookup_config, pool_size
 from lmcore.scaling.tasks import Repeats, repeated_segments
 
 
@@ -90,13 +90,19 @@ class InductionResult:
         stream, so a look-up shared by several heads shows here when no one head stands out."""
         out: dict[int, float] = {}
         for name, v in self.final_scores().items():
-            layer = int(name[1:].split("H")[0])
+            layer = head_index(name)[0]
             out[layer] = out.get(layer, 0.0) + v
         return out
 
     def phase_change(self) -> PhaseChange | None:
         """Where the loss on the repeats fell (`phase_change` of the rows)."""
         return phase_change(self.rows)
+
+
+def head_index(name: str) -> tuple[int, int]:
+    """'L1H2' -> (1, 2): the layer and head a score's name stands for."""
+    layer, head = name[1:].split("H")
+    return int(layer), int(head)
 
 
 @dataclass
@@ -219,10 +225,9 @@ def induction(cfg: InductionConfig | None = None, *,
                               "train", cfg.seed)
     test = repeated_segments(cfg.test_sequences, cfg.T, cfg.vocab, cfg.min_len, cfg.max_len,
                              "test", cfg.seed)
-    dc = DrillConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
-                     context=cfg.T - 1, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                     seed=cfg.seed, eval_every=cfg.eval_every, min_lr=cfg.lr, beta2=0.999,
-                     bias_init="uniform")
+    dc = lookup_config(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
+                       context=cfg.T - 1, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                       seed=cfg.seed, eval_every=cfg.eval_every)
     model = build(dc, vocab_size=cfg.vocab)
     result = InductionResult(vocab=cfg.vocab)
     say = on_progress or (lambda f, m: None)
@@ -252,7 +257,7 @@ def induction(cfg: InductionConfig | None = None, *,
     result.heads = list(scores)
     if scores:
         result.best_head = max(scores, key=scores.get)
-        layer, head = (int(v) for v in result.best_head[1:].split("H"))
+        layer, head = head_index(result.best_head)
         # the map: of the held-out sequences whose second copy (of 5+ tokens) lies wholly in
         # the inputs, the one where this head scores highest, named so on the page
         x = test.ids[:, :-1]
