@@ -22,6 +22,7 @@ from lmcore.app.scaling_charts import (
 from lmcore.app.scaling_job import run_cot, run_emergence, run_fewshot, run_induction, run_scaling
 from lmcore.app.tables import readable
 from lmcore.scaling.chain_of_thought import CoTConfig
+from lmcore.scaling.emergence import read_sizes
 from lmcore.scaling.fewshot import FewShotConfig
 from lmcore.scaling.fit import HOFFMANN, HOFFMANN_FORM, KAPLAN, KAPLAN_FORM
 from lmcore.scaling.induction import InductionConfig
@@ -175,7 +176,7 @@ with tabs[1]:
         "independently, exact match would be $p^{k+1}$ (dotted line): a gradual p gives a "
         "sharp $p^{k+1}$.")
     larger = _preset("em_preset")
-    c = st.columns(4)
+    c = st.columns(5)
     digits = c[0].number_input("Digits k", 1, 8, 3, key=K + "em_digits")
     em_shapes = c[1].text_input(
         "Model shapes", "1x16,1x32,2x32,2x48,2x64" if not larger
@@ -183,6 +184,8 @@ with tabs[1]:
     em_steps = c[2].number_input("Steps per model", 10, 50_000, 3000 if larger else 1000,
                                  step=100, key=K + f"em_steps_{larger}")
     em_every = c[3].number_input("Evaluate every", 5, 5000, 50, key=K + "em_every")
+    em_seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=K + "em_seed",
+                                help="initial weights, training order and held-out problems")
     job = reg.latest("emergence")
     if st.button("Train", type="primary", disabled=job is not None and job.active,
                  key=K + "em_run"):
@@ -192,7 +195,7 @@ with tabs[1]:
                 Shape.parse(s)
             _submit("emergence", functools.partial(
                 run_emergence, digits=int(digits), shapes=shapes, steps=int(em_steps),
-                eval_every=int(em_every), session=lab.session_id))
+                eval_every=int(em_every), seed=int(em_seed), session=lab.session_id))
     keys = [("bits_per_token", "loss (bits / answer digit)"),
             ("token_accuracy", "per-digit accuracy"), ("exact_match", "exact match")]
     if job is not None:
@@ -209,6 +212,7 @@ with tabs[1]:
                                        "between sizes")
         rows = res.at_step(at)
         st.plotly_chart(emergence_sizes(rows, res.digits, at), key=K + "em_sizes")
+        st.caption(read_sizes(rows, at))
         st.dataframe(readable(pd.DataFrame(rows)), hide_index=True)
         st.download_button("All evaluations (CSV)", csv_text(res.rows),
                            file_name="emergence.csv", key=K + "em_csv")

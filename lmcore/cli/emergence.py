@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace, experiment: Callable[..., Any], cfg: Any) -> 
 
 
 def run_addition(args: argparse.Namespace) -> int:
-    from lmcore.scaling.emergence import EmergenceConfig, emergence
+    from lmcore.scaling.emergence import EmergenceConfig, emergence, read_sizes
     from lmcore.scaling.sweep import Shape
     from lmcore.scaling.tables import markdown
 
@@ -137,6 +137,7 @@ def run_addition(args: argparse.Namespace) -> int:
     mid = res.most_spread()
     print(f"\nAcross sizes at step {mid} (where exact match differs most between sizes):\n")
     print(markdown(res.at_step(mid), cols))
+    print("\n" + read_sizes(res.at_step(mid), mid))
     print(f"\nAcross steps (per-digit accuracy / exact match of all {k + 1} digits):\n")
     print(markdown(_pivot(res.rows)))
     return _finish(args, t0, res.status, res.rows)

@@ -85,6 +85,7 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
     assert sizes["layout"]["xaxis"]["type"] == "log"
     at.select_slider[0].set_value(10).run()  # the across-sizes view at another step
     assert "at step 10" in _figure(at, "sc.em_sizes")["layout"]["title"]["text"]
+    assert any(c.value.startswith("At step 10, per-digit accuracy spans") for c in at.caption)
     scores = _figure(at, "sc.in_scores")["data"][0]
     cfg = InductionConfig()
     assert len(scores["x"]) == cfg.n_layer * cfg.n_head and all(0 <= v <= 1 for v in scores["y"])

@@ -27,6 +27,9 @@ def test_addition_tables_across_sizes_and_steps(capsys, tmp_path):
             float(r["token_accuracy"]) ** 3, abs=2e-3)
     assert [r["step"] for r in steps] == ["0", "3", "6"]
     assert [r["model"] for r in mid] == ["1x8", "1x16"] and mid[0]["step"] in ("0", "3", "6")
+    reading = next(line for line in out.splitlines() if line.startswith("At step "))
+    lo = min(float(r["token_accuracy"]) for r in mid)  # the reading quotes the mid table
+    assert reading.startswith(f"At step {mid[0]['step']}, per-digit accuracy spans {lo:.2f}")
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and {r["model"] for r in rows} == {"1x8", "1x16"}
