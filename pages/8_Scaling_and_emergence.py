@@ -21,7 +21,7 @@ from lmcore.app.scaling_charts import (
 )
 from lmcore.app.scaling_job import run_cot, run_emergence, run_fewshot, run_induction, run_scaling
 from lmcore.app.tables import readable
-from lmcore.scaling.chain_of_thought import CoTConfig
+from lmcore.scaling.chain_of_thought import CoTConfig, read_lengths
 from lmcore.scaling.emergence import read_sizes
 from lmcore.scaling.fewshot import FewShotConfig
 from lmcore.scaling.fit import HOFFMANN, HOFFMANN_FORM, KAPLAN, KAPLAN_FORM
@@ -379,6 +379,7 @@ with tabs[4]:
     if _finished(job):
         res = job.result
         st.plotly_chart(cot_figure(res.rows), key=K + "cot_fig")
+        st.caption(read_lengths(res.rows))
         st.dataframe(readable(pd.DataFrame(res.rows)), hide_index=True)
         st.caption("Training FLOPs: " + " · ".join(f"{v}: {f:.3g}" for v, f in
                                                       res.flops.items()))

@@ -206,7 +206,7 @@ def run_fewshot(args: argparse.Namespace) -> int:
 
 
 def run_cot(args: argparse.Namespace) -> int:
-    from lmcore.scaling.chain_of_thought import CoTConfig, cot
+    from lmcore.scaling.chain_of_thought import CoTConfig, cot, read_lengths
     from lmcore.scaling.tables import markdown
 
     _prepare(args)
@@ -224,6 +224,7 @@ def run_cot(args: argparse.Namespace) -> int:
           f"{args.layers}x{args.width} · lr {args.lr:g} · seed {args.seed} · "
           f"{cfg.test_per_length} held-out problems per length\n")
     print(markdown(list(by_len.values())))
+    print("\n" + read_lengths(res.rows))
     print("\ntraining FLOPs: " + ", ".join(f"{v} {f:.3g}" for v, f in res.flops.items()))
     examples = {r["variant"]: r["example"] for r in res.rows if r["digits"] == 3}
     for v, e in examples.items():

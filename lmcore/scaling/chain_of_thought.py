@@ -62,6 +62,50 @@ class CoTResult:
     run_ids: dict[str, str] = field(default_factory=dict)
 
 
+def _digits(ns: list[int]) -> str:
+    """'2 and 3 digits', '4 to 6 digits', '5 digits'."""
+    if len(ns) == 1:
+        return f"{ns[0]} digit" + ("s" if ns[0] != 1 else "")
+    if ns == list(range(ns[0], ns[-1] + 1)) and len(ns) > 2:
+        return f"{ns[0]} to {ns[-1]} digits"
+    return ", ".join(map(str, ns[:-1])) + f" and {ns[-1]} digits"
+
+
+def read_lengths(rows: Sequence[dict[str, Any]]) -> str:
+    """Where the scratchpad is ahead, behind, and where neither variant solves a length, in
+    words read from the rows (exact match by length), with the share of training problems
+    of the lengths neither solves: so a default that only helps at trained lengths says so."""
+    by: dict[int, dict[str, dict]] = {}
+    for r in rows:
+        by.setdefault(int(r["digits"]), {})[r["variant"]] = r
+    tol = 0.1  # about two standard errors of a rate over 100 problems per length
+    ahead, behind, neither = [], [], []
+    for n, pair in sorted(by.items()):
+        if set(pair) != set(VARIANTS):
+            continue
+        a, s = pair["answer only"]["exact_match"], pair["scratchpad"]["exact_match"]
+        if max(a, s) < 0.05:
+            neither.append(n)
+        elif s > a + tol:
+            ahead.append(n)
+        elif a > s + tol:
+            behind.append(n)
+    said = []
+    if ahead:
+        said.append(f"The scratchpad is ahead at {_digits(ahead)} (" + ", ".join(
+            f"{by[n]['scratchpad']['exact_match']:.2f} against "
+            f"{by[n]['answer only']['exact_match']:.2f}" for n in ahead) + ").")
+    if behind:
+        said.append(f"Answer only is ahead at {_digits(behind)}.")
+    if not ahead and not behind:
+        said.append("The two variants score alike at every length here.")
+    if neither:
+        shares = [by[n]["answer only"]["share_of_training"] for n in neither]
+        said.append(f"Neither solves {_digits(neither)}, which made up " + ", ".join(
+            f"{100 * x:.0f}%" for x in shares) + " of the training problems.")
+    return " ".join(said)
+
+
 def cot(cfg: CoTConfig | None = None, *,
         on_progress: Callable[[float, str], None] | None = None,
         on_row: Callable[[dict[str, Any]], None] | None = None,

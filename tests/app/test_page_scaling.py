@@ -104,5 +104,7 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
     assert any("With the query's key shown, accuracy is" in c.value for c in at.caption)
     cot = _figure(at, "sc.cot_fig")
     assert [t["name"] for t in cot["data"]][:2] == ["answer only", "scratchpad"]
+    assert any(c.value.startswith(("The scratchpad is ahead", "Answer only is ahead",
+                                   "The two variants score alike")) for c in at.caption)
     names = {r.name.split(" ")[0] for r in RunStore().list()}
     assert {"emergence", "induction", "few-shot", "chain"} <= names

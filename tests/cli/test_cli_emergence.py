@@ -81,6 +81,10 @@ def test_fewshot_and_cot_tables(capsys):
     assert float(by_len[-1]["share of training"]) == 0  # longer than any training problem
     assert "exact: answer only" in by_len[0] and "exact: scratchpad" in by_len[0]
     assert "example (scratchpad):" in out
+    unsolved = [r["digits"] for r in by_len  # after 3 steps most lengths are unsolved
+                if max(float(r["exact: answer only"]), float(r["exact: scratchpad"])) < 0.05]
+    if unsolved:  # the reading names them and their share of training, from the table
+        assert f"Neither solves {unsolved[0]}" in out and "of the training problems." in out
 
 
 @pytest.mark.parametrize(("args", "message"), [
