@@ -25,7 +25,8 @@ text (a generated Chinese/English chat, full mode only, its own 2x64 Transformer
 whether the ordering holds there. A speed table then times the fast coders against
 the plain per-token reference side by side: the n-gram per-context table with the range
 coder's batch call, and a 4-layer width-128 char Transformer in lockstep streams with a KV
-cache (random weights: speed does not depend on them).
+cache (random weights: speed does not depend on them), at the default stream count and at
+`--streams 128` (faster; each extra stream starts without context, so costs a few bits).
 
 `--transformer DIR` adds a Transformer checkpoint, coded on the whole held-out text by default
 or on its first `--transformer-chars` characters (per-token CPU inference is slow); its
@@ -58,6 +59,7 @@ from lmcore.info.adjusted import model_bytes  # noqa: E402
 from lmcore.info.coding import decompress, encode  # noqa: E402
 from lmcore.info.compressors import codecs, measure_one, missing  # noqa: E402
 from lmcore.info.mixing import mixing_coder  # noqa: E402
+from lmcore.info.streams import stream_count  # noqa: E402
 from lmcore.models.ngram import NGramLM  # noqa: E402
 from lmcore.models.ngram_vocab import tokenizer_vocab  # noqa: E402
 
@@ -192,6 +194,7 @@ def bilingual_text(chars: int = 60_000, seed: int = 0) -> str:
     return "".join(out)[:chars]
 
 
+WIDE = 128  # the speed table's --streams row
 SECOND_TF = (2, 64, 800)  # the second text's Transformer: 54,000 chars take a smaller one
 
 
@@ -267,9 +270,9 @@ def speed_rows(test: str, ngram, quick: bool) -> list[str]:
 
     from lmcore.models.transformer import Transformer, TransformerConfig, TransformerLM
 
-    def timed(model, text, plain):
+    def timed(model, text, plain, streams=None):
         t0 = time.perf_counter()
-        data = encode(model, text, plain=plain).data
+        data = encode(model, text, plain=plain, streams=streams).data
         t1 = time.perf_counter()
         ok = decompress(model, data, plain=plain) == text
         return len(text) / (t1 - t0) / 1e3, len(text) / (time.perf_counter() - t1) / 1e3, ok
@@ -281,19 +284,23 @@ def speed_rows(test: str, ngram, quick: bool) -> list[str]:
     tf = TransformerLM(Transformer(cfg), ngram.tokenizer)
     plain_chars = 100 if quick else 400
     rows = []
-    for label, model, plain, text in (
-            (f"KN char {ngram.order}-gram, plain (per token)", ngram, True, test),
-            (f"KN char {ngram.order}-gram, table + batch", ngram, False, test),
+    # (label, model, plain, text, streams, the row it is compared with)
+    for label, model, plain, text, streams, base in (
+            (f"KN char {ngram.order}-gram, plain (per token)", ngram, True, test, None, 0),
+            (f"KN char {ngram.order}-gram, table + batch", ngram, False, test, None, 0),
             (f"Transformer {layers}x{width}, plain (window per token; first "
-             f"{plain_chars} chars)", tf, True, test[:plain_chars]),
-            (f"Transformer {layers}x{width}, lockstep streams + KV cache", tf, False, test)):
-        enc_k, dec_k, ok = timed(model, text, plain)
-        rows.append((label, len(text), enc_k, dec_k, ok))
+             f"{plain_chars} chars)", tf, True, test[:plain_chars], None, 2),
+            (f"Transformer {layers}x{width}, lockstep streams + KV cache (default: "
+             f"{stream_count(len(tf.tokenizer.encode(test)))} streams here)", tf, False, test, None, 2),
+            (f"Transformer {layers}x{width}, the same with --streams {WIDE} (a few bits more "
+             "a stream)", tf, False, test, WIDE, 2)):
+        enc_k, dec_k, ok = timed(model, text, plain, streams)
+        rows.append((label, len(text), enc_k, dec_k, ok, base))
         print(f"  timed {label}", file=sys.stderr, flush=True)
     out = ["| coder | chars | encode kchar/s | decode kchar/s | encode x plain | "
            "decode x plain | round trip |", "|---|---|---|---|---|---|---|"]
-    for i, (label, n, e, d, ok) in enumerate(rows):
-        base = rows[i - i % 2]
+    for label, n, e, d, ok, b in rows:
+        base = rows[b]
         out.append(f"| {label} | {n:,} | {e:,.3f} | {d:,.3f} | {e / base[2]:,.1f} | "
                    f"{d / base[3]:,.1f} | {'ok' if ok else 'FAILED'} |")
     return out
@@ -365,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nn-gram fit (orders {','.join(map(str, orders))}, one count pass): {fit_s:.2f} s. "
           + verdict(rows, len(test), args.quick))
     ok = all(r.ok for r in rows)
-    print("\nCoder speed, side by side in this run (the machine may be shared: compare ratios "
-          "within a pair of rows):\n")
+    print("\nCoder speed, side by side in this run (the machine may be shared: compare ratios; "
+          "each 'x plain' is against the plain row of the same model):\n")
     speed = speed_rows(test, grid[("kn", 6)], args.quick)
     print("\n".join(speed))
     ok = ok and all(line.endswith("| ok |") for line in speed[2:])

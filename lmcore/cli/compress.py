@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmcore.cli import CLIError, output_path, read_input, read_tokenizer
+from lmcore.cli import CLIError, output_path, read_input, read_tokenizer, whole
 from lmcore.data.atomic import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -50,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="with --mix: a Transformer folder from `lmcore train` on the same "
                             "tokenizer, mixed in as one more predictor; decompress needs it "
                             "again")
+        if name == "compress":
+            p.add_argument("--streams", type=whole(1), metavar="N",
+                           help="a Transformer coded alone: code N stretches of the text side "
+                                "by side (default: one per 512 tokens, at most 64). More "
+                                "streams code faster; each starts without context and costs "
+                                "a few bits more (at most 1024). decompress reads N from the file")
         p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=run_compress if name == "compress" else run_decompress)
@@ -181,7 +187,7 @@ def _progress(args: argparse.Namespace, total: int, unit: str):
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    from lmcore.info.coding import encode
+    from lmcore.info.coding import encode, is_transformer
 
     src = Path(args.file)
     data, _ = read_input(args.file)
@@ -192,9 +198,12 @@ def run_compress(args: argparse.Namespace) -> int:
                        "convert it first, e.g. with `lmcore corpus`") from None
     out = _output(args, src.with_name(src.name + SUFFIX))
     model = _model(args)
+    if args.streams is not None and not is_transformer(model):
+        raise CLIError("--streams applies to a Transformer coded alone (not an n-gram, "
+                       "--adaptive or --mix, which code one token at a time)")
     step, bar = _progress(args, len(text), "char")
     try:
-        enc = encode(model, text, progress=step)
+        enc = encode(model, text, progress=step, streams=args.streams)
     finally:
         if bar is not None:
             bar.close()

@@ -433,7 +433,7 @@ def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
     model_bits = ideal_bits = 0.0
     n = len(ids)
     ctx: list[int] = []  # grows exactly as the decoder's does
-    transformer, ngram = _is_transformer(model), isinstance(model, NGramLM)
+    transformer, ngram = is_transformer(model), isinstance(model, NGramLM)
     from lmcore.info.streams import lockstep_threads, stream_count
 
     streams = (0 if plain else stream_count(n, streams)) if transformer else 1
@@ -495,7 +495,7 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
     if len(payload) % 4:
         raise CodingError("the file is damaged: its payload is not a whole number of words")
     check_counts(header, len(payload))
-    transformer = _is_transformer(model)
+    transformer = is_transformer(model)
     lockstep = header.version > 1 and transformer and header.streams >= 1
     if header.streams != 1 and not transformer:
         raise CodingError(f"this file was coded in {header.streams} streams, which only a "
@@ -536,7 +536,8 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
 # ----------------------------------------------------------------------------- fast paths
 
 
-def _is_transformer(model: LanguageModel) -> bool:
+def is_transformer(model: LanguageModel) -> bool:
+    """A TransformerLM (checked without importing torch when no Transformer was loaded)."""
     mod = sys.modules.get("lmcore.models.transformer")
     return mod is not None and isinstance(model, mod.TransformerLM)
 

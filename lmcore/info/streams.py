@@ -30,7 +30,8 @@ from lmcore.models.transformer import KVCache, TransformerLM
 from lmcore.settings import available_cores
 
 MIN_CHUNK = 512  # tokens per stream at least (fewer streams for short texts)
-MAX_STREAMS = 64
+MAX_STREAMS = 64  # the default's cap
+MOST_STREAMS = 1024  # what a caller may ask for: 0.5 MB of KV cache a stream at 4x128, C=128
 # Torch threads of a lockstep run with at least BATCHED_STREAMS streams, on a machine with
 # two cores or more. Measured on 2 cores, 4x128 char model, 64 streams: 6.6 kchar/s on one
 # thread, 10.6 on two, the same bytes. A step of one or a few streams is latency-bound and
@@ -46,9 +47,12 @@ def lockstep_threads(streams: int, cores: int | None = None) -> int:
 
 
 def stream_count(n_tokens: int, wanted: int | None = None) -> int:
-    """Streams for a text of n tokens: `wanted` (at most one per token), or by default one
-    per MIN_CHUNK tokens, 1 to MAX_STREAMS."""
+    """Streams for a text of n tokens: `wanted` (1..MOST_STREAMS, at most one per token), or
+    by default one per MIN_CHUNK tokens, 1 to MAX_STREAMS."""
     if wanted is not None:
+        if not 1 <= int(wanted) <= MOST_STREAMS:
+            raise ValueError(f"streams must lie in 1..{MOST_STREAMS} (each holds a KV cache), "
+                             f"got {wanted}")
         return max(1, min(int(wanted), n_tokens))
     return max(1, min(MAX_STREAMS, n_tokens // MIN_CHUNK))
 

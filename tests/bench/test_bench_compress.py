@@ -79,9 +79,15 @@ def test_bench_compress_quick_round_trips_and_prints_the_table(transformer_dir):
     assert [r.split(" | ")[0][2:] for r in rows[1:]] == [
         "KN char 6-gram, plain (per token)", "KN char 6-gram, table + batch",
         "Transformer 1x32, plain (window per token; first 100 chars)",
-        "Transformer 1x32, lockstep streams + KV cache"]
+        "Transformer 1x32, lockstep streams + KV cache (default: 5 streams here)",
+        "Transformer 1x32, the same with --streams 128 (a few bits more a stream)"]
     assert all(r.endswith("| ok |") for r in rows[1:])
     assert rows[1].split(" | ")[4] == "1.0" and rows[3].split(" | ")[4] == "1.0"
+    cells = [r.split(" | ") for r in rows[1:]]  # each ratio against its model's plain row
+    for i, base in ((1, 0), (3, 2), (4, 2)):
+        assert float(cells[i][4]) == pytest.approx(
+            float(cells[i][2].replace(",", "")) / float(cells[base][2].replace(",", "")),
+            rel=0.05, abs=0.06)
 
 
 def test_verdict_counts_transformers_and_judges_the_target_on_the_whole_text():

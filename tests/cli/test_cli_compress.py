@@ -225,3 +225,32 @@ def test_mixing_coder_with_a_transformer_round_trips(ngram_dir, transformer_dir,
     err = capsys.readouterr().err
     assert "another tokenizer" in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_streams_are_the_users_choice_and_decompress_reads_them(transformer_dir, ngram_dir,
+                                                                tmp_path, capsys):
+    """--streams N codes N stretches side by side; the file names N; bad N is one line."""
+    from lmcore.info.coding import read_header
+
+    src = _write(tmp_path, TEXT * 4)
+    default, four = tmp_path / "d.lmz", tmp_path / "4.lmz"
+    assert main(["compress", "--model", str(transformer_dir), str(src), "-o", str(default),
+                 "--quiet"]) == 0
+    assert main(["compress", "--model", str(transformer_dir), str(src), "-o", str(four),
+                 "--streams", "4", "--quiet"]) == 0
+    capsys.readouterr()
+    assert read_header(default.read_bytes()).streams == 1  # short text: one stream
+    assert read_header(four.read_bytes()).streams == 4
+    out = tmp_path / "back.txt"
+    assert main(["decompress", "--model", str(transformer_dir), str(four), "-o", str(out),
+                 "--quiet"]) == 0
+    assert out.read_bytes() == src.read_bytes()
+    for args, message in (
+            (["--model", str(ngram_dir), "--streams", "4"], "--streams applies to a Transformer"),
+            (["--model", str(transformer_dir), "--streams", "5000"],
+             "streams must lie in 1..1024"),
+            (["--model", str(transformer_dir), "--streams", "0"], "must be at least 1")):
+        assert main(["compress", *args, str(src), "-o", str(tmp_path / "x.lmz"),
+                     "--force", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
