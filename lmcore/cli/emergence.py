@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     few = sub.add_parser("fewshot", help="accuracy against the number of in-context examples",
                          epilog=EPILOG)
     # FewShotConfig's defaults (kept equal by a test)
-    few.add_argument("--steps", type=int, default=3000)
+    few.add_argument("--steps", type=int, default=4500)
     few.add_argument("--layers", type=int, default=2)
     few.add_argument("--width", type=int, default=64)
     few.add_argument("--lr", type=float, default=3e-3)
@@ -185,7 +185,7 @@ def run_induction(args: argparse.Namespace) -> int:
 
 
 def run_fewshot(args: argparse.Namespace) -> int:
-    from lmcore.scaling.fewshot import FewShotConfig, fewshot
+    from lmcore.scaling.fewshot import FewShotConfig, fewshot, read_shots
     from lmcore.scaling.tables import markdown
 
     _prepare(args)
@@ -202,6 +202,7 @@ def run_fewshot(args: argparse.Namespace) -> int:
     print(f"few-shot mapping a..h -> digits, held-out mappings · {args.layers}x{args.width} · "
           f"lr {args.lr:g} · seed {args.seed}\n")
     print(markdown(rows))
+    print(f"\n{read_shots(res.curve())}")
     return _finish(args, t0, res.status, res.rows)
 
 

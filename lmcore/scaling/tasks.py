@@ -15,8 +15,8 @@ the test set; training draws reject them. The generators are seeded (`random.Ran
   occurs twice at random places (the Olsson et al. 2022 induction-head setting); the second
   copy's tokens are predictable only by looking back for the previous occurrence of the
   current token and copying what followed it.
-- `mapping`: few-shot prompts `a3,c7,b1|c=` over a fresh random key->value mapping per prompt;
-  the query's answer is in the prompt only when its key was shown.
+- `mapping`: few-shot prompts `a3,c7,b1,|c` -> `7` over a fresh random key->value mapping per
+  prompt; the query's answer is in the prompt only when its key was shown.
 """
 
 from __future__ import annotations
@@ -214,9 +214,15 @@ def repeated_segments(n: int, T: int, vocab: int, min_len: int, max_len: int,
 # --- few-shot mapping (in-context learning) -------------------------------------------------
 
 def mapping_problem(mapping: dict[str, str], shown: Sequence[str], query: str) -> Problem:
-    """`a3,c7,|c=` -> answer mapping[query]; `shown` are the keys given as examples."""
+    """`a3,c7,|c` -> answer mapping[query]; `shown` are the keys given as examples.
+
+    The answer comes right after the query key, as each value comes right after its key in
+    the examples: the look-up a repeated example teaches (at a key, predict what followed its
+    last occurrence) is then the one the query needs. With an `=` after the query the answer
+    is predicted one token later, where no example trains it (see `lmcore.scaling.fewshot`).
+    """
     shots = "".join(f"{k}{mapping[k]}," for k in shown)
-    return Problem(f"{shots}|{query}=", mapping[query], len(shown))
+    return Problem(f"{shots}|{query}", mapping[query], len(shown))
 
 
 def mapping(n: int, shots: Sequence[int], split: str = "train", seed: int = 0,

@@ -74,6 +74,8 @@ def test_fewshot_and_cot_tables(capsys):
     shots = tables(out)[0]
     assert [r["shots"] for r in shots] == [str(k) for k in range(9)]
     assert float(shots[-1]["perfect learner"]) == 1.0
+    mean = sum(float(r[next(c for c in r if c.startswith("after "))]) for r in shots) / 9
+    assert f"Mean accuracy over k = 0..8: {mean:.2f}, against 0.55" in out  # read from the table
     assert main(["emergence", "cot", "--steps", "3", "--width", "16", "--quiet"]) == 0
     out = capsys.readouterr().out
     by_len = tables(out)[0]

@@ -90,7 +90,7 @@ def test_mapping_prompts_answer_from_the_mapping():
         pairs = [s for s in shots.split(",") if s]
         assert len(pairs) == p.length and len({s[0] for s in pairs}) == len(pairs)
         q = query[0]
-        assert query == f"{q}=" and q in KEYS and p.answer.isdigit()
+        assert query == q and q in KEYS and p.answer.isdigit()  # the answer follows the key
         shown = {s[0]: s[1] for s in pairs}
         if q in shown:
             assert shown[q] == p.answer
@@ -126,6 +126,19 @@ def test_bursty_prompts_and_value_targets():
     text = p.prompt + p.answer
     want = [c for j, c in enumerate(text) if j and c.isdigit() and text[j - 1] in KEYS]
     got = decode([int(t) for t in y[0] if t != -100])
-    assert got == "".join(want) + p.answer
+    assert got == "".join(want) and want[-1] == p.answer  # the answer follows its key too
     with pytest.raises(ValueError, match="between 0 and 8"):
         mapping(5, [9])
+
+
+def test_the_query_is_read_as_the_examples_are():
+    """Every target, the examples' values and the answer alike, is predicted from a key: the
+    look-up the repeated examples train is the one the query needs."""
+    from lmcore.scaling.tasks import pack_values
+
+    probs = mapping(50, [6], "train", seed=2, repeats=True)
+    x, y = pack_values(probs)
+    inputs = decode(x[y != -100].tolist())
+    assert len(inputs) == int((y != -100).sum()) and set(inputs) <= set(KEYS)
+    x, y = pack(probs)  # the answer alone: its input is the query key
+    assert decode(x[y != -100].tolist()) == "".join(p.prompt[-1] for p in probs)
