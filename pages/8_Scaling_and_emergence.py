@@ -344,9 +344,11 @@ with tabs[4]:
         "steps, batch and operands): **answer only** (`357+468=825.`), where the first digit "
         "written depends on every carry, and with a **scratchpad** (`357+468=512180>825.`: "
         "each digit and carry from the right, then the answer), where every character depends "
-        "on a few already written. Exact match of the final answer by greedy generation on "
-        "held-out problems of each length; most training problems are short, the longest "
-        "lengths are rare or never seen.")
+        "on a few already written. The operands are right-aligned in columns (`___357+___468=`"
+        "), as on paper, so each digit and the step that uses it sit at the same place at "
+        "every length. Exact match of the final answer by greedy generation on held-out "
+        "problems of each length; most training problems are short, the longest lengths are "
+        "rare or never seen.")
     larger = _preset("cot_preset")
     base = CoTConfig()
     c = st.columns(3)

@@ -8,6 +8,15 @@ already on the page. Training lengths are mostly short and the longest ones rare
 of the final answer is measured by greedy generation on held-out problems of every length,
 including ones longer than any seen in training.
 
+The operands are right-aligned in columns as wide as the longest length (`___357+___468=`),
+as on paper: the i-th digit from the right, and the step that uses it, sit at the same
+position at every length, so a model with learned absolute positions can use for 4 and 5
+digits what it learned on short problems. Unaligned (`357+468=`), every length put each digit
+somewhere else; measured at the defaults (1 thread, seed 0), the scratchpad solved 1-3 digits
+and 0.01 of 4-digit problems, and 0.00-0.12 with 3,000 steps, a third layer, a flat length
+mix, another learning rate or index hints. Aligned, the same runs gave the scratchpad 1.00 on
+4 and 5 digits (seed 1: 1.00 and 0.90) while answer only stayed at 0.02-0.08 from 3 digits.
+
 Equal budget means equal optimizer steps over the same problems, each padded to the same
 context, so both variants spend the same training FLOPs (reported beside the results); the
 scratchpad variant simply has more of its tokens carrying a loss.
@@ -117,7 +126,7 @@ def cot(cfg: CoTConfig | None = None, *,
     if len(cfg.train_weights) != len(cfg.train_lengths):
         raise ValueError("give one training weight per training length")
     longest = max(max(cfg.test_lengths), max(cfg.train_lengths))
-    context = 5 * longest + 5  # 2n+2 prompt, 2n scratchpad, ">", n+1 answer digits, "."
+    context = 5 * longest + 5  # 2w+2 prompt, 2n scratchpad, ">", n+1 answer digits, "."
     result = CoTResult()
     say = on_progress or (lambda f, m: None)
     t0 = time.perf_counter()
@@ -126,10 +135,11 @@ def cot(cfg: CoTConfig | None = None, *,
             result.status = "stopped"
             break
         pad = variant == "scratchpad"
-        train = long_addition(cfg.train_lengths, cfg.train_weights, pool_size(cfg.train_problems, cfg.steps, cfg.batch_size), pad,
-                              "train", cfg.seed)
-        tests = {n: long_addition([n], None, cfg.test_per_length, pad, "test", cfg.seed)
-                 for n in cfg.test_lengths}
+        train = long_addition(cfg.train_lengths, cfg.train_weights,
+                              pool_size(cfg.train_problems, cfg.steps, cfg.batch_size), pad,
+                              "train", cfg.seed, width=longest)
+        tests = {n: long_addition([n], None, cfg.test_per_length, pad, "test", cfg.seed,
+                                  width=longest) for n in cfg.test_lengths}
         x, y = pack(train, context)
         tf = {n: pack(p, context) for n, p in tests.items()}
         dc = DrillConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,

@@ -10,7 +10,8 @@ the test set; training draws reject them. The generators are seeded (`random.Ran
   carry: per-digit accuracy can rise smoothly while exact match (all k+1 right) is sharp.
 - `long_addition`: n-digit addition in the natural order, answer only (`357+468=825.`) or with
   a scratchpad first (`357+468=512180>825.`: each step writes the digit and the carry, least
-  significant first, then the answer). Lengths vary; the longest are rare in training.
+  significant first, then the answer), the operands right-aligned in columns of one width
+  (`__357+__468=`). Lengths vary; the longest are rare in training.
 - `repeated_segments`: random tokens, all distinct except one segment of random length that
   occurs twice at random places (the Olsson et al. 2022 induction-head setting); the second
   copy's tokens are predictable only by looking back for the previous occurrence of the
@@ -119,11 +120,22 @@ def scratchpad(a: int, b: int, n: int) -> str:
     return "".join(out)
 
 
-def long_addition_problem(a: int, b: int, n: int, with_scratchpad: bool) -> Problem:
+def long_addition_problem(a: int, b: int, n: int, with_scratchpad: bool,
+                          width: int | None = None) -> Problem:
+    """`a+b=` with each operand right-aligned in a column of `width` characters (PAD on the
+    left, `__357+__468=` at width 5; default: no padding), as one writes a sum on paper."""
     answer = str(a + b)
+    w = n if width is None else width
+    prompt = f"{str(a).rjust(w, PAD)}+{str(b).rjust(w, PAD)}="
     if with_scratchpad:
-        return Problem(f"{a}+{b}=", f"{scratchpad(a, b, n)}>{answer}.", n)
-    return Problem(f"{a}+{b}=", f"{answer}.", n)
+        return Problem(prompt, f"{scratchpad(a, b, n)}>{answer}.", n)
+    return Problem(prompt, f"{answer}.", n)
+
+
+def operands(prompt: str) -> tuple[int, int]:
+    """The two operands of a long-addition prompt (`__357+__468=` -> (357, 468))."""
+    a, b = prompt.rstrip("=").split("+")
+    return int(a.lstrip(PAD)), int(b.lstrip(PAD))
 
 
 def final_answer(text: str) -> str:
@@ -133,18 +145,28 @@ def final_answer(text: str) -> str:
 
 
 def long_addition(lengths: Sequence[int], weights: Sequence[float] | None, n: int,
-                  with_scratchpad: bool, split: str = "train", seed: int = 0) -> list[Problem]:
-    """`n` problems, each with both operands of n digits, n drawn from `lengths` by `weights`.
+                  with_scratchpad: bool, split: str = "train", seed: int = 0,
+                  width: int | None = None) -> list[Problem]:
+    """`n` problems, each with both operands of n digits, n drawn from `lengths` by `weights`,
+    right-aligned in columns of `width` (default: the longest length).
 
+    Aligned columns put the i-th digit from the right of every operand, and so each step of
+    the work, at the same position whatever the length, so what a model learns on short
+    problems applies to long ones; unaligned, a 2-layer model that solved 3 digits with the
+    scratchpad stayed at 0.00-0.12 on 4 digits (see `lmcore.scaling.chain_of_thought`).
     The same seed gives the same operands with and without the scratchpad.
     """
     if not lengths or min(lengths) < 1 or max(lengths) > 12:
         raise ValueError("problem lengths must lie between 1 and 12 digits")
+    width = max(lengths) if width is None else int(width)
+    if not max(lengths) <= width <= 12:
+        raise ValueError(f"the column width must lie between the longest length "
+                         f"({max(lengths)}) and 12, got {width}")
 
     def make(rng):
         d = rng.choices(list(lengths), weights=weights)[0]
         a, b = _digits(rng, d, False), _digits(rng, d, False)
-        return f"{a}+{b}", long_addition_problem(a, b, d, with_scratchpad)
+        return f"{a}+{b}", long_addition_problem(a, b, d, with_scratchpad, width)
 
     return _draw(random.Random(f"long-{split}-{seed}"), make, split, n)
 

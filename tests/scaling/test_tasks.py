@@ -7,13 +7,16 @@ import torch
 
 from lmcore.scaling.tasks import (
     KEYS,
+    PAD,
     decode,
     encode,
     final_answer,
     ideal_mapping_accuracy,
     is_held_out,
     long_addition,
+    long_addition_problem,
     mapping,
+    operands,
     pack,
     repeated_segments,
     scratchpad,
@@ -42,13 +45,27 @@ def test_scratchpad_and_final_answer():
     assert scratchpad(357, 468, 3) == "512180"  # 7+8=15, 5+6+1=12, 3+4+1=8
     for pad in (False, True):
         for p in long_addition([1, 2, 3, 4], None, 300, pad, "test"):
-            a, b = map(int, p.prompt.rstrip("=").split("+"))
+            a, b = operands(p.prompt)
+            assert len(p.prompt) == 2 * 4 + 2  # both operands in columns 4 wide
+            assert p.prompt.index("+") == 4 and (p.length == 1 or p.prompt.lstrip(PAD)[0] != "0")
             assert final_answer(p.answer) == str(a + b)
             assert len(str(a)) == len(str(b)) == p.length
             if pad:
                 digits = p.answer.split(">")[0][::2]  # sum digits, least significant first
                 assert digits[::-1].lstrip("0") == str(a + b)[-p.length:].lstrip("0")
     assert final_answer("512180>825.") == "825" and final_answer("825.") == "825"
+
+
+def test_long_addition_aligns_every_length_in_the_same_columns():
+    probs = long_addition([1, 3, 5], None, 60, True, "train", seed=1, width=6)
+    assert {len(p.prompt) for p in probs} == {14} and {p.length for p in probs} == {1, 3, 5}
+    for p in probs:  # units digits at the same two positions, whatever the length
+        a, b = operands(p.prompt)
+        assert (p.prompt[5], p.prompt[12]) == (str(a)[-1], str(b)[-1])
+        assert p.prompt[:6].count(PAD) == 6 - p.length
+    assert long_addition_problem(357, 468, 3, False).prompt == "357+468="  # no width: as is
+    with pytest.raises(ValueError, match="column width"):
+        long_addition([1, 4], None, 5, False, width=3)
 
 
 def test_long_addition_same_operands_with_and_without_scratchpad():
