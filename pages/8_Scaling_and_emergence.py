@@ -29,6 +29,7 @@ from lmcore.scaling.induction import InductionConfig
 from lmcore.scaling.laws import POINT_COLUMNS
 from lmcore.scaling.sweep import ISOFLOP_SIZES, LARGER_SIZES, SIZES, Shape
 from lmcore.scaling.tables import csv_text
+from lmcore.settings import get_settings
 
 K = "sc."
 lab = page(
@@ -51,6 +52,18 @@ def _submit(name: str, fn) -> None:
 def _preset(key: str) -> bool:
     """A 'Default / Larger' switch; True for Larger."""
     return st.radio("Settings", ["Default", "Larger"], horizontal=True, key=K + key) == "Larger"
+
+
+def _steps(col, label: str, default: int, key: str) -> int:
+    """A steps input within this server's limit; says so when the limit cuts the default (a
+    hosted demo allows 2,000, and a cut run may end before the change the tab is about)."""
+    limit = get_settings().max_steps
+    value = col.number_input(label, 10, max(10, limit), min(default, limit), step=100, key=key)
+    if default > limit:
+        col.caption(f"{default:,} by default; this server allows {limit:,} "
+                    "(LMCORE_MAX_STEPS), and a shorter run may end before the change this tab "
+                    "shows. `make run` or the CLI runs the default.")
+    return int(value)
 
 
 def _finished(job) -> bool:
@@ -181,8 +194,8 @@ with tabs[1]:
     em_shapes = c[1].text_input(
         "Model shapes", "1x16,1x32,2x32,2x48,2x64" if not larger
         else "1x16,1x32,2x32,2x48,2x64,3x96", key=K + f"em_shapes_{larger}")
-    em_steps = c[2].number_input("Steps per model", 10, 50_000, 3000 if larger else 1000,
-                                 step=100, key=K + f"em_steps_{larger}")
+    em_steps = _steps(c[2], "Steps per model", 3000 if larger else 1000,
+                      K + f"em_steps_{larger}")
     em_every = c[3].number_input("Evaluate every", 5, 5000, 50, key=K + "em_every")
     em_seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=K + "em_seed",
                                 help="initial weights, training order and held-out problems")
@@ -243,8 +256,7 @@ with tabs[2]:
     larger = _preset("in_preset")
     base = InductionConfig()
     c = st.columns(4)
-    in_steps = c[0].number_input("Steps", 10, 50_000, 8000 if larger else base.steps, step=100,
-                                 key=K + f"in_steps_{larger}")
+    in_steps = _steps(c[0], "Steps", 8000 if larger else base.steps, K + f"in_steps_{larger}")
     in_layers = c[1].number_input("Layers", 1, 6, base.n_layer, key=K + "in_layers")
     in_width = c[2].number_input("Width", 8, 256, base.n_embd, step=8, key=K + "in_width")
     in_heads = c[3].number_input("Heads", 1, 8, base.n_head, key=K + "in_heads")
@@ -310,8 +322,7 @@ with tabs[3]:
     larger = _preset("fs_preset")
     base = FewShotConfig()
     c = st.columns(3)
-    fs_steps = c[0].number_input("Steps", 10, 50_000, 6000 if larger else base.steps, step=100,
-                                 key=K + f"fs_steps_{larger}")
+    fs_steps = _steps(c[0], "Steps", 6000 if larger else base.steps, K + f"fs_steps_{larger}")
     fs_width = c[1].number_input("Width", 8, 256, 96 if larger else base.n_embd, step=8,
                                  key=K + f"fs_width_{larger}")
     fs_layers = c[2].number_input("Layers", 1, 6, base.n_layer, key=K + "fs_layers")
@@ -352,9 +363,8 @@ with tabs[4]:
     larger = _preset("cot_preset")
     base = CoTConfig()
     c = st.columns(3)
-    cot_steps = c[0].number_input("Steps per variant", 10, 50_000,
-                                  4000 if larger else base.steps, step=100,
-                                  key=K + f"cot_steps_{larger}")
+    cot_steps = _steps(c[0], "Steps per variant", 4000 if larger else base.steps,
+                       K + f"cot_steps_{larger}")
     cot_width = c[1].number_input("Width", 8, 256, 96 if larger else base.n_embd, step=8,
                                   key=K + f"cot_width_{larger}")
     cot_layers = c[2].number_input("Layers", 1, 6, 3 if larger else base.n_layer,

@@ -109,3 +109,22 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
                                    "The two variants score alike")) for c in at.caption)
     names = {r.name.split(" ")[0] for r in RunStore().list()}
     assert {"emergence", "induction", "few-shot", "chain"} <= names
+
+
+def test_hosted_limits_cut_the_long_defaults_and_say_so(monkeypatch):
+    """A hosted demo allows 2,000 steps: the inputs start there (a default above the limit
+    would be refused on Train) and say what the cut costs; locally the defaults stand."""
+    from lmcore.scaling.fewshot import FewShotConfig
+
+    at = open_page(PAGE)
+    assert at.number_input(key="sc.fs_steps_False").value == FewShotConfig().steps
+    assert not [c for c in at.caption if "this server allows" in c.value]
+    monkeypatch.setenv("LMCORE_PROFILE", "hosted")
+    at = open_page(PAGE)
+    assert_no_exception(at)
+    for key in ("sc.fs_steps_False", "sc.in_steps_False"):
+        assert at.number_input(key=key).value == 2000 and at.number_input(key=key).max == 2000
+    assert at.number_input(key="sc.cot_steps_False").value == 1500  # under the limit: as is
+    cut = [c.value for c in at.caption if "this server allows 2,000" in c.value]
+    assert len(cut) == 2 and any(c.startswith(f"{FewShotConfig().steps:,} by default")
+                                 for c in cut)
