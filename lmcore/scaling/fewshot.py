@@ -37,6 +37,7 @@ from lmcore.models.eval_mode import eval_mode
 from lmcore.scaling.drill import build, drill, lookup_config, pool_sampler, pool_size
 from lmcore.scaling.tasks import (
     KEYS,
+    VALUES,
     Problem,
     ideal_mapping_accuracy,
     mapping,
@@ -130,7 +131,7 @@ def read_shots(curve: Sequence[dict[str, Any]]) -> str:
 def _random_pick(k: int) -> float:
     """Accuracy of copying one of k shown values at random when the query's key is shown: the
     right one (1/k), or another that happens to hold the same digit (1/10)."""
-    return 1 / k + (1 - 1 / k) / 10
+    return 1 / k + (1 - 1 / k) / len(VALUES)
 
 
 def _prefix(rows: Sequence[dict[str, Any]], ok: Callable[[dict[str, Any]], bool]) -> int | None:
