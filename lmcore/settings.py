@@ -148,10 +148,12 @@ class Settings:
         among the jobs running when it starts (`running`, this one included), at least 1.
 
         A lone job gets every core. With its page open in Chromium on the same 2 cores, a
-        2-thread job ran at 0.9-1.0x of plain Python once the live figure redrew every 3 s
-        instead of every second (bench/app_jobs.py); at one redraw a second, the server and
-        the browser took ~60% of a core and it ran at 0.5x. A 1-thread job cannot get there:
-        plain Python on 2 threads is ~1.4x faster than on 1.
+        2-thread job loses about the share of time the browser runs (its other thread waits
+        at every barrier): 0.5x with the live figure redrawn every second, 0.8x every 3 s,
+        0.89-0.95x for the page's default 200 steps and 0.83x over 1,000 steps with the
+        figure every 5 s and a still progress bar (bench/app_jobs.py; the browser then takes
+        ~0.12 of a core). A 1-thread job cannot get there: plain Python on 2 threads is
+        ~1.4x faster than on 1.
         """
         if self.job_threads > 0:
             return self.job_threads

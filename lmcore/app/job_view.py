@@ -17,11 +17,13 @@ import streamlit as st
 from lmcore.app.jobs import Job, JobRegistry, warm_up
 
 REDRAW_S = 1.0  # the job's panel (progress, ETA, Stop) redraws once a second
-# and its live figure every 3 s, with at most about MAX_POINTS points per series. Measured
-# with Chromium on the same 2 cores (bench/app_jobs.py): a 4-panel training figure redrawn
-# every second cost the server ~23% and Chromium ~35% of a core, and a 2-thread training job
-# ran at 0.6x of plain Python; the panel each second and the figure every 3 s cost little.
-FIGURE_S = 3.0
+# and its live figure every 5 s, with at most about MAX_POINTS points per series. Measured
+# with Chromium on the same 2 cores (bench/app_jobs.py): each redraw of the 4-panel training
+# figure costs Chromium about 0.22 CPU-s, each panel tick on the Transformer page about 0.07,
+# and a 2-thread job slows by about the fraction of time anything else runs (its other
+# thread waits at every barrier: plain training beside a 20% busy loop ran at 0.78x). The
+# figure every second ran the job at 0.6x of plain Python, every 3 s at 0.8x.
+FIGURE_S = 5.0
 MAX_POINTS = 400  # and shows at most about this many points per series
 
 
