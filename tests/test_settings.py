@@ -146,7 +146,7 @@ def test_hosted_profile_sets_every_limit_for_a_small_box(clean_env):
     assert {k: getattr(s, k) for k in HOSTED} == HOSTED
     # the limits of a 2-CPU / 2 GB box, each below the local default
     assert (s.upload_mb, s.max_chars, s.max_params, s.max_steps, s.max_job_seconds,
-            s.max_jobs, s.idle_seconds) == (2, 1_000_000, 2_000_000, 2_000, 180, 2, 900)
+            s.max_jobs, s.idle_seconds) == (2, 1_000_000, 2_000_000, 5_000, 180, 2, 900)
     local = Settings()
     for name in ("upload_mb", "max_chars", "max_params", "max_steps", "max_job_seconds"):
         assert getattr(s, name) < getattr(local, name), name
@@ -208,7 +208,7 @@ def test_every_page_shows_the_hosted_limits_banner(clean_env, path):
     assert len(banners) == 1, [i.value for i in at.info]
     text = banners[0]
     for part in ("uploads up to 2 MB", "1,000,000 characters", "2,000,000 parameters",
-                 "2,000 training steps", "120 s per job", "2 job(s) at once",
+                 "5,000 training steps", "120 s per job", "2 job(s) at once",
                  "deleted after 15 idle minutes", "`LMCORE_MAX_JOB_SECONDS`"):
         assert part in text, (part, text)
 

@@ -111,15 +111,20 @@ def test_emergence_induction_fewshot_and_cot_run_to_the_end():
     assert {"emergence", "induction", "few-shot", "chain"} <= names
 
 
-def test_hosted_limits_cut_the_long_defaults_and_say_so(monkeypatch):
-    """A hosted demo allows 2,000 steps: the inputs start there (a default above the limit
-    would be refused on Train) and say what the cut costs; locally the defaults stand."""
+def test_hosted_limits_keep_the_defaults_and_a_lower_limit_cuts_them(monkeypatch):
+    """The hosted profile allows 5,000 steps: the few-shot (4,500) and induction (4,000)
+    defaults stand, as locally. A host that lowers LMCORE_MAX_STEPS gets inputs that start at
+    the limit (a default above it would be refused on Train) and say what the cut costs."""
     from lmcore.scaling.fewshot import FewShotConfig
+    from lmcore.scaling.induction import InductionConfig
 
-    at = open_page(PAGE)
-    assert at.number_input(key="sc.fs_steps_False").value == FewShotConfig().steps
-    assert not [c for c in at.caption if "this server allows" in c.value]
-    monkeypatch.setenv("LMCORE_PROFILE", "hosted")
+    for profile in ("local", "hosted"):
+        monkeypatch.setenv("LMCORE_PROFILE", profile)
+        at = open_page(PAGE)
+        assert at.number_input(key="sc.fs_steps_False").value == FewShotConfig().steps
+        assert at.number_input(key="sc.in_steps_False").value == InductionConfig().steps
+        assert not [c for c in at.caption if "this server allows" in c.value]
+    monkeypatch.setenv("LMCORE_MAX_STEPS", "2000")
     at = open_page(PAGE)
     assert_no_exception(at)
     for key in ("sc.fs_steps_False", "sc.in_steps_False"):

@@ -56,7 +56,7 @@ def test_serves_health_and_a_page_with_the_limits_banner(server, browser):
         wait_rendered(page)
         banner = page.locator('[data-testid="stAlert"]').filter(
             has_text="Hosted demo limits").inner_text()
-        assert "uploads up to 2 MB" in banner and "2,000 training steps" in banner
+        assert "uploads up to 2 MB" in banner and "5,000 training steps" in banner
         assert not page.locator('[data-testid="stException"]').count()
     finally:
         ctx.close()
