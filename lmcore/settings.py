@@ -48,13 +48,12 @@ _ZERO_OK = {"LMCORE_IDLE_SECONDS", "LMCORE_JOB_THREADS"}
 PROFILES = ("local", "hosted")
 
 # A public demo on a box of 2 CPUs and 2 GB (Community Cloud, a small Space or container):
-# two jobs at once (one per core) of at most 700 MB each, at most 3 minutes each (the job's
-# time limit is what bounds its CPU; 5,000 steps let the Scaling page's few-shot (4,500) and
-# induction (4,000) defaults run as they do locally: at 2,000 the few-shot model is still on
-# its plateau), a text small enough that 8 visitors' corpora and models fit beside the server, and
-# sessions that free their memory after 15 idle minutes (900 s). `home` is a private temp
-# folder of the server process (`hosted_home`), so nothing a visitor trained lands on a shared
-# disk.
+# two jobs at once (one per core) of at most 700 MB and 3 minutes each (the time limit is what
+# bounds a job's CPU; 5,000 steps let the Scaling page's few-shot (4,500) and induction (4,000)
+# defaults run as they do locally: at 2,000 the few-shot model is still on its plateau), a
+# text small enough that 8 visitors' corpora and models fit beside the server, and sessions
+# that free their memory after 15 idle minutes (900 s). `home` is a private temp folder of the
+# server process (`hosted_home`), so nothing a visitor trained lands on a shared disk.
 HOSTED = {
     "upload_mb": 2,
     "max_chars": 1_000_000,

@@ -46,7 +46,8 @@ def _nav_links() -> list[tuple[str, str, str]]:
 
 # A progress bar glides to each new value over half a second: 30 frames a second for half of
 # every second a job runs, which a browser on the job's own cores pays for (measured with
-# Chromium on 2 cores: 0.05 of a core, and a 2-thread job loses about twice its share).
+# Chromium on 2 cores: 0.05 of a core; a 2-thread job slows by about the fraction of time
+# anything else runs, see lmcore.app.job_view).
 STILL_PROGRESS = "<style>[data-testid='stProgressBarTrack'] * { transition: none; }</style>"
 
 
