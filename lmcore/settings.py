@@ -151,7 +151,7 @@ class Settings:
         A lone job gets every core. With its page open in Chromium on the same 2 cores, a
         2-thread job loses about the share of time the browser runs (its other thread waits
         at every barrier): 0.5x with the live figure redrawn every second, 0.8x every 3 s,
-        0.89-0.95x for the page's default 200 steps and 0.83x over 1,000 steps with the
+        0.89-0.95x for the page's default 200 steps and 0.83-0.90x over 1,000 steps with the
         figure every 5 s and a still progress bar (bench/app_jobs.py; the browser then takes
         ~0.12 of a core). A 1-thread job cannot get there: plain Python on 2 threads is
         ~1.4x faster than on 1.
