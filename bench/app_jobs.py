@@ -1,7 +1,9 @@
 """A job in the app, with a real browser attached, against the same job in plain Python.
 
 Starts `streamlit run` on 127.0.0.1 (its own LMCORE_HOME) and drives Debian's Chromium with
-Playwright. Two jobs, each measured four ways, interleaved round by round (medians):
+Playwright. Two jobs, each measured four ways, interleaved round by round (medians; under each
+table, the ratios of each round's own pair too, which the machine's drift between rounds does
+not skew):
 
   (a) started from its page, with that page open in Chromium (the live chart redrawing);
   (b) started from its page, then the browser moved to another page of the app (same session,
@@ -329,6 +331,14 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def paired(arm: list[dict], base: list[dict], key: str, faster: str = "higher") -> str:
+    """Round-by-round ratios of `arm` against `base` (same round, so drift in the machine's
+    speed between rounds cancels), and their median: a noisy machine's fairer read."""
+    r = [(a[key] / b[key]) if faster == "higher" else (b[key] / a[key])
+         for a, b in zip(arm, base, strict=True)]
+    return " ".join(f"{x:.3f}" for x in r) + f" (median {statistics.median(r):.3f})"
+
+
 def _med(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -409,6 +419,8 @@ def main() -> None:
                 else "-")
         print(f"| {label} | {tps:,.0f} | {tps / c_tps:.3f}x | "
               f"{_med([x['train_s'] for x in train[arm]]):.2f} | {wall} |")
+    print(f"\nPer round against (c): (a) {paired(train['a'], train['c'], 'tokens_per_s')}; "
+          f"(b) {paired(train['b'], train['c'], 'tokens_per_s')}.")
     c_sw = _med([x["sweep_s"] for x in sweep["c"]])
     print(f"\nFlashAttention page's T sweep (T {trange[0]}..{trange[1]}, naive/sdpa/tiled, "
           f"{repeats} timing repeat(s), in the job's process):\n")
@@ -418,6 +430,8 @@ def main() -> None:
         s = _med([x["sweep_s"] for x in sweep[arm]])
         print(f"| {label} | {s:.3f} | {c_sw / s:.3f}x | {sweep[arm][0]['cells']} | "
               f"{_med([x['wall_s'] for x in sweep[arm]]):.1f} |")
+    print(f"\nPer round against (c): (a) {paired(sweep['a'], sweep['c'], 'sweep_s', 'lower')}; "
+          f"(b) {paired(sweep['b'], sweep['c'], 'sweep_s', 'lower')}.")
     est = _med([x["estimate_s"] for x in train["a"]])
     meas = _med([x["train_s"] for x in train["a"]])
     a_ratio = _med([x["tokens_per_s"] for x in train["a"]]) / c_tps

@@ -32,6 +32,13 @@ def test_bench_app_jobs_quick_prints_tables():
         assert arm in rows, text
     c_row = [r for r in text.splitlines() if r.startswith("| (c) plain Python")][0]
     assert " 1.000x " in c_row  # the baseline's own ratio
+    # one round: each paired ratio is the table's own ratio
+    per_round = [line for line in text.splitlines() if line.startswith("Per round against (c)")]
+    assert len(per_round) == 2, text
+    a_rows = [r for r in text.splitlines() if r.startswith("| (a) page open")]  # training, sweep
+    for line, table_row in zip(per_round, a_rows, strict=True):
+        table_ratio = next(c.strip() for c in table_row.split("|") if c.strip().endswith("x"))
+        assert line.split("(a) ")[1].split(" ")[0] == table_ratio[:-1], (line, table_row)
     verdicts = [line for line in text.splitlines() if line.startswith("| training, page open")
                 or line.startswith("| sweep, page open") or line.startswith("| page's estimate")]
     assert len(verdicts) == 3 and all("--quick" in v for v in verdicts)
