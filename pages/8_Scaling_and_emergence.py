@@ -55,8 +55,8 @@ def _preset(key: str) -> bool:
 
 
 def _steps(col, label: str, default: int, key: str) -> int:
-    """A steps input within this server's limit; says so when the limit cuts the default (a
-    hosted demo allows 2,000, and a cut run may end before the change the tab is about)."""
+    """A steps input within this server's limit (LMCORE_MAX_STEPS); says so when the limit
+    cuts the default, since a cut run may end before the change the tab is about."""
     limit = get_settings().max_steps
     value = col.number_input(label, 10, max(10, limit), min(default, limit), step=100, key=key)
     if default > limit:
