@@ -22,6 +22,9 @@ For each N, a fresh server is started with the hosted profile (`deploy/serve.sh 
 
 The browser and the server share the machine's CPUs, so render times include the load
 generator's own cost; on a shared machine they are noisy (the table says the load average).
+The render target is judged on the renders made while jobs run (the issue's "p95 first render
+under 3 s while jobs run"); the arrival rush (every visitor's first page at one moment, before
+any job) is reported beside it, with the CPU seconds the server and Chromium spent in it.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class Server:
                 raise RuntimeError("server did not start:\n" + self.log.read_text()[-2000:])
             time.sleep(0.5)
         self.peak = 0
+        self.load_cpu: dict[str, float] = {}  # the load's wall time and CPU split
         self._sampling = True
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -181,6 +185,8 @@ class Visitor:
     marker: str
     file: str = ""
     renders: dict[str, list[float]] = field(default_factory=dict)
+    render_log: list[tuple[str, float, float]] = field(default_factory=list)  # page, t0, s
+    job_spans: list[tuple[float, float]] = field(default_factory=list)  # click .. done (wall)
     job_waits: list[float] = field(default_factory=list)
     jobs_done: int = 0
     errors: list[str] = field(default_factory=list)
@@ -203,7 +209,7 @@ async def _open(page, v: Visitor, name: str, markers: list[str], url: str) -> No
     """Open page `name` as a visitor does: the first by URL, the rest by the sidebar's links
     (a full page load would start a new Streamlit session, without the visitor's text). Time
     its first render (its title drawn); check it for errors and other visitors' markers."""
-    t0 = time.perf_counter()
+    t0, wall = time.perf_counter(), time.time()
     if page.url.startswith(url):
         await page.locator('[data-testid="stSidebar"]').get_by_role(
             "link", name=LABELS[name]).first.click()
@@ -212,6 +218,7 @@ async def _open(page, v: Visitor, name: str, markers: list[str], url: str) -> No
     word = "lmcore" if name == "Home" else LABELS[name].split()[0]
     await page.wait_for_function(TITLE_JS, arg=["/" + PAGES[name], word], timeout=180_000)
     v.renders.setdefault(name, []).append(time.perf_counter() - t0)
+    v.render_log.append((name, wall, v.renders[name][-1]))
     await page.wait_for_function(RUNNING_JS, timeout=180_000)
     await _check(page, v, name, markers)
 
@@ -232,6 +239,46 @@ async def _check(page, v: Visitor, where: str, markers: list[str]) -> None:
             v.cross_talk.append(f"{where}: sidebar corpus is not {v.file}")
 
 
+def _cpu(procs: list[psutil.Process], reaped: bool = False) -> dict[int, float]:
+    """CPU seconds (user + system) each process has used so far; `reaped`: with those of its
+    children that have ended (a job's worker, once the forkserver has reaped it)."""
+    out = {}
+    for q in procs:
+        try:
+            t = q.cpu_times()
+            out[q.pid] = t.user + t.system + (t.children_user + t.children_system if reaped
+                                              else 0.0)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(c - before.get(k, 0.0) for k, c in after.items())
+
+
+def _browser() -> list[psutil.Process]:
+    """The load generator's Chromium processes (browser, renderers, helpers)."""
+    out = []
+    for q in psutil.process_iter(["cmdline"]):
+        cmd = q.info["cmdline"] or []
+        if cmd and "chromium" in cmd[0]:
+            out.append(q)
+    return out
+
+
+async def _arrival(visitors: list[Visitor], server: Server) -> dict:
+    """From the moment every visitor opens the link until each has its first page drawn:
+    the wall time and the CPU seconds the server (its processes included) and the Chromium
+    load generator spent, so the table can say where an arrival rush's time went."""
+    srv0, br0, t0 = _cpu(server.tree()), _cpu(_browser()), time.time()
+    while not all(v.render_log for v in visitors):
+        await asyncio.sleep(0.05)
+    wall = time.time() - t0
+    srv1, br1 = _cpu(server.tree()), _cpu(_browser())
+    return {"wall": wall, "server_cpu": _spent(srv0, srv1), "browser_cpu": _spent(br0, br1)}
+
+
 def _say(msg: str) -> None:
     print(f"{time.strftime('%X')} {msg}", file=sys.stderr, flush=True)
 
@@ -241,7 +288,7 @@ async def _job(page, v: Visitor, button: str, done: str, where: str, markers: li
     """Press `button`, time the wait for a job slot, wait until `done` text shows (or the
     load time ends: the tab then closes with the job running, which counts as cut, not as an
     error)."""
-    t0 = time.perf_counter()
+    t0, wall = time.perf_counter(), time.time()
     if tab:  # a button inside a tab that is not shown is hidden: show the tab first
         await page.get_by_role("tab", name=tab, exact=True).first.click()
     btn = page.get_by_role("button", name=button, exact=True).first
@@ -255,6 +302,7 @@ async def _job(page, v: Visitor, button: str, done: str, where: str, markers: li
     while time.perf_counter() < deadline:
         if time.time() >= until:
             v.cut += 1
+            v.job_spans.append((wall, time.time()))
             _say(f"visitor {v.i}: {where} still running when the time ended")
             return
         body = await page.inner_text("body")
@@ -269,8 +317,10 @@ async def _job(page, v: Visitor, button: str, done: str, where: str, markers: li
         shot = ROOT / "artifacts" / "visitors" / f"timeout-v{v.i}-{where.replace(' ', '_')}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(shot), full_page=True)
+        v.job_spans.append((wall, time.time()))
         v.errors.append(f"{where}: '{button}' not done in {timeout_s:.0f} s (see {shot})")
         return
+    v.job_spans.append((wall, time.time()))
     _say(f"visitor {v.i}: {where} done after {time.perf_counter() - t0:.0f} s")
     v.job_waits.append((waited_to - waited_from + 0.25) if waited_from else 0.0)
     v.jobs_done += 1
@@ -384,12 +434,17 @@ async def _run_visitors(url: str, n: int, seconds: float, steps: int | None, cha
             except Exception as exc:  # a timeout or a broken page counts as an error
                 v.errors.append(f"flow: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
 
+        arrival = asyncio.create_task(_arrival(visitors, server))
+        srv0, br0, t0 = _cpu(server.tree(), reaped=True), _cpu(_browser()), time.time()
         await asyncio.gather(*(guarded(c, v, t) for c, v, t in zip(contexts, visitors, texts,
                                                                      strict=True)))
+        server.load_cpu = {"wall": time.time() - t0,
+                           "server_cpu": _spent(srv0, _cpu(server.tree(), reaped=True)),
+                           "browser_cpu": _spent(br0, _cpu(_browser()))}
         for c in contexts:
             await c.close()
         await browser.close()
-    return visitors, idle_mb
+    return visitors, idle_mb, (arrival.result() if arrival.done() else {})
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -409,7 +464,7 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
     with tempfile.TemporaryDirectory(prefix="lmcore-visitors-") as tmp:
         server = Server(Path(tmp), {})
         try:
-            visitors, idle_mb = asyncio.run(_run_visitors(server.url, n, seconds, steps, chars,
+            visitors, idle_mb, arrival = asyncio.run(_run_visitors(server.url, n, seconds, steps, chars,
                                                           server, whole))
             peak = server.peak
             closed = time.time()
@@ -431,6 +486,12 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
             renders.setdefault(page, []).extend(ts)
     waits = [w for v in visitors for w in v.job_waits]
     all_r = [t for ts in renders.values() for t in ts]
+    # "while jobs run": a render whose time overlaps some visitor's job (queued or running);
+    # "arrival": each visitor's first page, all opened at the same moment before any job
+    spans = [sp for v in visitors for sp in v.job_spans]
+    busy = [d for v in visitors for _, t0, d in v.render_log
+            if any(a < t0 + d and t0 < b for a, b in spans)]
+    first = [v.render_log[0][2] for v in visitors if v.render_log]
     return {
         "n": n, "errors": sum(len(v.errors) for v in visitors) + tracebacks,
         "error_list": [e for v in visitors for e in v.errors], "tracebacks": tracebacks,
@@ -443,6 +504,8 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
         "baseline_mb": server.baseline / MB, "peak_mb": peak / MB, "idle_mb": idle_mb,
         "after_mb": after / MB, "leak_mb": (after - server.baseline) / MB,
         "alive_5s": alive_at_5s, "alive_end": alive_end,
+        "busy_n": len(busy), "busy_p50": _pct(busy, 0.5), "busy_p95": _pct(busy, 0.95),
+        "first": first, "arrival": arrival, "load_cpu": server.load_cpu,
     }
 
 
@@ -473,6 +536,28 @@ def print_tables(results: list[dict], seconds: float, quick: bool) -> None:
               f"({r['tracebacks']}) | {r['cross_talk']} | {r['p50']:.2f} / {r['p95']:.2f} | "
               f"{wait} | {r['baseline_mb']:.0f} → {r['peak_mb']:.0f} | {r['idle_mb']:.1f} | "
               f"{r['leak_mb']:+.0f} | {r['alive_5s']} |")
+    print("\n## First render while jobs run, and on arrival\n")
+    print("Renders while jobs run: those whose time overlaps a visitor's job (queued or "
+          "running); the target below is judged on these. Arrival: every visitor's first "
+          "page, all opened at one moment before any job; the CPU columns split that "
+          "window's time between the server (its processes included) and the Chromium "
+          "that stands in for the visitors' own browsers; the last column does the same for "
+          "the whole load (the machine had {cores} cores: wall s x {cores} core-s in all)."
+          "\n".format(cores=os.cpu_count()))
+    print("| N | renders while jobs run | their p50 / p95 (s) | arrival p50 / max (s) | "
+          "arrival window (s) | server CPU-s in it | Chromium CPU-s in it | whole load: "
+          "wall s, server + jobs CPU-s, Chromium CPU-s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        a, first = r["arrival"], r["first"]
+        arr = (f"{statistics.median(first):.2f} / {max(first):.2f}" if first else "–")
+        cpu = (f"{a['wall']:.1f} | {a['server_cpu']:.1f} | {a['browser_cpu']:.1f}" if a
+               else "– | – | –")
+        busy = (f"{r['busy_p50']:.2f} / {r['busy_p95']:.2f}" if r["busy_n"] else "–")
+        w = r["load_cpu"]
+        whole = (f"{w['wall']:.0f}, {w['server_cpu']:.0f}, {w['browser_cpu']:.0f}" if w
+                 else "–")
+        print(f"| {r['n']} | {r['busy_n']} | {busy} | {arr} | {cpu} | {whole} |")
     print("\n## First render per page, p50 / p95 (s)\n")
     pages = list(PAGES)
     print("| N | " + " | ".join(pages) + " |")
@@ -485,7 +570,7 @@ def print_tables(results: list[dict], seconds: float, quick: bool) -> None:
         print(f"| {r['n']} | " + " | ".join(cells) + " |")
     print("\n## Targets\n")
     print("| N | 0 errors | 0 cross-talk | peak < 2,500 MB | idle session < 50 MB | "
-          "after close within 100 MB | p95 first render < 3 s |")
+          "after close within 100 MB | p95 first render while jobs run < 3 s |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['n']} | {_verdict(r['errors'], 0, 'd', '')} | "
@@ -493,7 +578,7 @@ def print_tables(results: list[dict], seconds: float, quick: bool) -> None:
               f"{_verdict(r['peak_mb'], 2500, ',.0f', ' MB')} | "
               f"{_verdict(r['idle_mb'], 50, '.1f', ' MB')} | "
               f"{_verdict(abs(r['leak_mb']), 100, '.0f', ' MB')} | "
-              f"{_verdict(r['p95'], 3.0, '.2f', ' s')} |")
+              f"{_verdict(r['busy_p95'], 3.0, '.2f', ' s')} |")
     for r in results:
         for e in r["error_list"][:12]:
             print(f"- N={r['n']} error: {e}")

@@ -40,11 +40,13 @@ def _env(name: str, default: float | int | str | bool, cast: type) -> float | in
         raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from exc
     if isinstance(value, int | float) and value <= 0 and not (value == 0 and name in _ZERO_OK):
         raise ValueError(f"{name} must be positive, got {raw!r}")
+    if name == "LMCORE_JOB_NICE" and value > 19:
+        raise ValueError(f"{name} must lie in 0..19 (Unix niceness), got {raw!r}")
     return value
 
 
 # 0 = sessions never expire for being idle; 0 = a job's thread count is chosen for the machine
-_ZERO_OK = {"LMCORE_IDLE_SECONDS", "LMCORE_JOB_THREADS"}
+_ZERO_OK = {"LMCORE_IDLE_SECONDS", "LMCORE_JOB_THREADS", "LMCORE_JOB_NICE"}
 PROFILES = ("local", "hosted")
 
 # A public demo on a box of 2 CPUs and 2 GB (Community Cloud, a small Space or container):
@@ -62,6 +64,7 @@ HOSTED = {
     "max_job_seconds": 180,
     "max_jobs": 2,
     "max_job_mb": 700,
+    "job_nice": 10,
     "idle_seconds": 900,
     "allow_llm_url": False,
     "shared_runs": False,
@@ -109,6 +112,10 @@ class Settings:
     # LMCORE_JOB_THREADS: torch threads of one job's process; 0 = `threads_per_job()` (the
     # cores shared among the jobs running when it starts)
     job_threads: int = 0
+    # LMCORE_JOB_NICE: the Unix niceness (0-19) of a job's process. A hosted demo runs jobs at
+    # 10, so the server answers page loads first and jobs take the CPU time left over; a
+    # local lab keeps 0, where a job should not yield to its own watcher's browser.
+    job_nice: int = 0
     # LMCORE_IDLE_SECONDS: a session with no page run for this long is closed and its
     # corpus, models, runs and jobs freed; 0 = never (a local lab).
     idle_seconds: int = 0

@@ -152,6 +152,21 @@ def test_hosted_profile_sets_every_limit_for_a_small_box(clean_env):
         assert getattr(s, name) < getattr(local, name), name
     assert not s.allow_llm_url and not s.shared_runs
     assert s.overridden() == []
+    # jobs yield the CPU to page loads on a shared server, not in a local lab
+    assert (s.job_nice, local.job_nice) == (10, 0)
+
+
+def test_job_niceness_lies_in_the_unix_range(clean_env):
+    clean_env.setenv("LMCORE_JOB_NICE", "0")
+    assert get_settings().job_nice == 0
+    clean_env.setenv("LMCORE_JOB_NICE", "19")
+    assert get_settings().job_nice == 19
+    clean_env.setenv("LMCORE_JOB_NICE", "20")
+    with pytest.raises(ValueError, match=r"LMCORE_JOB_NICE must lie in 0\.\.19"):
+        get_settings()
+    clean_env.setenv("LMCORE_JOB_NICE", "-5")  # raising priority would need root anyway
+    with pytest.raises(ValueError, match="LMCORE_JOB_NICE must be positive"):
+        get_settings()
 
 
 def test_hosted_home_is_a_private_temp_folder_shared_with_child_processes(clean_env):

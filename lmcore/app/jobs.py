@@ -477,9 +477,11 @@ def _noop(ctx: JobContext) -> None:
 
 
 def _worker_main(conn: Any, stop: Any, payload: bytes, env: dict[str, str],
-                 threads: int | None, workdir: str | None, job_id: str) -> None:
+                 threads: int | None, workdir: str | None, job_id: str, nice: int = 0) -> None:
     """Entry point of a job's process: run `fn(ctx)` and send its events and its last word."""
     os.setpgid(0, 0)  # its own process group: a kill reaches any process the job started
+    if nice > 0:  # LMCORE_JOB_NICE: page loads before jobs (hosted)
+        os.nice(nice)
     parent = multiprocessing.parent_process()
     if parent is not None:  # the server died without killing us: do not run on as an orphan
         threading.Thread(target=lambda: (multiprocessing.connection.wait([parent.sentinel]),
@@ -613,7 +615,8 @@ class JobRegistry:
                    if torch is not None else None)
         recv, send = _MP.Pipe(duplex=False)
         proc = _WorkerProcess(target=_worker_main, name=f"lmcore-{job.id}", daemon=True,
-                              args=(send, job._ask, payload, env, threads, job.workdir, job.id))
+                              args=(send, job._ask, payload, env, threads, job.workdir, job.id,
+                                    get_settings().job_nice))
         t0 = time.monotonic()
         job._set(status="running", started=t0, message="starting…")
         proc.start()

@@ -151,6 +151,10 @@ def torch_threads(ctx):
     return torch.get_num_threads()
 
 
+def niceness(ctx):
+    return os.nice(0)
+
+
 def returns_torch(ctx):
     """A tensor and a module come back by value (not as shared-memory handles of a process
     that has exited)."""

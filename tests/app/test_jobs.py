@@ -265,6 +265,19 @@ def test_the_worker_runs_on_the_settings_thread_count(monkeypatch):
     assert job.wait(WAIT) and job.result == get_settings().threads_per_job()
 
 
+def test_the_worker_runs_at_the_settings_niceness(monkeypatch):
+    """LMCORE_JOB_NICE lowers a job's priority (hosted: 10), so the server's page loads come
+    first; 0 leaves it at the server's own."""
+    base = os.nice(0)
+    monkeypatch.setenv("LMCORE_JOB_NICE", "7")
+    job = JobRegistry(slots=Slots(1)).submit("n", sj.niceness)
+    assert job.wait(WAIT) and job.result == min(19, base + 7)
+    assert os.nice(0) == base  # the server's own priority is untouched
+    monkeypatch.setenv("LMCORE_JOB_NICE", "0")
+    job = JobRegistry(slots=Slots(1)).submit("n", sj.niceness)
+    assert job.wait(WAIT) and job.result == base
+
+
 def test_a_job_started_beside_another_gets_a_share_of_the_cores(monkeypatch):
     """A lone job runs on every core; one that starts while another runs gets its share
     (two jobs on all cores each would wait on each other's OpenMP threads)."""

@@ -23,7 +23,7 @@ def test_bench_visitors_quick():
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     rows = [ln for ln in lines if ln.startswith("| 1 |")]
-    assert len(rows) == 3, out.stdout  # summary, per-page renders, targets
+    assert len(rows) == 4, out.stdout  # summary, while jobs run / arrival, per page, targets
     cells = [c.strip() for c in rows[0].split("|")[1:-1]]
     jobs, errors, cross, alive = cells[2], cells[4], cells[5], cells[-1]
     # the upload, the n-gram fit and the training always finish; the long-text and compression
@@ -31,5 +31,8 @@ def test_bench_visitors_quick():
     assert int(jobs.split()[0]) >= 2, out.stdout
     assert errors.endswith("(0)") and cross == "0", out.stdout  # no server traceback
     assert alive == "0", out.stdout
-    per_page = [c.strip() for c in rows[1].split("|")[2:-1]]
-    assert all(c != "–" for c in per_page[:4]), rows[1]  # Home .. Transformer opened, timed
+    arrival = [c.strip() for c in rows[1].split("|")[1:-1]]
+    # the visitor's first page was timed, and the arrival window's CPU split was measured
+    assert arrival[3] != "–" and float(arrival[4]) > 0 and float(arrival[5]) > 0, rows[1]
+    per_page = [c.strip() for c in rows[2].split("|")[2:-1]]
+    assert all(c != "–" for c in per_page[:4]), rows[2]  # Home .. Transformer opened, timed
