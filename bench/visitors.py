@@ -18,6 +18,7 @@ For each N, a fresh server is started with the hosted profile (`deploy/serve.sh 
 
     .venv/bin/python bench/visitors.py                    # N = 1, 4, 8, 16; 240 s of load each
     .venv/bin/python bench/visitors.py --n 8 --seconds 300
+    .venv/bin/python bench/visitors.py --n 16 --think 5   # visitors read each page ~5 s
     .venv/bin/python bench/visitors.py --quick            # CI: N = 1, one short flow
 
 The browser and the server share the machine's CPUs, so render times include the load
@@ -193,6 +194,7 @@ class Visitor:
     cross_talk: list[str] = field(default_factory=list)
     flows: int = 0
     cut: int = 0  # jobs still running when the load time ended (their tab then closed)
+    think: float = 0.0  # mean seconds a visitor reads a page before the next action
 
 
 RUNNING_JS = """() => { const s = document.querySelector('[data-testid="stStatusWidget"]');
@@ -221,6 +223,9 @@ async def _open(page, v: Visitor, name: str, markers: list[str], url: str) -> No
     v.render_log.append((name, wall, v.renders[name][-1]))
     await page.wait_for_function(RUNNING_JS, timeout=180_000)
     await _check(page, v, name, markers)
+    if v.think:  # reading the page: 0.5-1.5x the mean, seeded by the visitor's number
+        await asyncio.sleep(random.Random(v.i * 7919 + len(v.render_log)).uniform(0.5, 1.5)
+                            * v.think)
 
 
 async def _check(page, v: Visitor, where: str, markers: list[str]) -> None:
@@ -251,6 +256,18 @@ def _cpu(procs: list[psutil.Process], reaped: bool = False) -> dict[int, float]:
         except psutil.Error:
             pass
     return out
+
+
+def _states(procs: list[psutil.Process]) -> str:
+    """'pid status nice age' of each process, for the log."""
+    out = []
+    for q in procs:
+        try:
+            out.append(f"{q.pid} {q.status()} nice {q.nice()} up "
+                       f"{time.time() - q.create_time():.0f} s")
+        except psutil.Error:
+            out.append(f"{q.pid} gone")
+    return ", ".join(out)
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
@@ -372,6 +389,8 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, end: float, steps
     await _open(page, v, "Information", markers, url)
     await _job(page, v, "Compress and decompress", r"compression: done in",
                "Information compress", markers, 900, until)
+    if time.time() >= until:  # cut by the time: not a whole flow
+        return
     v.flows += 1
     names = list(PAGES)
     k = v.i
@@ -381,7 +400,7 @@ async def _flow(ctx, v: Visitor, markers: list[str], url: str, end: float, steps
 
 
 async def _run_visitors(url: str, n: int, seconds: float, steps: int | None, chars: int,
-                        server: Server, whole: bool) -> tuple[list[Visitor], float]:
+                        server: Server, whole: bool, think: float = 0.0) -> tuple[list[Visitor], float]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -418,7 +437,7 @@ async def _run_visitors(url: str, n: int, seconds: float, steps: int | None, cha
         await asyncio.sleep(RECONNECT_S + 7)
 
         tag = f"{random.randrange(16**6):06x}"
-        visitors = [Visitor(i, f"MARK{tag}V{i:02d}") for i in range(n)]
+        visitors = [Visitor(i, f"MARK{tag}V{i:02d}", think=think) for i in range(n)]
         markers = [v.marker for v in visitors]
         texts = [visitor_text(v.i, v.marker, chars) for v in visitors]
         contexts = [await browser.new_context(viewport={"width": 1280, "height": 900})
@@ -459,13 +478,14 @@ def math_ceil(x: float) -> int:
     return int(-(-x // 1))
 
 
-def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = False) -> dict:
+def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = False,
+          think: float = 0.0) -> dict:
     _say(f"N={n}: starting a hosted server")
     with tempfile.TemporaryDirectory(prefix="lmcore-visitors-") as tmp:
         server = Server(Path(tmp), {})
         try:
-            visitors, idle_mb, arrival = asyncio.run(_run_visitors(server.url, n, seconds, steps, chars,
-                                                          server, whole))
+            visitors, idle_mb, arrival = asyncio.run(_run_visitors(
+                server.url, n, seconds, steps, chars, server, whole, think))
             peak = server.peak
             closed = time.time()
             alive_at_5s = None
@@ -473,6 +493,9 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
                 extra = len(server.tree()) - server.baseline_procs
                 if time.time() - closed >= 5 and alive_at_5s is None:
                     alive_at_5s = max(0, extra)
+                    if extra > 0:  # which ones, in what state (a worker is forked, so it
+                        # carries the forkserver's command line)
+                        _say(f"N={n}: 5 s after close: {_states(server.tree())}")
                 time.sleep(1)
             after = server.rss()
             _say(f"N={n}: after close by process: {server.breakdown()}")
@@ -517,16 +540,18 @@ def _verdict(value: float, target: float, fmt: str, unit: str, why: str = "") ->
     return f"missed by {value - target:{fmt}}{unit}" + (f" ({why})" if why else "")
 
 
-def print_tables(results: list[dict], seconds: float, quick: bool) -> None:
+def print_tables(results: list[dict], seconds: float, quick: bool, think: float = 0.0) -> None:
     load = os.getloadavg()
+    pace = (f"{think:g} s" if think else "none: each visitor acts as soon as a page is drawn")
     print(f"# Hosted demo load test: {'quick, ' if quick else ''}{seconds:g} s of load per N, "
+          f"reading time per page {pace}, "
           f"real Chromium contexts (Playwright), server and browser on the same "
           f"{os.cpu_count()} CPUs (load average now {load[0]:.1f}, {load[1]:.1f}, "
           f"{load[2]:.1f}; the machine is shared)\n")
     print("| N | flows done | jobs done (cut by the time) | page opens | errors (tracebacks) | cross-talk | "
           "first render p50 / p95 (s) | job slot wait p50 / max (s) | server RSS baseline → "
           "peak (MB) | idle session (MB) | RSS after close − baseline (MB) | "
-          "jobs alive 5 s after close |")
+          "jobs alive 5 s / 20 s after close |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         waits = r["waits"]
@@ -535,7 +560,7 @@ def print_tables(results: list[dict], seconds: float, quick: bool) -> None:
               f"{r['errors']} "
               f"({r['tracebacks']}) | {r['cross_talk']} | {r['p50']:.2f} / {r['p95']:.2f} | "
               f"{wait} | {r['baseline_mb']:.0f} → {r['peak_mb']:.0f} | {r['idle_mb']:.1f} | "
-              f"{r['leak_mb']:+.0f} | {r['alive_5s']} |")
+              f"{r['leak_mb']:+.0f} | {r['alive_5s']} / {r['alive_end']} |")
     print("\n## First render while jobs run, and on arrival\n")
     print("Renders while jobs run: those whose time overlaps a visitor's job (queued or "
           "running); the target below is judged on these. Arrival: every visitor's first "
@@ -594,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None,
                     help="Transformer steps (default: the page's own default)")
     ap.add_argument("--chars", type=int, default=20_000, help="characters per visitor's file")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="mean seconds a visitor reads each page before acting (0.5-1.5x, "
+                    "seeded; default 0: no pause, the heaviest load)")
     ap.add_argument("--quick", action="store_true",
                     help="CI: N = 1, one whole flow with 20 training steps, a 6,000-char file")
     a = ap.parse_args(argv)
@@ -602,8 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if a.quick:
         a.n, a.seconds, a.steps, a.chars = [1], 1.0, 20, 6_000
-    results = [run_n(n, a.seconds, a.steps, a.chars, whole=a.quick) for n in a.n]
-    print_tables(results, a.seconds, a.quick)
+    results = [run_n(n, a.seconds, a.steps, a.chars, whole=a.quick, think=a.think) for n in a.n]
+    print_tables(results, a.seconds, a.quick, a.think)
     return 0
 
 

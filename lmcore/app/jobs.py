@@ -51,6 +51,7 @@ from lmcore.settings import LimitError, get_settings
 log = logging.getLogger("lmcore.jobs")
 
 TERMINAL = ("done", "stopped", "failed")
+ENDED = "stopped: the session ended"
 STOP_GRACE_S = 10.0  # seconds a job asked to stop may take to wind down before it is killed
 FLUSH_S = 0.1  # a worker sends its events at most this often (and when it ends)
 POLL_S = 0.1  # the server's job thread checks the limits this often
@@ -88,7 +89,7 @@ class Slots:
     def acquire(self, stop: Any) -> bool:
         """Block until a slot is free (True) or `stop` is set first (False)."""
         with self._cond:
-            while self._running >= self.limit:
+            while self._running >= self.limit or stop.is_set():
                 if stop.is_set():
                     return False
                 self._cond.wait(timeout=0.05)
@@ -555,6 +556,7 @@ class JobRegistry:
         self.grace_s = grace_s
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._released = False  # the session ended: a job submitted now never starts
 
     def submit(self, name: str, fn: Callable[[JobContext], Any]) -> Job:
         """Run `fn(ctx)` in a worker process (after waiting for a slot); return its Job.
@@ -577,7 +579,11 @@ class JobRegistry:
     def _start(self, job: Job, target: Callable[..., None], arg: Any) -> Job:
         with self._lock:
             self._jobs[job.id] = job
+            released = self._released
         job._set(message="waiting for a free job slot")
+        if released:  # a page run still going when its tab closed: never start the job
+            job.stop(ENDED, kill=True)
+            threading.Thread(target=_remove_after, args=(job,), daemon=True).start()
         t = threading.Thread(target=target, args=(job, arg), name=f"lmcore-{job.id}",
                              daemon=True)
         job.thread = t
@@ -726,8 +732,11 @@ class JobRegistry:
             job.wait(left)
 
     def release(self, wait: float = 5.0) -> None:
-        """The session ended (tab closed or expired): kill its jobs, delete their folders."""
-        self.stop_all(wait=wait, kill=True, reason="stopped: the session ended")
+        """The session ended (tab closed or expired): kill its jobs, delete their folders.
+        A job submitted later (by a page run that was still going) is stopped unstarted."""
+        with self._lock:
+            self._released = True
+        self.stop_all(wait=wait, kill=True, reason=ENDED)
         for job in self.jobs():
             if job.done and job.workdir:
                 shutil.rmtree(job.workdir, ignore_errors=True)

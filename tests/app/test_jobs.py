@@ -165,6 +165,25 @@ def test_release_kills_the_sessions_jobs_at_once_and_removes_their_folders():
     _wait_for(lambda: not any(Path(j.workdir).exists() for j in jobs), timeout=10)
 
 
+def test_a_job_submitted_after_its_session_ended_never_starts():
+    """A page run still going when its tab closed submits after the release: that job must not
+    start (the load test once found such a job alive 5 s after every tab had closed)."""
+    reg = JobRegistry(slots=Slots(2))
+    job_view._release(reg)
+    late = reg.submit("late", sj.report)
+    assert late.wait(WAIT)
+    assert late.status == "stopped" and late.pid is None
+    assert late.stop_reason == "stopped: the session ended"
+    _wait_for(lambda: not Path(late.workdir).exists(), timeout=10)
+
+
+def test_a_job_stopped_while_a_slot_is_free_never_starts():
+    stop = threading.Event()
+    stop.set()
+    slots = Slots(1)
+    assert not slots.acquire(stop) and slots.running == 0
+
+
 def test_a_killed_job_is_not_asked_to_stop_so_it_writes_nothing(tmp_path):
     """A Stop lets a job save its work; a released session's kill must not: its runs are being
     deleted, and a checkpoint written after that would be left on disk (seen once in CI)."""
