@@ -56,10 +56,12 @@ reg = registry()
 LEARN_FROM_STEPS = 50  # a finished run this long or longer corrects the next time estimate
 
 
-@st.cache_resource(show_spinner="measuring this machine's training speed…")
+@st.cache_resource(ttl=300, show_spinner="measuring this machine's training speed…")
 def _flops_per_s() -> float:
     """Training FLOP/s of this server on a job's thread count (no user data: shared); the
-    median of 8 steps at the default batch, robust to the forkserver starting beside it."""
+    median of 8 steps at the default batch, robust to the forkserver starting beside it.
+    Measured again every 5 minutes: one taken while the machine was busy (a test suite beside
+    `make run`) made the default run's estimate 60 s for a run of 5.6 s."""
     return calibrate(steps=8, batch=16, threads=get_settings().threads_per_job())
 
 
