@@ -611,7 +611,7 @@ def print_tables(results: list[dict], seconds: float, quick: bool, think: float 
               f"{_verdict(r['cross_talk'], 0, 'd', '')} | "
               f"{_verdict(r['peak_mb'], 2500, ',.0f', ' MB')} | "
               f"{_verdict(r['idle_mb'], 50, '.1f', ' MB')} | "
-              f"{_verdict(abs(r['leak_mb']), 100, '.0f', ' MB')} | "
+              f"{_verdict(abs(r['leak_mb']), 100, '.1f', ' MB')} | "
               f"{_verdict(r['busy_p95'], 3.0, '.2f', ' s')} |")
     for r in results:
         for e in r["error_list"][:12]:
