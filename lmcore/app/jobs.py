@@ -89,12 +89,12 @@ class Slots:
     def acquire(self, stop: Any) -> bool:
         """Block until a slot is free (True) or `stop` is set first (False)."""
         with self._cond:
-            while self._running >= self.limit or stop.is_set():
-                if stop.is_set():
-                    return False
+            while not stop.is_set():
+                if self._running < self.limit:
+                    self._running += 1
+                    return True
                 self._cond.wait(timeout=0.05)
-            self._running += 1
-            return True
+            return False
 
     def release(self) -> None:
         with self._cond:
@@ -616,13 +616,14 @@ class JobRegistry:
         """Start the worker, fold its events into `job`, and enforce the limits until it ends."""
         limit_s, limit_mb, grace = self._limit_seconds(), self._limit_mb(), self.grace_s
         env = {k: v for k, v in os.environ.items() if k.startswith("LMCORE_")}
+        settings = get_settings()
         torch = sys.modules.get("torch")
-        threads = (get_settings().threads_per_job(running=self._slots.running)
+        threads = (settings.threads_per_job(running=self._slots.running)
                    if torch is not None else None)
         recv, send = _MP.Pipe(duplex=False)
         proc = _WorkerProcess(target=_worker_main, name=f"lmcore-{job.id}", daemon=True,
                               args=(send, job._ask, payload, env, threads, job.workdir, job.id,
-                                    get_settings().job_nice))
+                                    settings.job_nice))
         t0 = time.monotonic()
         job._set(status="running", started=t0, message="starting…")
         proc.start()
