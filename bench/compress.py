@@ -27,6 +27,9 @@ the plain per-token reference side by side: the n-gram per-context table with th
 coder's batch call, and a 4-layer width-128 char Transformer in lockstep streams with a KV
 cache (random weights: speed does not depend on them), at the default stream count and at
 `--streams 128` (faster; each extra stream starts without context, so costs a few bits).
+A line under it judges the speed targets (full mode only): the default Transformer coder at
+50x the plain coder beside it, encode and decode; the n-gram table path at 10x the issue's
+5 kchar/s.
 
 `--transformer DIR` adds a Transformer checkpoint, coded on the whole held-out text by default
 or on its first `--transformer-chars` characters (per-token CPU inference is slow); its
@@ -306,6 +309,34 @@ def speed_rows(test: str, ngram, quick: bool) -> list[str]:
     return out
 
 
+ISSUE_KCHAR = {"ngram": 5.0, "transformer": 0.2}  # issue 18's "today" speeds, kchar/s
+SPEEDUP = {"ngram": 10, "transformer": 50}  # its targets, as multiples of those
+
+
+def speed_verdict(lines: list[str], quick: bool) -> str:
+    """The speed targets judged on `speed_rows`' table: the default Transformer lockstep
+    coder at 50x the plain coder timed beside it, encode and decode; the n-gram table path
+    at 10x the issue's 5 kchar/s (the plain n-gram coder has itself grown faster since)."""
+    if quick:
+        return "Speed targets not judged in --quick mode (a 1x32 model on 3,000 chars)."
+    cells = [r.split(" | ") for r in lines[2:]]
+    num = [(float(c[2].replace(",", "")), float(c[3].replace(",", "")),
+            float(c[4].replace(",", "")), float(c[5].replace(",", ""))) for c in cells]
+    (ge, gd, gx, gy), (te, td, tx, ty) = num[1], num[3]
+    g_need = SPEEDUP["ngram"] * ISSUE_KCHAR["ngram"]
+    g_ok = min(ge, gd) >= g_need
+    t_ok = min(tx, ty) >= SPEEDUP["transformer"]
+    return (f"Speed targets: the default Transformer lockstep coder runs {te:,.1f} / "
+            f"{td:,.1f} kchar/s (encode / decode) = {tx:.1f}x / {ty:.1f}x the plain coder "
+            f"beside it, {te / ISSUE_KCHAR['transformer']:.0f}x / "
+            f"{td / ISSUE_KCHAR['transformer']:.0f}x the issue's "
+            f"{ISSUE_KCHAR['transformer']} kchar/s: target {SPEEDUP['transformer']}x side by "
+            f"side {'met' if t_ok else 'NOT met'}. The n-gram table path runs {ge:,.0f} / "
+            f"{gd:,.0f} kchar/s = {gx:.1f}x / {gy:.1f}x the plain n-gram coder beside it: "
+            f"target {SPEEDUP['ngram']}x the issue's {ISSUE_KCHAR['ngram']:.0f} kchar/s "
+            f"({g_need:.0f} kchar/s) {'met' if g_ok else 'NOT met'}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3,000 held-out chars, orders 3 and 5")
@@ -376,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
           "each 'x plain' is against the plain row of the same model):\n")
     speed = speed_rows(test, grid[("kn", 6)], args.quick)
     print("\n".join(speed))
+    print("\n" + speed_verdict(speed, args.quick))
     ok = ok and all(line.endswith("| ok |") for line in speed[2:])
     if not args.quick:
         second = bilingual_text()

@@ -10,7 +10,7 @@ thread count, so both sides run the model on the thread count the header names (
 for a Transformer's lockstep run of 16 streams or more; in the calling thread only, see
 `lmcore.info.threads`): a file decodes in any process on the machine.
 
-File layout (format version 3; all integers little-endian):
+File layout (format version 4; all integers little-endian):
   b"LMZ" + version (1 byte)
   model digest (8 bytes): sha256 of the model's and the tokenizer's fingerprints (an adaptive
   or mixing model's fingerprint covers its settings and primer)
@@ -27,11 +27,15 @@ trusted: characters are bounded by the settings (LMCORE_MAX_CHARS), tokens by 4 
 character, and decoding stops once the decoded tokens carry far more information than the
 payload holds (a file whose count was raised by hand, or whose payload was damaged); a damaged
 payload is caught by the content checksum instead of coming back as garbage. Version 1 files
-(CRC-32, no pins) and version 2 files (no probe) still decode.
+(CRC-32, no pins), version 2 files (no probe) and version 3 files still decode. Versions 3 and
+4 share one layout; they differ in how a Transformer's KV-cache steps are computed
+(`lmcore.models.decode_step` from 4 on), whose floats differ in the last bits, so a decoder
+steps as the file's version says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
@@ -56,7 +60,8 @@ if TYPE_CHECKING:
     from lmcore.data.tokenizers import Tokenizer
 
 MAGIC = b"LMZ"
-VERSION = 3
+VERSION = 4
+FIRST_DECODE_STEP = 4  # the first format whose Transformer steps run decode_step
 PIN_THREADS = (1, 2)  # the torch thread counts a file may be coded with (header byte 14)
 PRECISION = 24  # constriction's Categorical fixed-point precision (bits)
 FLOOR = 2.0 ** -PRECISION  # the least probability the coder can give a token
@@ -143,7 +148,7 @@ class Header:
         if len(data) < 4 or data[:3] != MAGIC:
             raise CodingError("not an lmcore compressed file (it does not start with 'LMZ')")
         version = data[3]
-        if version not in (1, 2, VERSION):
+        if not 1 <= version <= VERSION:
             raise CodingError(f"this file uses format version {version}; this lmcore reads "
                               f"versions 1 to {VERSION}")
         digest = data[4:12]
@@ -414,6 +419,16 @@ def _pinned_threads(threads: int):
     return torch_threads(threads)
 
 
+def _steps_as_coded(version: int) -> contextlib.AbstractContextManager:
+    """A Transformer steps as the file's format computed it: through `forward` before format
+    4 (lmcore.info.streams.forward_steps), else through decode_step."""
+    if version >= FIRST_DECODE_STEP or "lmcore.models.transformer" not in sys.modules:
+        return contextlib.nullcontext()  # (no torch import for an n-gram's file)
+    from lmcore.info.streams import forward_steps
+
+    return forward_steps()
+
+
 def encode(model: LanguageModel, text: str, tokenizer: Tokenizer | None = None,
            progress: Progress | None = None, *, plain: bool = False,
            streams: int | None = None) -> Encoded:
@@ -514,7 +529,7 @@ def decompress(model: LanguageModel, data: bytes, tokenizer: Tokenizer | None = 
     else:
         def probs(ids: list[int]) -> np.ndarray:
             return next_probs(model, ids)
-    with _pinned_threads(header.pins.threads):
+    with _pinned_threads(header.pins.threads), _steps_as_coded(header.version):
         if lockstep:
             ids = _decode_streams(model, header, dec, budget, progress)
         for t in range(0 if lockstep else n):

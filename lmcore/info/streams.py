@@ -11,19 +11,24 @@ order for a (B, T) batch than for (B, 1) steps, and a range coder needs identica
 
 Windows follow `TransformerLM`: a stream's target at position p of [BOS] + chunk sees the
 whole prefix while it fits in the context C, then windows that advance by the model's stride
-(the cache is refilled from the window start when it slides). With one stream the
+(the cache is refilled from the window start when it slides: one forward over the window,
+then each step through `lmcore.models.decode_step`, which reads a cache laid out for single
+queries, 15% faster a step than `forward`). With one stream the
 probabilities are those of `TransformerLM.next_logprobs` (up to float rounding); with B
 streams each chunk starts from BOS, so the first tokens of every chunk cost a little more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from lmcore.info.prefix import extends
+from lmcore.models.decode_step import StepCache, decode_step
 from lmcore.models.eval_mode import eval_mode
 from lmcore.models.lm import LanguageModel
 from lmcore.models.transformer import KVCache, TransformerLM
@@ -38,6 +43,21 @@ MOST_STREAMS = 1024  # what a caller may ask for: 0.5 MB of KV cache a stream at
 # stays on one thread (see lmcore.info.threads). The count is pinned and written in the header.
 LOCKSTEP_THREADS = 2
 BATCHED_STREAMS = 16
+
+
+# Format 4 files step through `decode_step`; formats 2 and 3 through `Transformer.forward`
+# with a KVCache, whose floats differ in the last bits. Their decoder asks for the old steps.
+_FORWARD_STEPS = contextvars.ContextVar("lmcore_forward_steps", default=False)
+
+
+@contextlib.contextmanager
+def forward_steps(on: bool = True) -> Iterator[None]:
+    """Within the block, Lockstep steps run `Transformer.forward` (files of formats 2, 3)."""
+    token = _FORWARD_STEPS.set(on)
+    try:
+        yield
+    finally:
+        _FORWARD_STEPS.reset(token)
 
 
 def lockstep_threads(streams: int, cores: int | None = None) -> int:
@@ -72,7 +92,8 @@ class Lockstep:
         self.device = next(self.net.parameters()).device
         self.buf = torch.full((streams, 256), lm.bos_id, dtype=torch.long)  # (B, capacity)
         self.length = 1  # [BOS] + the tokens pushed: buf[:, :length]
-        self.cache: KVCache | None = None
+        self.cache: KVCache | None = None  # the window's prefill (forward's layout)
+        self.steps: StepCache | None = None  # the same, laid out for decode_step
         self.start = 0  # where the cached window starts
 
     @property
@@ -85,14 +106,21 @@ class Lockstep:
         """(B, V) float64 next-token probabilities of every stream."""
         p = self.length  # the target's position in [BOS] + chunk
         s = self.lm._window_start(p)
-        if self.cache is None or s != self.start:
-            self.cache = KVCache(self.net.config.n_layer, capacity=self.net.config.context)
-            self.start = s
-            x = self.buf[:, s:p]  # (B, p - s): refill the window
-        else:
-            x = self.buf[:, p - 1:p]  # (B, 1): the newest token only
+        forward = _FORWARD_STEPS.get()
         with eval_mode(self.net):  # (callers hold eval mode for a whole run: no toggle then)
-            logits = self.net(x.to(self.device), mask="causal", cache=self.cache)[:, -1]
+            if self.cache is None or s != self.start:  # refill the window: (B, p - s)
+                room = self.net.config.context if forward else None  # steps append to it
+                self.cache, self.start = KVCache(self.net.config.n_layer, capacity=room), s
+                x = self.buf[:, s:p].to(self.device)
+                logits = self.net(x, mask="causal", cache=self.cache)[:, -1]
+                if not forward:  # the steps until the next refill read their own layout
+                    self.steps = self.steps or StepCache(self.net, self.B)
+                    self.steps.load(self.cache)
+            elif forward:  # (B, 1): the newest token, through forward
+                x = self.buf[:, p - 1:p].to(self.device)
+                logits = self.net(x, mask="causal", cache=self.cache)[:, -1]
+            else:  # the newest token, through decode_step
+                logits = decode_step(self.net, self.buf[:, p - 1].to(self.device), self.steps)
         return torch.log_softmax(logits.double(), dim=-1).exp().cpu().numpy()  # (B, V)
 
     def push(self, tokens: np.ndarray) -> None:

@@ -82,6 +82,7 @@ def test_bench_compress_quick_round_trips_and_prints_the_table(transformer_dir):
         "Transformer 1x32, lockstep streams + KV cache (default: 5 streams here)",
         "Transformer 1x32, the same with --streams 128 (a few bits more a stream)"]
     assert all(r.endswith("| ok |") for r in rows[1:])
+    assert "Speed targets not judged in --quick mode" in speed
     assert rows[1].split(" | ")[4] == "1.0" and rows[3].split(" | ")[4] == "1.0"
     cells = [r.split(" | ") for r in rows[1:]]  # each ratio against its model's plain row
     for i, base in ((1, 0), (3, 2), (4, 2)):
@@ -122,3 +123,28 @@ def test_verdict_judges_the_equal_terms_target_against_zpaq_primed():
             "adaptive, PPM, word, match) 1.2800 bits/char vs zpaq -m5 primed 1.2000") in line
     better = b.Row(b.MIXER, 140, 1000, 1000, 500, 1.1, 0, 1.0, 1.0, True)
     assert "held-out 10%): met: mixing coder" in b.verdict([xz, zpaq, better], 1000, False)
+
+
+def test_speed_verdict_judges_the_default_transformer_side_by_side_and_the_ngram_absolutely():
+    b = _bench()
+
+    def table(tf_enc, tf_dec, g_enc=120.0, g_dec=80.0):
+        rows = [("KN char 6-gram, plain (per token)", 20.0, 20.0, 20.0, 20.0),
+                ("KN char 6-gram, table + batch", g_enc, g_dec, 20.0, 20.0),
+                ("Transformer 4x128, plain (window per token; first 400 chars)", 0.3, 0.3,
+                 0.3, 0.3),
+                ("Transformer 4x128, lockstep streams + KV cache (default: 64 streams here)",
+                 tf_enc, tf_dec, 0.3, 0.3),
+                ("Transformer 4x128, the same with --streams 128", 99.0, 99.0, 0.3, 0.3)]
+        return ["| coder | chars | encode kchar/s | decode kchar/s | encode x plain | "
+                "decode x plain | round trip |", "|---|---|---|---|---|---|---|"] + [
+            f"| {name} | 1,000 | {e:,.3f} | {d:,.3f} | {e / be:,.1f} | {d / bd:,.1f} | ok |"
+            for name, e, d, be, bd in rows]
+
+    met = b.speed_verdict(table(16.5, 15.3), quick=False)
+    assert "= 55.0x / 51.0x the plain coder beside it" in met
+    assert "target 50x side by side met" in met and "(50 kchar/s) met" in met
+    slow = b.speed_verdict(table(16.5, 14.7, g_dec=45.0), quick=False)
+    assert "target 50x side by side NOT met" in slow  # decode at 49x: the --streams row
+    assert "(50 kchar/s) NOT met" in slow  # does not count, nor the n-gram's encode alone
+    assert "not judged" in b.speed_verdict(table(1.0, 1.0), quick=True)

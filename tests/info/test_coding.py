@@ -346,6 +346,34 @@ def test_version_1_files_still_decode(toy):
     assert decompress(toy, v1) == text
 
 
+def test_version_3_transformer_files_still_decode(transformer, ngram):
+    """Format 3 stepped a Transformer through forward, format 4 through decode_step; their
+    floats differ, so a format 3 file must be decoded with forward's steps, as its version
+    byte asks (a stream file and a mixing file, whose Transformer is one stream)."""
+    from lmcore.info.mixing import mixing_coder
+    from lmcore.info.streams import Lockstep, forward_steps
+
+    text = (TRAIN * 6)[:700]
+    run_new, run_old = Lockstep(transformer, 3), Lockstep(transformer, 3)
+    differ = False
+    for t in range(40):  # past a window refill (context 16)
+        new = run_new.probs()
+        with forward_steps():
+            old = run_old.probs()
+        np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-7)
+        differ |= not np.array_equal(new, old)
+        for run in (run_new, run_old):
+            run.push(np.asarray([5 + t % 7] * 3))
+    assert differ  # else format 4 would need no version of its own
+    for make, streams in ((lambda: transformer, 3),
+                          (lambda: mixing_coder([ngram], transformer=transformer), None)):
+        with forward_steps():
+            old = encode(make(), text, streams=streams).data
+        v3 = old[:3] + bytes([3]) + old[4:]
+        assert read_header(v3).version == 3
+        assert decompress(make(), v3) == text
+
+
 # ----------------------------------------------------------------------------- fast paths
 
 
