@@ -212,11 +212,12 @@ def _transformers(model: object, seen: set[int] | None = None) -> Iterator[objec
 
 
 @functools.cache
-def float_probe(with_torch: bool) -> int:
+def float_probe(with_torch: bool, steps: bool = True) -> int:
     """16 bits naming how this machine's float kernels round: a hash of exp, log, sums and
     products in numpy float64 (what n-grams and the mixer compute with) and, with a
     Transformer, of float32 matmul, layer norm, GELU, softmax and attention in torch on one
-    thread. Two machines whose probes differ may compute different probabilities."""
+    thread, and with `steps` (format 4 on) of decode_step's single-query attention (two
+    batched matmuls). Two machines whose probes differ may compute different probabilities."""
     x = np.linspace(-40.0, 3.0, 2001)
     p = np.exp(x)
     w = np.linspace(-1.5, 2.5, 11)
@@ -235,16 +236,21 @@ def float_probe(with_torch: bool) -> int:
             att = tf.scaled_dot_product_attention(q, q.flip(2), q.cos(), is_causal=True)
             for t in (y, torch.softmax(y, -1), torch.log_softmax(y.double(), -1), att):
                 h.update(t.contiguous().numpy().tobytes())
+            if steps:
+                k, v = q.flip(2).reshape(4, 96, 32), q.cos().reshape(4, 96, 32)
+                w = torch.softmax(torch.bmm(q.reshape(4, 96, 32)[:, -1:], k.transpose(1, 2)), -1)
+                h.update(torch.bmm(w, v).numpy().tobytes())  # (4, 1, 32)
     return int.from_bytes(h.digest()[:2], "little")
 
 
-def model_pins(model: LanguageModel, threads: int = 1) -> Pins:
+def model_pins(model: LanguageModel, threads: int = 1, steps: bool = True) -> Pins:
     """The pins a model is coded under: its Transformer's attention and dtype, `threads`
-    torch threads (1, or 2 for lockstep streams), and this machine's float probe."""
+    torch threads (1, or 2 for lockstep streams), and this machine's float probe (`steps`:
+    as format 4 on computes it)."""
     for net in _transformers(model):
         dtype = str(next(net.parameters()).dtype).removeprefix("torch.")
         return Pins(attention=net.config.attention, dtype=dtype, threads=threads,
-                    probe=float_probe(True))
+                    probe=float_probe(True, steps))
     return Pins(probe=float_probe(False))
 
 
@@ -266,7 +272,7 @@ def check_probe(header: Header, model: LanguageModel) -> None:
     """Refuse to decode where the float kernels round differently from the encoder's."""
     if header.pins.probe is None:
         return
-    here = model_pins(model).probe
+    here = model_pins(model, steps=header.version >= FIRST_DECODE_STEP).probe
     if here != header.pins.probe:
         raise CodingError(f"this file was coded on a machine whose floating-point kernels "
                           f"round differently (probe {header.pins.probe:04x}, here "

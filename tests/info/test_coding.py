@@ -350,6 +350,10 @@ def test_version_3_transformer_files_still_decode(transformer, ngram):
     """Format 3 stepped a Transformer through forward, format 4 through decode_step; their
     floats differ, so a format 3 file must be decoded with forward's steps, as its version
     byte asks (a stream file and a mixing file, whose Transformer is one stream)."""
+    import dataclasses
+
+    from lmcore.info.coding import Header as H
+    from lmcore.info.coding import float_probe
     from lmcore.info.mixing import mixing_coder
     from lmcore.info.streams import Lockstep, forward_steps
 
@@ -369,9 +373,13 @@ def test_version_3_transformer_files_still_decode(transformer, ngram):
                           (lambda: mixing_coder([ngram], transformer=transformer), None)):
         with forward_steps():
             old = encode(make(), text, streams=streams).data
-        v3 = old[:3] + bytes([3]) + old[4:]
-        assert read_header(v3).version == 3
+        h, pos = H.parse(old)  # as format 3 wrote it: its probe had no decode_step in it
+        assert h.pins.probe == float_probe(True) != float_probe(True, steps=False)
+        v3 = dataclasses.replace(h, version=3, pins=dataclasses.replace(
+            h.pins, probe=float_probe(True, steps=False))).to_bytes() + old[pos:]
         assert decompress(make(), v3) == text
+        with pytest.raises(CodingError, match="round differently"):  # format 4's probe: refused
+            decompress(make(), old[:3] + bytes([3]) + old[4:])
 
 
 # ----------------------------------------------------------------------------- fast paths
