@@ -108,8 +108,10 @@ class Server:
         p = psutil.Process(self.proc.pid)
         return [p, *p.children(recursive=True)]
 
-    def breakdown(self) -> list[tuple[str, float]]:
-        """(process, RSS MB) of the server and each process it started: where memory sits."""
+    def breakdown(self) -> list[tuple[str, float, float]]:
+        """(process, RSS MB, of which file-backed MB) of the server and each process it
+        started: where memory sits, and how much of it is mapped files (libraries, code),
+        which a process keeps once loaded, rather than heap."""
         out = []
         for q in self.tree():
             try:
@@ -117,16 +119,20 @@ class Server:
                 name = ("forkserver" if "forkserver" in cmd else "streamlit server"
                         if "streamlit" in cmd else "job worker" if "lmcore" in cmd
                         else q.name())
-                out.append((f"{name} ({q.pid})", q.memory_info().rss / MB))
+                m = q.memory_info()  # Linux: `shared` is RssFile + RssShmem
+                out.append((f"{name} ({q.pid})", round(m.rss / MB, 1),
+                            round(getattr(m, "shared", 0) / MB, 1)))
             except psutil.Error:
                 pass
         return out
 
-    def rss(self) -> int:
+    def rss(self, files: bool = False) -> int:
+        """Resident bytes of the server and its processes (`files`: only mapped files')."""
         total = 0
         for q in self.tree():
             try:
-                total += q.memory_info().rss
+                m = q.memory_info()
+                total += getattr(m, "shared", 0) if files else m.rss
             except psutil.Error:
                 pass
         return total
@@ -420,6 +426,7 @@ async def _run_visitors(url: str, n: int, seconds: float, steps: int | None, cha
         await ctx.close()
         await asyncio.sleep(RECONNECT_S + 7)
         server.baseline = server.rss()
+        server.baseline_files = server.rss(files=True)
         server.baseline_procs = len(server.tree())
         _say(f"N={n}: baseline by process: {server.breakdown()}")
 
@@ -498,7 +505,7 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
                         # carries the forkserver's command line)
                         _say(f"N={n}: 5 s after close: {_states(server.tree())}")
                 time.sleep(1)
-            after = server.rss()
+            after, after_files = server.rss(), server.rss(files=True)
             _say(f"N={n}: after close by process: {server.breakdown()}")
             alive_end = max(0, len(server.tree()) - server.baseline_procs)
             # later: Streamlit drops a closed session only once its reconnect window is over
@@ -534,6 +541,7 @@ def run_n(n: int, seconds: float, steps: int | None, chars: int, whole: bool = F
         "baseline_mb": server.baseline / MB, "peak_mb": peak / MB, "idle_mb": idle_mb,
         "after_mb": after / MB, "leak_mb": (after - server.baseline) / MB,
         "late_leak_mb": (after_late - server.baseline) / MB,
+        "leak_files_mb": (after_files - server.baseline_files) / MB,
         "alive_5s": alive_at_5s, "alive_end": alive_end,
         "busy_n": len(busy), "busy_p50": _pct(busy, 0.5), "busy_p95": _pct(busy, 0.95),
         "first": first, "arrival": arrival, "load_cpu": server.load_cpu,
@@ -546,6 +554,14 @@ def _verdict(value: float, target: float, fmt: str, unit: str, why: str = "") ->
     if value <= target:
         return "met"
     return f"missed by {value - target:{fmt}}{unit}" + (f" ({why})" if why else "")
+
+
+def _leak_why(r: dict) -> str:
+    """Where the memory kept after close sits: mapped files (code a process loads once and
+    keeps) or the rest (the server's heap: objects alive, or freed but not handed back)."""
+    files = r.get("leak_files_mb", 0.0)
+    return (f"{files:+.0f} MB of it mapped files, loaded once; {r['leak_mb'] - files:+.0f} MB "
+            "heap the server kept")
 
 
 def print_tables(results: list[dict], seconds: float, quick: bool, think: float = 0.0) -> None:
@@ -611,7 +627,7 @@ def print_tables(results: list[dict], seconds: float, quick: bool, think: float 
               f"{_verdict(r['cross_talk'], 0, 'd', '')} | "
               f"{_verdict(r['peak_mb'], 2500, ',.0f', ' MB')} | "
               f"{_verdict(r['idle_mb'], 50, '.1f', ' MB')} | "
-              f"{_verdict(abs(r['leak_mb']), 100, '.1f', ' MB')} | "
+              f"{_verdict(abs(r['leak_mb']), 100, '.1f', ' MB', _leak_why(r))} | "
               f"{_verdict(r['busy_p95'], 3.0, '.2f', ' s')} |")
     for r in results:
         for e in r["error_list"][:12]:
