@@ -3,12 +3,12 @@
 A decoding step has one query per (sequence, head), so its attention is two thin matmuls
 over the cache: scores = q · Kᵀ, then weights · V. `Transformer.forward` with a `KVCache`
 serves every shape (prefill, masks, weights) and pays for it on this one: input checks that
-read the ids back, a mask dispatch, keys stored (B, H, T, D) and passed to the fused kernel
-one (sequence, head) at a time. Here keys are stored already transposed, (B·H, D, capacity),
-so a step's scores are one batched matmul whose rows are contiguous, and the layers are
-walked with the network's own weights and sub-modules (its norms, activation, residual and
-norm placement). Measured on 2 cores, 4x128 model, 64 sequences, ~96 cached tokens: 2.3-2.4
-ms a step against 2.9-3.0 through `forward` (`bench/compress.py` times whole files).
+read the ids back, a mask dispatch, the fused attention kernel's per-call set-up. Here the
+cache holds every (sequence, head) pair's keys and values flat, (B·H, capacity, D), so a
+step's attention is two batched matmuls, and the layers are walked with the network's own
+weights, norms and activation (its residual and norm placement too). At 64 sequences of the
+4x128 model on 2 cores, attention is memory-bound: a step reads ~25 MB of keys and values. Side by
+side, whole files code 15-23% faster than through `forward` (`bench/compress.py`).
 
 The floats differ from `forward`'s in the last bits (another summation order), so a coder
 must use one or the other on both sides: `lmcore.info.streams` says which a file used.
