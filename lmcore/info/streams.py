@@ -13,7 +13,7 @@ Windows follow `TransformerLM`: a stream's target at position p of [BOS] + chunk
 whole prefix while it fits in the context C, then windows that advance by the model's stride
 (the cache is refilled from the window start when it slides: one forward over the window,
 then each step through `lmcore.models.decode_step`, which reads a cache laid out for single
-queries: whole files code 15-23% faster than through `forward`). With one stream the
+queries: whole files code 13-23% faster than through `forward`). With one stream the
 probabilities are those of `TransformerLM.next_logprobs` (up to float rounding); with B
 streams each chunk starts from BOS, so the first tokens of every chunk cost a little more.
 """

@@ -8,7 +8,7 @@ cache holds every (sequence, head) pair's keys and values flat, (B·H, capacity,
 step's attention is two batched matmuls, and the layers are walked with the network's own
 weights, norms and activation (its residual and norm placement too). At 64 sequences of the
 4x128 model on 2 cores, attention is memory-bound: a step reads ~25 MB of keys and values. Side by
-side, whole files code 15-23% faster than through `forward` (`bench/compress.py`).
+side, whole files code 13-23% faster than through `forward` (`bench/compress.py`).
 
 The floats differ from `forward`'s in the last bits (another summation order), so a coder
 must use one or the other on both sides: `lmcore.info.streams` says which a file used.
