@@ -198,8 +198,9 @@ def return_memory() -> int:
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         pass
     arrow = sys.modules.get("pyarrow")  # (Streamlit imports it; never imported for this)
-    if arrow is not None and hasattr(arrow.default_memory_pool(), "release_unused"):
-        arrow.default_memory_pool().release_unused()
+    release = getattr(arrow.default_memory_pool(), "release_unused", None) if arrow else None
+    if release is not None:
+        release()
     return max(0, before - rss_bytes())
 
 

@@ -238,8 +238,9 @@ def float_probe(with_torch: bool, steps: bool = True) -> int:
                 h.update(t.contiguous().numpy().tobytes())
             if steps:
                 k, v = q.flip(2).reshape(4, 96, 32), q.cos().reshape(4, 96, 32)
-                w = torch.softmax(torch.bmm(q.reshape(4, 96, 32)[:, -1:], k.transpose(1, 2)), -1)
-                h.update(torch.bmm(w, v).numpy().tobytes())  # (4, 1, 32)
+                att_w = torch.softmax(torch.bmm(q.reshape(4, 96, 32)[:, -1:], k.transpose(1, 2)),
+                                      -1)  # (4, 1, 96)
+                h.update(torch.bmm(att_w, v).numpy().tobytes())  # (4, 1, 32)
     return int.from_bytes(h.digest()[:2], "little")
 
 
